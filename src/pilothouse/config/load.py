@@ -1,0 +1,160 @@
+"""Load YAML config into frozen :class:`Settings`; every mistake names file and key path.
+
+Secrets are written ``env:NAME`` and resolved here, once; nothing else in the
+package reads environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from pilothouse.config.schema import Secret, Settings
+from pilothouse.errors import ConfigError
+
+_PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_RESERVED = ("provider_configs", "source")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "providers": {"local": {"type": "llamacpp", "model_path": "default"}},
+    "models": {"local": {"targets": [{"provider": "local", "model": "smollm2-135m"}]}},
+}
+
+
+class _SecretResolver:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, type_: type, obj: Any) -> Any:
+        if type_ is Secret:
+            if not isinstance(obj, str):
+                raise ValueError("expected a string secret, e.g. env:NAME")
+            if obj.startswith("env:"):
+                name = obj[4:].strip()
+                if not name:
+                    raise ValueError("`env:` needs a variable name, e.g. env:OPENAI_API_KEY")
+                value = self.env.get(name)
+                if not value:
+                    raise ValueError(f"environment variable {name} is not set")
+                return Secret(value)
+            return Secret(obj)
+        if type_ is Decimal:
+            try:
+                return Decimal(str(obj))
+            except InvalidOperation as exc:
+                raise ValueError(f"expected a decimal number, got {obj!r}") from exc
+        raise NotImplementedError(type_)
+
+
+def _explain(exc: msgspec.ValidationError, prefix: str) -> tuple[str, str]:
+    """Split msgspec's message into (key path, expectation)."""
+    text = str(exc)
+    match = _PATH_RE.search(text)
+    path = prefix
+    if match:
+        raw = match.group("path").lstrip(".")
+        raw = re.sub(r"\[(\d+)\]", r"[\1]", raw)
+        path = f"{prefix}.{raw}" if prefix and raw else (raw or prefix)
+        text = text[: match.start()]
+    return path or "<root>", text
+
+
+def _fail(source: str, path: str, why: str) -> ConfigError:
+    return ConfigError(f"{source}: {path}: {why}")
+
+
+def parse_settings(
+    raw: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> Settings:
+    """Validate an already-parsed mapping (e.g. from YAML) into :class:`Settings`."""
+    from pilothouse.providers.base import provider_class
+
+    env = os.environ if env is None else env
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise _fail(source, "<root>", f"expected a mapping, got {type(raw).__name__}")
+    for key in _RESERVED:
+        if key in raw:
+            raise _fail(source, key, "is not a configuration key")
+    hook = _SecretResolver(env)
+    try:
+        settings = msgspec.convert(raw, Settings, dec_hook=hook, strict=False)
+    except msgspec.ValidationError as exc:
+        path, why = _explain(exc, "")
+        raise _fail(source, path, why) from None
+
+    provider_configs: dict[str, Any] = {}
+    for name, section in settings.providers.items():
+        where = f"providers.{name}"
+        if not isinstance(section, dict) or "type" not in section:
+            raise _fail(source, where, "expected a mapping with a `type` key")
+        try:
+            cls = provider_class(str(section["type"]))
+        except ConfigError as exc:
+            raise _fail(source, f"{where}.type", exc.message) from None
+        try:
+            provider_configs[name] = msgspec.convert(
+                section, cls.config_type, dec_hook=hook, strict=False
+            )
+        except msgspec.ValidationError as exc:
+            path, why = _explain(exc, where)
+            raise _fail(source, path, why) from None
+
+    for alias, model in settings.models.items():
+        if not model.targets:
+            raise _fail(source, f"models.{alias}.targets", "needs at least one target")
+        for i, target in enumerate(model.targets):
+            if target.provider not in provider_configs:
+                known = ", ".join(sorted(provider_configs)) or "none defined"
+                raise _fail(
+                    source,
+                    f"models.{alias}.targets[{i}].provider",
+                    f"unknown provider {target.provider!r} (providers: {known})",
+                )
+        if model.retries < 0:
+            raise _fail(source, f"models.{alias}.retries", "must be >= 0")
+    server = settings.server
+    if not 0 < server.port < 65536:
+        raise _fail(source, "server.port", "must be between 1 and 65535")
+    if server.max_in_flight < 1:
+        raise _fail(source, "server.max_in_flight", "must be >= 1")
+    if server.workers < 1:
+        raise _fail(source, "server.workers", "must be >= 1")
+    return msgspec.structs.replace(settings, provider_configs=provider_configs, source=source)
+
+
+def load_settings(path: str | Path | None, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a YAML file; ``None`` gives the embedded default."""
+    if path is None:
+        return parse_settings(DEFAULT_CONFIG, source="<embedded default>", env=env)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{file}: invalid YAML at {where}: {problem}") from None
+    return parse_settings(raw, source=str(file), env=env)
+
+
+def with_overrides(settings: Settings, **server: Any) -> Settings:
+    """Return ``settings`` with some ``server`` fields replaced (CLI flags win)."""
+    clean = {k: v for k, v in server.items() if v is not None}
+    if not clean:
+        return settings
+    return msgspec.structs.replace(
+        settings, server=msgspec.structs.replace(settings.server, **clean)
+    )

@@ -1,0 +1,133 @@
+"""The configuration schema: frozen msgspec structs, unknown keys rejected.
+
+Provider sections are kept as raw mappings here and validated by the
+provider's own config struct (see ``providers.base``), so adding a provider
+never touches this file.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+import msgspec
+
+
+class Secret:
+    """A credential read from config; never printed, logged or serialised."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base for every config section: immutable, strict about keys."""
+
+
+class ServerConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = 4000
+    admin_key: Secret | None = None
+    max_in_flight: int = 512
+    max_body_bytes: int = 4 * 1024 * 1024
+    workers: int = 1
+    sse_keepalive_s: float = 15.0
+    drain_timeout_s: float = 30.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class StoreConfig(_Frozen):
+    url: str = "sqlite:///./pilothouse.db"
+    migrate: bool = True
+    spool_path: str = "./pilothouse-spool.jsonl"
+    flush_interval_s: float = 0.2
+    batch_size: int = 500
+    queue_size: int = 100_000
+
+
+class RedisConfig(_Frozen):
+    url: str | None = None
+    prefix: str = "pilothouse:"
+
+
+class BreakerConfig(_Frozen):
+    failure_threshold: int = 5
+    error_rate: float = 0.5
+    window: int = 20
+    min_calls: int = 10
+    cooldown_s: float = 30.0
+
+
+class RoutingConfig(_Frozen):
+    backoff_base_s: float = 0.25
+    backoff_max_s: float = 8.0
+    retry_after_cap_s: float = 10.0
+    timeout_s: float = 600.0
+    breaker: BreakerConfig = msgspec.field(default_factory=BreakerConfig)
+
+
+class TargetConfig(_Frozen):
+    provider: str
+    model: str
+    max_output_tokens: int = 4096
+
+
+class AliasCacheConfig(_Frozen):
+    ttl_s: float = 300.0
+
+
+class ModelConfig(_Frozen):
+    targets: list[TargetConfig]
+    retries: int = 0
+    timeout_s: float | None = None
+    cache: AliasCacheConfig | None = None
+    breaker: BreakerConfig | None = None
+
+
+class CacheConfig(_Frozen):
+    backend: Literal["memory", "redis"] = "memory"
+    max_entries: int = 10_000
+
+
+class PriceConfig(_Frozen):
+    """USD per one million tokens."""
+
+    input: Decimal = Decimal(0)
+    output: Decimal = Decimal(0)
+    cached_input: Decimal | None = None
+
+
+class LimitsConfig(_Frozen):
+    default_output_estimate: int = 256
+    dev_key_name: str = "dev"
+
+
+class Settings(_Frozen):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    redis: RedisConfig = msgspec.field(default_factory=RedisConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    cache: CacheConfig = msgspec.field(default_factory=CacheConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
+    prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
+    # Filled by the loader: each provider's validated config struct, by name.
+    provider_configs: dict[str, Any] = msgspec.field(default_factory=dict)
+    source: str = "<embedded default>"

@@ -1,0 +1,1 @@
+"""Upstream providers: one module per kind, registered by ``type`` name."""
