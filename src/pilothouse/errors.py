@@ -35,6 +35,7 @@ class PilothouseError(Exception):
 class ConfigError(PilothouseError):
     """The configuration is invalid; raised at start-up or reload, never per request."""
 
+    status = 400
     type = "config_error"
 
 

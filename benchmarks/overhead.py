@@ -1,0 +1,343 @@
+"""Gateway overhead: direct vs pilothouse vs LiteLLM proxy, side by side in one run.
+
+All three are driven against the same local mock upstream with the same load
+pattern, interleaved pattern by pattern so slow drift of the machine hits all
+of them alike. What is reported is the *difference* to the direct run (added
+latency at p50/p99) and the ratio of sustained throughputs, because on a
+shared 2-core machine absolute numbers say more about the machine than about
+the gateway.
+
+Patterns, each for non-streaming and streaming chat completions:
+sequential (closed loop, 1 worker), closed loop at 16 and 64 workers, and an
+open loop at a fixed rate (default 500 req/s) whose latency is counted from
+the scheduled send time. Then each gateway is soaked until it has served
+``--rss-requests`` requests and its resident memory is read.
+
+Prints one JSON object on stdout (progress goes to stderr); ``--out NAME``
+also writes it to benchmarks/results/NAME.
+
+    python benchmarks/overhead.py --quick
+    python benchmarks/overhead.py --out overhead-full.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import servers
+from report import environment, summarise
+from servers import Server
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+LOADGEN = HERE / "loadgen.py"
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": {
+        "seq_requests": 3000,
+        "requests": 20000,
+        "rate_seconds": 30,
+        "warmup": 300,
+        "phase_seconds": 90,
+        "rss_requests": 100_000,
+        "soak_seconds": 600,
+    },
+    "quick": {
+        "seq_requests": 500,
+        "requests": 2000,
+        "rate_seconds": 10,
+        "warmup": 100,
+        "phase_seconds": 25,
+        "rss_requests": 20_000,
+        "soak_seconds": 60,
+    },
+}
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"[overhead {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One load shape; ``rate`` > 0 means open loop."""
+
+    name: str
+    concurrency: int
+    rate: float
+    requests: int
+
+
+def patterns(args: argparse.Namespace) -> list[Pattern]:
+    out = [Pattern("sequential", 1, 0.0, args.seq_requests)]
+    out += [Pattern(f"closed_c{c}", c, 0.0, args.requests) for c in args.concurrency]
+    if args.rate:
+        out.append(
+            Pattern(f"open_{args.rate:g}rps", 0, args.rate, int(args.rate * args.rate_seconds))
+        )
+    return out
+
+
+def loadgen_cmd(args: argparse.Namespace, server: Server, stream: bool, **kw: Any) -> list[str]:
+    """The command line of one client run (a separate, pinned process)."""
+    cmd = [sys.executable, str(LOADGEN), "--url", server.chat_url, "--model", "bench"]
+    if server.key:
+        cmd += ["--key", server.key]
+    if stream:
+        cmd.append("--stream")
+    for name, value in kw.items():
+        cmd += [f"--{name.replace('_', '-')}", str(value)]
+    return servers.pinned(cmd, args.client_cpus)
+
+
+def run_client(cmd: list[str], max_seconds: float) -> dict[str, Any]:
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=max_seconds + 60, check=False)
+    if out.returncode != 0:
+        return {"failed": True, "stderr": out.stderr[-1500:]}
+    return orjson.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def run_phase(
+    args: argparse.Namespace, mock: Server, server: Server, pattern: Pattern, stream: bool
+) -> dict[str, Any]:
+    """Run one pattern against one target; also count what reached the upstream."""
+    kw: dict[str, Any] = {
+        "requests": pattern.requests,
+        "warmup": args.warmup,
+        "max_seconds": args.phase_seconds,
+    }
+    if pattern.rate:
+        kw |= {"rate": pattern.rate, "connections": args.open_connections}
+    else:
+        kw["concurrency"] = pattern.concurrency
+    before = sum(servers.mock_stats(mock).values())
+    result = run_client(loadgen_cmd(args, server, stream, **kw), args.phase_seconds)
+    result["upstream_requests"] = sum(servers.mock_stats(mock).values()) - before
+    result["client_requests"] = min(args.warmup, pattern.requests) + result.get("completed", 0)
+    return result
+
+
+def soak(args: argparse.Namespace, mock: Server, server: Server, served: int) -> dict[str, Any]:
+    """Top the gateway up to ``--rss-requests`` served, then read its RSS."""
+    rss_before = server.rss_kib()
+    remaining = max(0, args.rss_requests - served)
+    result: dict[str, Any] = {"rss_kib_before_soak": rss_before}
+    if remaining:
+        log(f"soak {server.name}: {remaining} more requests (cap {args.soak_seconds}s)")
+        before = sum(servers.mock_stats(mock).values())
+        cmd = loadgen_cmd(
+            args,
+            server,
+            False,
+            requests=remaining,
+            concurrency=16,
+            warmup=0,
+            max_seconds=args.soak_seconds,
+        )
+        run = run_client(cmd, args.soak_seconds)
+        served += sum(servers.mock_stats(mock).values()) - before
+        result["soak"] = {k: run.get(k) for k in ("completed", "errors", "rps", "elapsed_s")}
+    result["requests_served"] = served
+    result["rss_kib"] = server.rss_kib()
+    return result
+
+
+def wrk_crosscheck(args: argparse.Namespace, server: Server, workdir: Path) -> dict[str, Any]:
+    """Closed-loop c=64 throughput measured by wrk (C), to bound our client's bias."""
+    script = workdir / f"wrk-{server.name}.lua"
+    body = orjson.dumps(
+        {
+            "model": "bench",
+            "messages": [{"role": "user", "content": "Say hello in five words."}],
+            "max_tokens": 16,
+        }
+    ).decode()
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = [[{body}]]",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
+    if server.key:
+        lines.append(f'wrk.headers["Authorization"] = "Bearer {server.key}"')
+    script.write_text("\n".join(lines) + "\n")
+    cmd = servers.pinned(
+        ["wrk", "-t1", "-c64", f"-d{args.wrk_seconds}s", "-s", str(script), server.chat_url],
+        args.client_cpus,
+    )
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=args.wrk_seconds + 60, check=False
+    ).stdout
+    parsed: dict[str, Any] = {"non_2xx": 0}
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            parsed["rps"] = float(line.split()[1])
+        elif "Non-2xx" in line:
+            parsed["non_2xx"] = int(line.split()[-1])
+        elif "requests in" in line:
+            parsed["requests"] = int(line.split()[0])
+    return parsed
+
+
+def count_usage_rows(db: str) -> int | None:
+    """Rows the gateway's ledger wrote (read after graceful shutdown drained it)."""
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM usage_records").fetchone()[0])
+    return None
+
+
+def start_targets(
+    args: argparse.Namespace, workdir: Path
+) -> tuple[Server, dict[str, Server], dict[str, str]]:
+    """Mock first, then each gateway; a gateway that cannot start is reported, not fatal."""
+    mock = servers.start_mock(args.mock_port, args.client_cpus, workdir)
+    targets: dict[str, Server] = {"direct": mock}
+    unavailable: dict[str, str] = {}
+    starters = {
+        "pilothouse": lambda: servers.start_pilothouse(
+            args.pilothouse_bin,
+            args.pilothouse_port,
+            args.mock_port,
+            args.gateway_cpus,
+            workdir,
+            args.pilothouse_log_level,
+        ),
+        "litellm": lambda: servers.start_litellm(
+            Path(args.bench_venv), args.litellm_port, args.mock_port, args.gateway_cpus, workdir
+        ),
+    }
+    for name in args.targets:
+        if name in starters:
+            try:
+                targets[name] = starters[name]()
+                log(f"{name} up (pid {targets[name].proc.pid})")
+            except (RuntimeError, OSError) as exc:
+                unavailable[name] = str(exc)[-1500:]
+                log(f"{name} unavailable: {str(exc)[:300]}")
+    return mock, targets, unavailable
+
+
+def run_matrix(
+    args: argparse.Namespace, mock: Server, targets: dict[str, Server]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every mode x pattern x target, targets interleaved inside each pattern."""
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    for mode in args.modes:
+        for pattern in patterns(args):
+            key = f"{mode}/{pattern.name}"
+            runs[key] = {}
+            for name, server in targets.items():
+                log(f"{key} -> {name} ({pattern.requests} requests)")
+                runs[key][name] = run_phase(args, mock, server, pattern, mode == "stream")
+                res = runs[key][name]
+                log(
+                    f"   rps={res.get('rps')} p50={res.get('latency_ms', {}).get('p50')} "
+                    f"p99={res.get('latency_ms', {}).get('p99')} errors={res.get('errors')}"
+                )
+    return runs
+
+
+def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    mock, targets, unavailable = start_targets(args, workdir)
+    rss: dict[str, dict[str, Any]] = {}
+    try:
+        for name, server in targets.items():
+            rss[name] = {"rss_kib_idle": server.rss_kib()}
+        runs = run_matrix(args, mock, targets)
+        served = {
+            name: sum(r[name]["upstream_requests"] for r in runs.values()) for name in targets
+        }
+        wrk = {}
+        if args.wrk:
+            wrk = {name: wrk_crosscheck(args, srv, workdir) for name, srv in targets.items()}
+        for name, server in targets.items():
+            if name != "direct" and args.rss_requests:
+                rss[name] |= soak(args, mock, server, served[name])
+    finally:
+        codes = {name: srv.stop() for name, srv in targets.items() if name != "direct"}
+        mock.stop()
+    accounting = {}
+    if "pilothouse" in targets:
+        ph = targets["pilothouse"]
+        accounting = {
+            "usage_rows": count_usage_rows(ph.info["db"]),
+            "requests_served": rss.get("pilothouse", {}).get("requests_served"),
+            "exit_code": codes.get("pilothouse"),
+        }
+    return {
+        "runs": runs,
+        "rss": rss,
+        "wrk_crosscheck": wrk,
+        "unavailable": unavailable,
+        "usage_accounting": accounting,
+        "exit_codes": codes,
+        "configs": {n: s.info.get("config") for n, s in targets.items() if s.info},
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a few-minute run with small counts")
+    p.add_argument("--seq-requests", type=int, help="sequential requests per phase")
+    p.add_argument("--requests", type=int, help="requests per closed-loop phase (c>1)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    p.add_argument("--rate", type=float, default=500.0, help="open-loop rate; 0 disables")
+    p.add_argument("--rate-seconds", type=float, help="open-loop phase length")
+    p.add_argument("--open-connections", type=int, default=64)
+    p.add_argument("--warmup", type=int, help="unrecorded requests before each phase")
+    p.add_argument("--phase-seconds", type=float, help="hard cap per phase")
+    p.add_argument("--rss-requests", type=int, help="read gateway RSS after this many")
+    p.add_argument("--soak-seconds", type=float, help="cap for the RSS soak per gateway")
+    p.add_argument("--modes", nargs="+", default=["json", "stream"], choices=["json", "stream"])
+    p.add_argument("--targets", nargs="+", default=["direct", "pilothouse", "litellm"])
+    p.add_argument("--no-pin", action="store_true", help="do not taskset the processes")
+    p.add_argument("--client-cpus", default="0", help="CPUs for load generator and mock")
+    p.add_argument("--gateway-cpus", default="1", help="CPUs for the gateway under test")
+    p.add_argument("--mock-port", type=int, default=9100)
+    p.add_argument("--pilothouse-port", type=int, default=4100)
+    p.add_argument("--litellm-port", type=int, default=4200)
+    p.add_argument("--pilothouse-bin", default=str(HERE.parent / ".venv" / "bin" / "pilothouse"))
+    p.add_argument("--pilothouse-log-level", default="warning")
+    p.add_argument("--bench-venv", default="/work/bench-venv")
+    p.add_argument("--wrk", action="store_true", help="also measure c=64 throughput with wrk")
+    p.add_argument("--wrk-seconds", type=int, default=10)
+    p.add_argument("--out", help="file name under benchmarks/results/")
+    args = p.parse_args(argv)
+    for name, value in PROFILES["quick" if args.quick else "full"].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.no_pin:
+        args.client_cpus = args.gateway_cpus = None
+    if "direct" not in args.targets:
+        args.targets.insert(0, "direct")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="ph-overhead-") as tmp:
+        raw = benchmark(args, Path(tmp))
+    report = summarise(raw, args) | {
+        "environment": environment(args, sys.argv),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    if args.out:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / Path(args.out).name).write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Start, probe and stop the processes an overhead benchmark compares.
+
+Each server runs in its own session (process group) so that stopping it also
+stops any worker it forked, and optionally pinned to CPUs with ``taskset`` so
+client, upstream and gateway do not steal each other's core mid-run.
+Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ADMIN_KEY = "bench-admin-key-0123456789"
+MOCK_API_KEY = "sk-mock-upstream"
+LITELLM_MASTER_KEY = "sk-litellm-bench"
+
+
+@dataclass
+class Server:
+    """A started server process and how to reach it."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    key: str | None = None
+    log_path: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chat_url(self) -> str:
+        return self.base_url + "/v1/chat/completions"
+
+    def rss_kib(self) -> int:
+        """Resident memory of the process and all its descendants, in KiB."""
+        return sum(_rss_kib(pid) for pid in _tree(self.proc.pid))
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM the whole group (graceful drain), SIGKILL if it hangs."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every descendant, found through /proc/*/task/*/children."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _rss_kib(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
+
+
+def http_json(
+    method: str, url: str, body: Any = None, key: str | None = None, timeout: float = 5.0
+) -> tuple[int, Any, dict[str, str]]:
+    """A tiny stdlib HTTP call for set-up and checks (never on the measured path)."""
+    data = orjson.dumps(body) if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw, status, headers = resp.read(), resp.status, dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        raw, status, headers = exc.read(), exc.code, dict(exc.headers)
+    try:
+        return status, orjson.loads(raw), headers
+    except orjson.JSONDecodeError:
+        return status, raw.decode(errors="replace"), headers
+
+
+def wait_ready(server: Server, path: str, timeout: float) -> None:
+    """Poll ``path`` until it answers 200; fail with the log tail otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            break
+        with contextlib.suppress(OSError):
+            if http_json("GET", server.base_url + path, timeout=1.0)[0] == 200:
+                return
+        time.sleep(0.2)
+    tail = server.log_path.read_text()[-2000:] if server.log_path else ""
+    server.stop()
+    raise RuntimeError(f"{server.name} did not become ready on {path}:\n{tail}")
+
+
+def spawn(
+    name: str, cmd: list[str], cpus: str | None, workdir: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``cmd`` in its own session with output to ``workdir/name.log``."""
+    log_path = workdir / f"{name}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        pinned(cmd, cpus),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=workdir,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    log.close()
+    return proc, log_path
+
+
+def start_mock(port: int, cpus: str | None, workdir: Path) -> Server:
+    cmd = [sys.executable, str(HERE / "mock_upstream.py"), "--port", str(port)]
+    proc, log = spawn("mock", cmd, cpus, workdir)
+    server = Server("direct", proc, f"http://127.0.0.1:{port}", log_path=log)
+    wait_ready(server, "/health", 10)
+    return server
+
+
+def mock_stats(mock: Server) -> dict[str, int]:
+    """The mock's per-response-kind counters (to prove requests reached it)."""
+    return http_json("GET", mock.base_url + "/_stats")[1]  # type: ignore[no-any-return]
+
+
+def pilothouse_config(port: int, upstream_port: int, workdir: Path, log_level: str) -> Path:
+    """The gateway config: one alias on the mock, a price so cost is computed."""
+    text = f"""\
+server: {{host: 127.0.0.1, port: {port}, admin_key: "env:PILOTHOUSE_ADMIN_KEY",
+          max_in_flight: 4096, log_level: {log_level}}}
+store: {{url: "sqlite:///{workdir}/ph-bench.db", spool_path: "{workdir}/ph-spool.jsonl"}}
+providers:
+  mock: {{type: openai, base_url: "http://127.0.0.1:{upstream_port}/v1", api_key: "env:MOCK_KEY"}}
+models:
+  bench: {{targets: [{{provider: mock, model: gpt-4o-mini}}]}}
+prices:
+  gpt-4o-mini: {{input: 0.15, output: 0.60}}
+"""
+    path = workdir / "pilothouse.yaml"
+    path.write_text(text)
+    return path
+
+
+def start_pilothouse(
+    binary: str, port: int, upstream_port: int, cpus: str | None, workdir: Path, log_level: str
+) -> Server:
+    """Start ``pilothouse serve`` and mint a virtual key through the admin API."""
+    config = pilothouse_config(port, upstream_port, workdir, log_level)
+    cmd = [binary, "serve", "--config", str(config), "--port", str(port)]
+    env = {"PILOTHOUSE_ADMIN_KEY": ADMIN_KEY, "MOCK_KEY": MOCK_API_KEY}
+    proc, log = spawn("pilothouse", cmd, cpus, workdir, env)
+    server = Server("pilothouse", proc, f"http://127.0.0.1:{port}", log_path=log)
+    wait_ready(server, "/healthz", 60)
+    status, body, _ = http_json(
+        "POST", server.base_url + "/admin/keys", {"name": "bench"}, key=ADMIN_KEY
+    )
+    if status != 201 or not isinstance(body, dict) or "key" not in body:
+        server.stop()
+        raise RuntimeError(f"POST /admin/keys answered {status}: {body!r}")
+    server.key = body["key"]
+    server.info["config"] = config.read_text()
+    server.info["db"] = str(workdir / "ph-bench.db")
+    return server
+
+
+def litellm_config(upstream_port: int, workdir: Path) -> Path:
+    """LiteLLM proxy config: the same alias on the same mock, no database."""
+    text = f"""\
+model_list:
+  - model_name: bench
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: http://127.0.0.1:{upstream_port}/v1
+      api_key: {MOCK_API_KEY}
+litellm_settings:
+  telemetry: false
+general_settings:
+  master_key: {LITELLM_MASTER_KEY}
+"""
+    path = workdir / "litellm.yaml"
+    path.write_text(text)
+    return path
+
+
+LITELLM_OFFLINE_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the price map
+    "LITELLM_TELEMETRY": "False",
+    "LITELLM_LOG": "ERROR",
+    "DISABLE_SCHEMA_UPDATE": "true",
+    "NO_DOCS": "True",
+}
+
+
+def start_litellm(
+    venv: Path, port: int, upstream_port: int, cpus: str | None, workdir: Path
+) -> Server:
+    """Start LiteLLM proxy with one uvicorn worker, fully offline."""
+    config = litellm_config(upstream_port, workdir)
+    cmd = [
+        str(venv / "bin" / "litellm"),
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
+    proc, log = spawn("litellm", cmd, cpus, workdir, LITELLM_OFFLINE_ENV)
+    server = Server("litellm", proc, f"http://127.0.0.1:{port}", LITELLM_MASTER_KEY, log)
+    wait_ready(server, "/health/liveliness", 120)
+    server.info["config"] = config.read_text()
+    return server
+
+
+def litellm_version(venv: Path) -> str | None:
+    py = venv / "bin" / "python"
+    if not py.exists():
+        return None
+    code = "import importlib.metadata as m; print(m.version('litellm'))"
+    out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or None

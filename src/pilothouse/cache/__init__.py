@@ -1,0 +1,1 @@
+"""Exact-match response cache (opt-in per alias)."""

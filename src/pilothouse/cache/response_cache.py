@@ -1,0 +1,73 @@
+"""Exact-match response cache, in memory (LRU + TTL) or in Redis (shared by replicas).
+
+The key is a hash of the alias and every request field that can change the
+answer, so two requests share an entry only if an upstream would see the same
+request. ``stream`` is excluded: a cached completion can be replayed as SSE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+from redis.asyncio import Redis
+
+_IGNORED = frozenset({"stream", "stream_options", "user"})
+
+
+def cache_key(alias: str, request: dict[str, Any]) -> str:
+    material = {k: v for k, v in request.items() if k not in _IGNORED}
+    material["model"] = alias
+    digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"{alias}:{digest}"
+
+
+class ResponseCache(Protocol):
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None: ...
+
+
+class MemoryResponseCache:
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_entries = max_entries
+        self.clock = clock
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, blob = item
+        if expires <= self.clock():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        value: dict[str, Any] = orjson.loads(blob)
+        return value
+
+    async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        self._data[key] = (self.clock() + ttl_s, orjson.dumps(value))
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+
+class RedisResponseCache:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix + "cache:"
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        blob = await self.redis.get(self.prefix + key)
+        if blob is None:
+            return None
+        value: dict[str, Any] = orjson.loads(blob)
+        return value
+
+    async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
+        await self.redis.set(self.prefix + key, orjson.dumps(value), px=max(int(ttl_s * 1000), 1))

@@ -1,0 +1,91 @@
+"""OpenAI-shaped bodies for the chaos upstream (shared by the provider and the server)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from ulid import ULID
+
+from pilothouse.chaos.plan import ChaosConfig, count_words, reply_for
+from pilothouse.providers.base import JSON
+
+
+def completion_id() -> str:
+    return "chatcmpl-chaos-" + str(ULID()).lower()
+
+
+def usage_body(request: JSON, n_out: int) -> JSON:
+    n_in = count_words(request)
+    return {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
+
+
+def completion(config: ChaosConfig, request: JSON, model: str) -> JSON:
+    words = reply_for(config, request)
+    limit = request.get("max_completion_tokens") or request.get("max_tokens")
+    finish = "length" if isinstance(limit, int) and len(words) >= limit else "stop"
+    body: JSON = {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": " ".join(words)},
+                "finish_reason": finish,
+            }
+        ],
+    }
+    if config.report_usage:
+        body["usage"] = usage_body(request, len(words))
+    return body
+
+
+def chunks(config: ChaosConfig, request: JSON, model: str) -> Iterator[JSON]:
+    """Role chunk, one chunk per word, finish chunk, then usage (when reported)."""
+    words = reply_for(config, request)
+    cid, created = completion_id(), int(time.time())
+
+    def chunk(delta: JSON, finish: str | None = None) -> JSON:
+        return {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    yield chunk({"role": "assistant", "content": ""})
+    for i, word in enumerate(words):
+        yield chunk({"content": word if i == 0 else " " + word})
+    limit = request.get("max_completion_tokens") or request.get("max_tokens")
+    yield chunk({}, "length" if isinstance(limit, int) and len(words) >= limit else "stop")
+    if config.report_usage:
+        yield {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": usage_body(request, len(words)),
+        }
+
+
+def embeddings(config: ChaosConfig, request: JSON, model: str) -> JSON:
+    raw = request.get("input")
+    inputs = raw if isinstance(raw, list) else [raw]
+    data = []
+    n_tokens = 0
+    for i, item in enumerate(inputs):
+        text = item if isinstance(item, str) else str(item)
+        n_tokens += max(1, len(text.split()))
+        seed = sum(text.encode()) or 1
+        vec = [((seed * (j + 7)) % 1000) / 1000.0 for j in range(config.embedding_dim)]
+        data.append({"object": "embedding", "index": i, "embedding": vec})
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+    }

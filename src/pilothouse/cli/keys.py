@@ -1,0 +1,81 @@
+"""``pilothouse keys create|list|revoke``: manage virtual keys directly in the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from pilothouse.cli.common import ConfigOption, console, run, settings_from
+from pilothouse.limits.keys import KeyStore
+from pilothouse.store.db import create_engine, migrate
+
+app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args_is_help=True)
+
+
+async def _with_store(config: Path | None, fn: Any) -> Any:
+    settings = settings_from(config)
+    engine = create_engine(settings.store.url)
+    try:
+        await migrate(engine)
+        return await fn(KeyStore(engine))
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def create(
+    name: str = typer.Option(..., "--name", help="A label for the key (team, app, person)."),
+    models: str | None = typer.Option(None, help="Comma-separated aliases this key may use."),
+    rpm: int | None = typer.Option(None, help="Requests per minute."),
+    tpm: int | None = typer.Option(None, help="Tokens per minute."),
+    budget_usd: str | None = typer.Option(None, help="Spend limit in USD, e.g. 25.00"),
+    budget_period: str = typer.Option("total", help="total, day or month."),
+    metadata: str | None = typer.Option(None, help='JSON object, e.g. \'{"team": "search"}\''),
+    admin: bool = typer.Option(False, "--admin", help="Grant the admin scope as well."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Create a key. The secret is printed once and never stored."""
+    spec: dict[str, Any] = {"name": name, "budget_period": budget_period}
+    if models:
+        spec["models"] = [m.strip() for m in models.split(",") if m.strip()]
+    for field, value in (("rpm", rpm), ("tpm", tpm), ("budget_usd", budget_usd)):
+        if value is not None:
+            spec[field] = value
+    if metadata:
+        spec["metadata"] = orjson.loads(metadata)
+    if admin:
+        spec["scopes"] = ["inference", "admin"]
+    record, secret = run(lambda: _with_store(config, lambda ks: ks.create(spec)))
+    console.print(f"created key [bold]{record.id}[/] ({record.name})")
+    console.print("secret (shown once, store it now):")
+    print(secret)
+
+
+@app.command("list")
+def list_keys(
+    include_revoked: bool = typer.Option(False, "--all", help="Include revoked keys."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """List keys (never their secrets)."""
+    records = run(lambda: _with_store(config, lambda ks: ks.list(include_revoked=include_revoked)))
+    table = Table("id", "name", "prefix", "models", "rpm", "tpm", "budget", "revoked")
+    for r in records:
+        pub = r.public()
+        table.add_row(
+            r.id, r.name, r.prefix + "…", ",".join(pub["models"] or ["*"]),
+            str(r.rpm or "-"), str(r.tpm or "-"),
+            f"{pub['budget_usd']} ({r.budget_period})" if pub["budget_usd"] else "-",
+            "yes" if r.revoked else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def revoke(key_id: str, config: Path | None = ConfigOption) -> None:
+    """Revoke a key; running gateways stop accepting it within about a second."""
+    record = run(lambda: _with_store(config, lambda ks: ks.revoke(key_id)))
+    console.print(f"revoked {record.id} ({record.name})")

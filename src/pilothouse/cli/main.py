@@ -1,0 +1,92 @@
+"""Entry point: ``pilothouse serve | keys | usage | config | db | chaos``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pilothouse import __version__
+from pilothouse.cli import keys, serve, usage
+from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
+
+app = typer.Typer(
+    help="pilothouse: an OpenAI-compatible LLM gateway with exact costs, traces and evals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.command("usage")(usage.usage)
+app.add_typer(keys.app, name="keys")
+
+config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+chaos_app = typer.Typer(help="Fault-injecting upstream for drills.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(chaos_app, name="chaos")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+@config_app.command("check")
+def config_check(path: Path) -> None:
+    """Validate a config file without serving; exit 2 with the key path on error."""
+    settings = settings_from(path)
+    console.print(
+        f"[green]ok[/] {path}: {len(settings.providers)} provider(s), "
+        f"{len(settings.models)} model alias(es): {', '.join(settings.models) or '-'}",
+        highlight=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: Path | None = ConfigOption) -> None:
+    """Apply pending migrations to the configured store."""
+    from pilothouse.store.db import create_engine, migrate, redact_url
+
+    settings = settings_from(config)
+
+    async def go() -> None:
+        engine = create_engine(settings.store.url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    run(go)
+    console.print(f"[green]ok[/] {redact_url(settings.store.url)} is up to date")
+
+
+@chaos_app.command("serve")
+def chaos_serve(
+    port: int = typer.Option(9001),
+    host: str = typer.Option("127.0.0.1"),
+    config: Path | None = typer.Option(None, "--config", help="YAML with chaos options."),
+) -> None:
+    """Serve an OpenAI-compatible upstream that injects the configured faults."""
+    import msgspec
+    import yaml
+    from aiohttp import web
+
+    from pilothouse.chaos.plan import ChaosConfig
+    from pilothouse.chaos.server import build_chaos_app
+
+    raw = yaml.safe_load(config.read_text()) if config else {}
+    try:
+        cfg = msgspec.convert({"type": "chaos", **(raw or {})}, ChaosConfig)
+    except (msgspec.ValidationError, ValueError) as exc:
+        fail(f"{config}: {exc}")
+    web.run_app(build_chaos_app(cfg), host=host, port=port, print=None)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""``pilothouse serve``: run the gateway under uvicorn (uvloop + httptools).
+
+Migrations run once here, before any worker starts, so several workers never
+race on the schema. SIGTERM: uvicorn stops accepting, in-flight requests
+finish, then the lifespan drains the ledger. SIGHUP reloads the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import typer
+import uvicorn
+from starlette.applications import Starlette
+
+from pilothouse.cli.common import console, fail, run, settings_from
+from pilothouse.config.load import load_settings, with_overrides
+from pilothouse.config.schema import Secret, Settings
+from pilothouse.errors import PilothouseError
+from pilothouse.gateway.app import build_app
+from pilothouse.gateway.runtime import Runtime
+from pilothouse.limits.keys import KeyStore
+from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
+
+CONFIG_ENV = "PILOTHOUSE_CONFIG"  # only for handing the path to worker processes
+log = logging.getLogger("pilothouse.serve")
+
+
+async def _prepare_store(settings: Settings) -> None:
+    engine = create_engine(settings.store.url)
+    try:
+        if settings.store.migrate:
+            await migrate(engine)
+        elif await pending_migrations(engine):
+            fail(
+                f"store {redact_url(settings.store.url)} needs migrations and store.migrate is "
+                "false; run `pilothouse db upgrade` first"
+            )
+    except PilothouseError:
+        raise
+    except Exception as exc:
+        fail(f"cannot open store {redact_url(settings.store.url)}: {exc}")
+    finally:
+        await engine.dispose()
+
+
+async def _create_dev_key(settings: Settings) -> str:
+    engine = create_engine(settings.store.url)
+    try:
+        _record, secret = await KeyStore(engine).create(
+            {"name": settings.limits.dev_key_name, "metadata": {"created_by": "serve --dev"}}
+        )
+        return secret
+    finally:
+        await engine.dispose()
+
+
+def _install_sighup(rt: Runtime) -> None:
+    def reload() -> None:
+        async def go() -> None:
+            source = rt.settings.source
+            if source.startswith("<"):
+                return
+            try:
+                await rt.reload(load_settings(source))
+                log.warning("config reloaded from %s", source)
+            except PilothouseError as exc:
+                log.error("config reload refused, keeping the running config: %s", exc.message)
+
+        rt.spawn(go())
+
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError):
+        pass  # not the main thread (tests) or not supported on this platform
+
+
+def make_app(settings: Settings, banner: list[str] | None = None) -> Starlette:
+    rt = Runtime(settings)
+    app = build_app(settings, runtime=rt)
+    original = app.router.lifespan_context
+
+    def lifespan(a: Starlette) -> Any:
+        ctx = original(a)
+
+        class _Wrapped:
+            async def __aenter__(self) -> None:
+                await ctx.__aenter__()
+                _install_sighup(rt)
+                for line in banner or []:
+                    print(line, flush=True)
+
+            async def __aexit__(self, *exc: object) -> None:
+                await ctx.__aexit__(*exc)  # type: ignore[arg-type]
+
+        return _Wrapped()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def worker_app() -> Starlette:
+    """Factory for ``--workers N``: each worker process loads the same config file."""
+    path = os.environ.get(CONFIG_ENV) or None
+    settings = load_settings(path)
+    settings = msgspec.structs.replace(
+        settings, store=msgspec.structs.replace(settings.store, migrate=False)
+    )
+    return make_app(settings)
+
+
+def serve(
+    config: Path | None = typer.Option(None, "--config", "-c", help="Config file (YAML)."),
+    host: str | None = typer.Option(None, help="Bind address (default from config: 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default from config: 4000)."),
+    workers: int | None = typer.Option(None, help="Worker processes (needs redis.url if > 1)."),
+    dev: bool = typer.Option(False, "--dev", help="Create and print a development key."),
+) -> None:
+    """Serve the gateway. Without --config: the embedded default (local model, SQLite)."""
+    settings = with_overrides(settings_from(config), host=host, port=port, workers=workers)
+    n_workers = settings.server.workers
+    if n_workers > 1 and not settings.redis.url:
+        fail(
+            "--workers > 1 needs redis.url: without it every worker would enforce its own "
+            "rate limits, budgets and cache"
+        )
+    run(lambda: _prepare_store(settings))
+    banner: list[str] = []
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    if dev:
+        if settings.server.admin_key is None:
+            admin = "ph-admin-" + secrets.token_urlsafe(24)
+            settings = msgspec.structs.replace(
+                settings, server=msgspec.structs.replace(settings.server, admin_key=Secret(admin))
+            )
+            banner.append(f"admin key (this run only): {admin}")
+        secret = run(lambda: _create_dev_key(settings))
+        alias = next(iter(settings.models), "local")
+        banner += [
+            f"development key (shown once): {secret}",
+            "try it:",
+            f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {secret}' "
+            f"-H 'Content-Type: application/json' "
+            f"-d '{{\"model\": \"{alias}\", \"messages\": [{{\"role\": \"user\", "
+            f"\"content\": \"Say hello in five words.\"}}], \"max_tokens\": 32}}'",
+        ]
+    banner.insert(0, f"pilothouse ready on {base}  (models: {', '.join(settings.models)})")
+    settings = msgspec.structs.replace(
+        settings, store=msgspec.structs.replace(settings.store, migrate=False)
+    )
+    common: dict[str, Any] = {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": settings.server.log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(settings.server.drain_timeout_s),
+        "lifespan": "on",
+    }
+    if n_workers > 1:
+        if config is not None:
+            os.environ[CONFIG_ENV] = str(config.resolve())
+        uvicorn.run("pilothouse.cli.serve:worker_app", factory=True, workers=n_workers, **common)
+        return
+    console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)
+    uvicorn.run(make_app(settings, banner), **common)

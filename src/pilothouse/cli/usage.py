@@ -1,0 +1,53 @@
+"""``pilothouse usage``: exact spend and tokens from the usage ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from pilothouse.cli.common import ConfigOption, console, run, settings_from
+from pilothouse.costs.usage_query import parse_time, usage_summary
+from pilothouse.store.db import create_engine
+
+
+def usage(
+    key_id: str | None = typer.Option(None, "--key-id"),
+    model: str | None = typer.Option(None, "--model", help="Model alias."),
+    since: str | None = typer.Option(None, help="ISO time or span like 7d, 12h."),
+    until: str | None = typer.Option(None),
+    group_by: str | None = typer.Option(None, help="key, model, provider, upstream_model, day."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Show usage totals, optionally grouped."""
+    settings = settings_from(config)
+
+    async def query() -> dict[str, Any]:
+        engine = create_engine(settings.store.url)
+        try:
+            return await usage_summary(
+                engine,
+                key_id=key_id,
+                model=model,
+                since=parse_time(since, "since"),
+                until=parse_time(until, "until"),
+                group_by=group_by,
+            )
+        finally:
+            await engine.dispose()
+
+    summary = run(query)
+    if as_json:
+        print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
+    columns = ["requests", "errors", "input_tokens", "output_tokens", "cost_usd"]
+    table = Table(*([group_by] if group_by else []), *columns)
+    for row in summary["data"]:
+        table.add_row(str(row[group_by]), *(str(row[c]) for c in columns))
+    total = summary["total"]
+    table.add_row(*(["[bold]total[/]"] if group_by else []), *(str(total[c]) for c in columns))
+    console.print(table)

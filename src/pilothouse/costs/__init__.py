@@ -1,0 +1,1 @@
+"""Prices, exact cost of usage, and the usage ledger."""

@@ -1,0 +1,102 @@
+"""Usage aggregation for the admin API and the CLI: exact sums, grouped and filtered."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from pilothouse.errors import InvalidRequestError
+from pilothouse.limits.money import pico_to_str
+from pilothouse.store.tables import usage_records as u
+
+GROUPS = ("key", "model", "provider", "day", "upstream_model")
+_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(value: str | None, param: str) -> datetime | None:
+    """ISO date/datetime (UTC assumed) or a relative span such as ``7d`` or ``12h``."""
+    if not value:
+        return None
+    match = _RELATIVE.match(value.strip())
+    if match:
+        span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return datetime.now(UTC) - span
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequestError(
+            f"`{param}` must be an ISO date/time or a span like 7d, got {value!r}", param=param
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _day(engine: AsyncEngine) -> ColumnElement[Any]:
+    if engine.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", u.c.created_at), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", u.c.created_at)
+
+
+def _group_column(engine: AsyncEngine, group_by: str) -> ColumnElement[Any]:
+    return {
+        "key": u.c.key_id,
+        "model": u.c.alias,
+        "provider": u.c.provider,
+        "upstream_model": u.c.upstream_model,
+        "day": _day(engine),
+    }[group_by]
+
+
+def _totals(row: Any) -> dict[str, Any]:
+    return {
+        "requests": int(row.requests or 0),
+        "errors": int(row.errors or 0),
+        "input_tokens": int(row.input_tokens or 0),
+        "output_tokens": int(row.output_tokens or 0),
+        "cached_input_tokens": int(row.cached_input_tokens or 0),
+        "cost_usd": pico_to_str(int(row.cost_pico or 0)),
+    }
+
+
+async def usage_summary(
+    engine: AsyncEngine,
+    *,
+    key_id: str | None = None,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    group_by: str | None = None,
+) -> dict[str, Any]:
+    if group_by is not None and group_by not in GROUPS:
+        raise InvalidRequestError(f"`group_by` must be one of {GROUPS}", param="group_by")
+    aggregates = [
+        func.count().label("requests"),
+        func.sum((u.c.status >= 400).cast(u.c.attempts.type)).label("errors"),
+        func.sum(u.c.input_tokens).label("input_tokens"),
+        func.sum(u.c.output_tokens).label("output_tokens"),
+        func.sum(u.c.cached_input_tokens).label("cached_input_tokens"),
+        func.sum(u.c.cost_pico).label("cost_pico"),
+    ]
+    filters = []
+    if key_id:
+        filters.append(u.c.key_id == key_id)
+    if model:
+        filters.append(u.c.alias == model)
+    if since:
+        filters.append(u.c.created_at >= since)
+    if until:
+        filters.append(u.c.created_at < until)
+    data: list[dict[str, Any]] = []
+    async with engine.connect() as conn:
+        total_row = (await conn.execute(select(*aggregates).where(*filters))).one()
+        if group_by is not None:
+            column = _group_column(engine, group_by).label("group")
+            query = select(column, *aggregates).where(*filters).group_by(column).order_by(column)
+            for row in await conn.execute(query):
+                data.append({group_by: row.group, **_totals(row)})
+    return {"data": data, "total": _totals(total_row)}

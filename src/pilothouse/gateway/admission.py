@@ -1,0 +1,155 @@
+"""Before the call: auth, model access, RPM/TPM and budget reservations.
+
+After the call: reconcile what was reserved with what was really used. Both
+halves read and write only the :class:`RequestContext`, so a request that
+fails anywhere still settles exactly what it reserved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilothouse.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+)
+from pilothouse.gateway.context import RequestContext
+from pilothouse.gateway.runtime import Runtime
+from pilothouse.limits.budget import period_key
+from pilothouse.limits.keys import KeyRecord
+from pilothouse.limits.money import pico_to_str
+from pilothouse.limits.ratelimit import Take
+from pilothouse.routing.router import Route
+from pilothouse.tokens import estimate_input, input_upper_bound
+
+
+def bearer(headers: Any) -> str | None:
+    value = headers.get("authorization")
+    if value and value[:7].lower() == "bearer ":
+        return str(value[7:].strip()) or None
+    api_key = headers.get("api-key") or headers.get("x-api-key")
+    return str(api_key) if api_key else None
+
+
+async def authenticate(rt: Runtime, headers: Any) -> KeyRecord:
+    secret = bearer(headers)
+    if secret is None:
+        raise AuthenticationError(
+            "missing API key: send `Authorization: Bearer <key>`", code="missing_api_key"
+        )
+    record = await rt.key_cache.lookup(secret)
+    if record is None:
+        raise AuthenticationError("invalid or revoked API key")
+    return record
+
+
+def authorize(key: KeyRecord, alias: str) -> None:
+    if not key.allows(alias):
+        raise PermissionDeniedError(
+            f"this key may not use model `{alias}`", param="model", code="model_not_allowed"
+        )
+
+
+def _output_budget(request: dict[str, Any], route: Route) -> int:
+    limit = request.get("max_completion_tokens") or request.get("max_tokens")
+    ceiling = max(t.config.max_output_tokens for t in route.targets)
+    return min(limit, ceiling) if isinstance(limit, int) else ceiling
+
+
+def _rate_takes(key: KeyRecord, alias: str, tokens: int) -> list[Take]:
+    takes = []
+    if key.rpm:
+        takes.append(Take(f"{key.id}:rpm", key.rpm, 1))
+    if key.tpm:
+        takes.append(Take(f"{key.id}:tpm", key.tpm, tokens))
+    alias_limits = key.model_limits.get(alias)
+    if alias_limits is not None:
+        if alias_limits.rpm:
+            takes.append(Take(f"{key.id}:{alias}:rpm", alias_limits.rpm, 1))
+        if alias_limits.tpm:
+            takes.append(Take(f"{key.id}:{alias}:tpm", alias_limits.tpm, tokens))
+    return takes
+
+
+async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route: Route) -> None:
+    """Reserve rate-limit tokens and worst-case budget; raises 429 when either is short."""
+    key = ctx.key
+    if key is None:
+        return
+    alias = route.alias
+    has_tpm = key.tpm or (key.model_limits.get(alias) and key.model_limits[alias].tpm)
+    if key.rpm or has_tpm or key.model_limits:
+        out_est = request.get("max_completion_tokens") or request.get("max_tokens")
+        if not isinstance(out_est, int):
+            out_est = rt.settings.limits.default_output_estimate
+        tokens = estimate_input(request) + (out_est if ctx.endpoint == "chat" else 0)
+        takes = _rate_takes(key, alias, tokens)
+        for take in takes:
+            if take.amount > take.limit:
+                raise RateLimitError(
+                    f"this request needs about {take.amount} tokens, more than the key's "
+                    f"per-minute limit of {take.limit}",
+                    retry_after=60,
+                    code="tokens_exceed_limit",
+                )
+        wait = await rt.limiter.acquire(takes)
+        if wait > 0:
+            raise RateLimitError(
+                f"rate limit reached for key `{key.name}`; retry in {wait:.1f}s",
+                retry_after=wait,
+            )
+        ctx.reserved_tokens = tokens
+    if key.budget_pico is not None:
+        worst = 0
+        upper_in = input_upper_bound(request)
+        out = _output_budget(request, route) if ctx.endpoint == "chat" else 0
+        for target in route.targets:
+            price = rt.prices.get(target.config.model)
+            if price is not None:
+                worst = max(worst, price.worst_case_pico(upper_in, out))
+        period = period_key(key.budget_period)
+        left = await rt.budgets.reserve(key.id, period, key.budget_pico, worst)
+        if left is not None:
+            await _release_rate(rt, ctx, route)
+            raise QuotaExceededError(
+                f"budget exhausted for key `{key.name}`: {pico_to_str(left)} USD left of "
+                f"{pico_to_str(key.budget_pico)} ({key.budget_period}); this request may cost "
+                f"up to {pico_to_str(worst)} USD"
+            )
+        ctx.reserved_pico = worst
+
+
+async def _release_rate(rt: Runtime, ctx: RequestContext, route: Route) -> None:
+    if ctx.key is None or not ctx.reserved_tokens:
+        return
+    await _reconcile_tokens(rt, ctx, route.alias, -ctx.reserved_tokens)
+    ctx.reserved_tokens = 0
+
+
+async def _reconcile_tokens(rt: Runtime, ctx: RequestContext, alias: str, delta: int) -> None:
+    key = ctx.key
+    assert key is not None
+    if key.tpm:
+        await rt.limiter.adjust(f"{key.id}:tpm", key.tpm, delta)
+    alias_limits = key.model_limits.get(alias)
+    if alias_limits is not None and alias_limits.tpm:
+        await rt.limiter.adjust(f"{key.id}:{alias}:tpm", alias_limits.tpm, delta)
+
+
+def needs_settlement(ctx: RequestContext) -> bool:
+    return bool(ctx.key is not None and (ctx.reserved_tokens or ctx.reserved_pico))
+
+
+async def settle(rt: Runtime, ctx: RequestContext) -> None:
+    """Replace reservations with real usage (tokens for TPM, pico-USD for budgets)."""
+    key = ctx.key
+    if key is None:
+        return
+    if ctx.reserved_tokens:
+        used = ctx.usage.input_tokens + ctx.usage.output_tokens
+        await _reconcile_tokens(rt, ctx, ctx.alias or "", used - ctx.reserved_tokens)
+    if ctx.reserved_pico or (key.budget_pico is not None and ctx.cost_pico):
+        period = period_key(key.budget_period)
+        await rt.budgets.settle(key.id, period, ctx.reserved_pico, ctx.cost_pico)

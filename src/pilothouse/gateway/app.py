@@ -1,0 +1,90 @@
+"""``build_app(settings)``: the ASGI application for one gateway."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pilothouse import __version__
+from pilothouse.config.schema import Settings
+from pilothouse.errors import NotFoundError, PilothouseError
+from pilothouse.gateway import routes_admin, routes_openai
+from pilothouse.gateway.http_errors import error_response
+from pilothouse.gateway.routes_openai import json_response
+from pilothouse.gateway.runtime import Runtime
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok", "version": __version__})
+
+
+async def readyz(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    try:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["store"] = "ok"
+    except Exception as exc:
+        checks["store"] = f"unreachable: {type(exc).__name__}"
+    if rt.redis is not None:
+        try:
+            await rt.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unreachable: {type(exc).__name__}"
+    if rt.draining:
+        checks["gateway"] = "draining"
+    ready = all(v == "ok" for v in checks.values())
+    if not rt.ledger.store_ok:
+        checks["ledger"] = "spooling to disk"
+    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err: PilothouseError = NotFoundError(f"no route for {request.method} {request.url.path}")
+    else:
+        err = PilothouseError(str(exc.detail))
+        err.status = exc.status_code
+        err.type = "invalid_request_error"
+        err.code = "method_not_allowed" if exc.status_code == 405 else None
+    return error_response(err)
+
+
+async def unhandled(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    """Build the app; the runtime starts and stops with the ASGI lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        rt = runtime or Runtime(settings)
+        app.state.runtime = rt
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *routes_openai.routes(),
+        *routes_admin.routes(),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception, Exception: unhandled},
+    )

@@ -1,0 +1,52 @@
+"""One request's story: filled in by each stage, read once by ledger, traces and metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pilothouse.limits.keys import KeyRecord
+from pilothouse.providers.base import Usage
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream call: which target, how it ended, how long it took."""
+
+    provider: str
+    model: str
+    outcome: str  # "ok" | "error" | "timeout" | "skipped_open"
+    latency_s: float
+    error: str | None = None
+    status: int | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    deadline: float = 0.0
+    key: KeyRecord | None = None
+    alias: str | None = None
+    stream: bool = False
+    provider: str | None = None
+    upstream_model: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    cost_pico: int = 0
+    status: int = 200
+    error_type: str | None = None
+    ttft_s: float | None = None
+    cache_hit: bool = False
+    metadata: dict[str, Any] | None = None
+    reserved_pico: int = 0
+    reserved_tokens: int = 0
+
+    @property
+    def attempt_count(self) -> int:
+        return sum(1 for a in self.attempts if a.outcome != "skipped_open")
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started

@@ -1,0 +1,147 @@
+"""One request pipeline for chat and embeddings, streamed or not.
+
+auth → validate → route → admit (limits, budget) → cache → router → cost →
+finish (settle reservations, one ledger row). ``finish`` runs exactly once
+per request whatever happens, including client disconnects mid-stream.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ulid import ULID
+
+from pilothouse.cache.response_cache import cache_key
+from pilothouse.errors import PilothouseError
+from pilothouse.gateway import admission
+from pilothouse.gateway.context import RequestContext
+from pilothouse.gateway.runtime import Runtime
+from pilothouse.providers.base import JSON, Usage
+from pilothouse.routing.router import Route
+from pilothouse.tokens import estimate_input, estimate_text
+
+
+def new_request_id() -> str:
+    return "req_" + str(ULID()).lower()
+
+
+def fail(ctx: RequestContext, exc: BaseException) -> None:
+    if isinstance(exc, PilothouseError):
+        ctx.status, ctx.error_type = exc.status, exc.code or exc.type
+    else:
+        ctx.status, ctx.error_type = 500, "internal_error"
+
+
+def finish(rt: Runtime, ctx: RequestContext) -> None:
+    """Settle reservations and queue the usage row. Synchronous: safe in any cancel scope."""
+    if admission.needs_settlement(ctx):
+        rt.spawn(admission.settle(rt, ctx))
+    key = ctx.key
+    rt.ledger.record(
+        {
+            "id": str(ULID()).lower(),
+            "request_id": ctx.request_id,
+            "created_at": datetime.now(UTC),
+            "key_id": key.id if key else None,
+            "endpoint": ctx.endpoint,
+            "alias": ctx.alias,
+            "provider": ctx.provider,
+            "upstream_model": ctx.upstream_model,
+            "stream": ctx.stream,
+            "attempts": ctx.attempt_count,
+            "status": ctx.status,
+            "error_type": ctx.error_type,
+            "input_tokens": ctx.usage.input_tokens,
+            "output_tokens": ctx.usage.output_tokens,
+            "cached_input_tokens": ctx.usage.cached_input_tokens,
+            "estimated": ctx.usage.estimated,
+            "cost_pico": ctx.cost_pico,
+            "latency_ms": round(ctx.elapsed() * 1000, 3),
+            "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
+            "cache_hit": ctx.cache_hit,
+            "metadata": ctx.metadata,
+        }
+    )
+
+
+def model_headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {"x-request-id": ctx.request_id}
+    if ctx.cache_hit:
+        headers["x-pilothouse-cache"] = "hit"
+    if ctx.provider:
+        headers["x-pilothouse-target"] = f"{ctx.provider}/{ctx.upstream_model}"
+    headers["x-pilothouse-attempts"] = str(ctx.attempt_count)
+    return headers
+
+
+def price_usage(rt: Runtime, ctx: RequestContext, usage: Usage) -> None:
+    ctx.usage = usage
+    ctx.cost_pico = rt.prices.cost_pico(ctx.upstream_model, usage)
+
+
+def estimated_usage(request: JSON, output_text: str) -> Usage:
+    return Usage(estimate_input(request), estimate_text(output_text), 0, estimated=True)
+
+
+def completion_text(body: JSON) -> str:
+    try:
+        content = body["choices"][0]["message"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    return content if isinstance(content, str) else ""
+
+
+def cache_ttl(route: Route, headers: Any) -> float | None:
+    """Cache TTL for this request, or ``None`` when caching is off or refused by the client."""
+    if route.config.cache is None:
+        return None
+    control = (headers.get("cache-control") or "").lower()
+    if "no-store" in control or "no-cache" in control:
+        return None
+    return route.config.cache.ttl_s
+
+
+async def cached_completion(rt: Runtime, ctx: RequestContext, key: str) -> JSON | None:
+    hit = await rt.cache.get(key)
+    if hit is None:
+        return None
+    ctx.cache_hit = True
+    ctx.provider, ctx.upstream_model = "cache", str(hit.get("model") or ctx.alias)
+    ctx.usage = Usage()
+    return hit
+
+
+async def chat_completion(
+    rt: Runtime, ctx: RequestContext, request: JSON, route: Route, headers: Any
+) -> JSON:
+    """Non-streamed chat: returns the OpenAI body (from cache or upstream)."""
+    ttl = cache_ttl(route, headers)
+    key = cache_key(route.alias, request) if ttl is not None else None
+    if key is not None:
+        hit = await cached_completion(rt, ctx, key)
+        if hit is not None:
+            return hit
+    result = await rt.router.chat(ctx, request)
+    usage = result.usage
+    if usage.estimated and not (usage.input_tokens or usage.output_tokens):
+        usage = estimated_usage(request, completion_text(result.body))
+    price_usage(rt, ctx, usage)
+    ctx.ttft_s = ctx.elapsed()
+    if key is not None and ttl is not None:
+        await rt.cache.set(key, result.body, ttl)
+    return result.body
+
+
+async def embeddings(rt: Runtime, ctx: RequestContext, request: JSON) -> JSON:
+    result = await rt.router.embed(ctx, request)
+    usage = result.usage
+    if usage.estimated and not usage.input_tokens:
+        usage = Usage(estimate_input(request), 0, 0, estimated=True)
+    price_usage(rt, ctx, usage)
+    return result.body
+
+
+def now() -> float:
+    return time.perf_counter()

@@ -1,0 +1,175 @@
+"""OpenAI-compatible routes: thin handlers over the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pilothouse.cache.response_cache import cache_key
+from pilothouse.errors import InvalidRequestError, OverloadedError, PayloadTooLargeError
+from pilothouse.gateway import admission, pipeline, validate
+from pilothouse.gateway.context import RequestContext
+from pilothouse.gateway.http_errors import error_response
+from pilothouse.gateway.runtime import Runtime
+from pilothouse.gateway.sse import SSE_HEADERS, ChatStream, ManagedStream, replay_chunks
+from pilothouse.providers.base import JSON
+
+
+def json_response(body: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing early (413) when it is larger than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def request_metadata(request: Request) -> dict[str, Any] | None:
+    raw = request.headers.get("x-pilothouse-metadata")
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequestError(
+            "`x-pilothouse-metadata` header must be a JSON object", param="x-pilothouse-metadata"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(
+            "`x-pilothouse-metadata` header must be a JSON object", param="x-pilothouse-metadata"
+        )
+    return value
+
+
+Handler = Callable[[Runtime, RequestContext, Request], Awaitable[Response]]
+
+
+def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler with load shedding, in-flight tracking and exactly-once finish."""
+
+    async def endpoint_fn(request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        ctx = RequestContext(request_id=pipeline.new_request_id(), endpoint=endpoint)
+        if rt.draining or rt.in_flight >= rt.settings.server.max_in_flight:
+            exc = OverloadedError("the gateway is at capacity; retry shortly")
+            pipeline.fail(ctx, exc)
+            pipeline.finish(rt, ctx)
+            return error_response(exc, ctx.request_id)
+        rt.enter()
+        handed_off = False
+        try:
+            response = await handler(rt, ctx, request)
+            handed_off = isinstance(response, ManagedStream)
+            return response
+        except Exception as exc:
+            pipeline.fail(ctx, exc)
+            response = error_response(exc, ctx.request_id)
+            if ctx.attempts:
+                response.headers.update(pipeline.model_headers(ctx))
+            return response
+        finally:
+            if not handed_off:
+                pipeline.finish(rt, ctx)
+                rt.leave()
+
+    return endpoint_fn
+
+
+async def _prepare(rt: Runtime, ctx: RequestContext, request: Request,
+                   check: Callable[[JSON], str]) -> tuple[JSON, Any]:
+    ctx.key = await admission.authenticate(rt, request.headers)
+    raw = await read_body(request, rt.settings.server.max_body_bytes)
+    body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
+    ctx.alias = check(body)
+    route = rt.router.route(ctx.alias)
+    admission.authorize(ctx.key, ctx.alias)
+    ctx.metadata = request_metadata(request)
+    ctx.deadline = rt.router.deadline_for(route)
+    await admission.admit(rt, ctx, body, route)
+    return body, route
+
+
+async def chat(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
+    body, route = await _prepare(rt, ctx, request, validate.chat_request)
+    if body.get("stream") is True:
+        ctx.stream = True
+        return await _stream(rt, ctx, body, route, request)
+    result = await pipeline.chat_completion(rt, ctx, body, route, request.headers)
+    return json_response(result, pipeline.model_headers(ctx))
+
+
+async def _stream(rt: Runtime, ctx: RequestContext, body: JSON, route: Any,
+                  request: Request) -> Response:
+    ttl = pipeline.cache_ttl(route, request.headers)
+    key = cache_key(route.alias, body) if ttl is not None else None
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    if key is not None:
+        hit = await pipeline.cached_completion(rt, ctx, key)
+        if hit is not None:
+            ctx.ttft_s = ctx.elapsed()
+            return Response(b"".join(replay_chunks(hit, include_usage)),
+                            media_type="text/event-stream",
+                            headers={**SSE_HEADERS, **pipeline.model_headers(ctx)})
+
+    def on_done(done_ctx: RequestContext, completed: JSON | None) -> None:
+        if key is not None and ttl is not None and completed is not None:
+            if completed["choices"][0]["finish_reason"] != "tool_calls":
+                rt.spawn(rt.cache.set(key, completed, ttl))
+        pipeline.finish(rt, done_ctx)
+        rt.leave()
+
+    opening = asyncio.ensure_future(rt.router.open_stream(ctx, body))
+    done, _ = await asyncio.wait({opening}, timeout=rt.settings.server.sse_keepalive_s)
+    if done and opening.exception() is not None:
+        raise opening.exception()  # type: ignore[misc]
+    stream = ChatStream(rt, ctx, body, opening, on_done=on_done)
+    headers = {**SSE_HEADERS, **pipeline.model_headers(ctx)}
+    return ManagedStream(stream.body(), stream.close, headers)
+
+
+async def embeddings(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
+    body, _route = await _prepare(rt, ctx, request, validate.embeddings_request)
+    result = await pipeline.embeddings(rt, ctx, body)
+    return json_response(result, pipeline.model_headers(ctx))
+
+
+async def list_models(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    request_id = pipeline.new_request_id()
+    try:
+        key = await admission.authenticate(rt, request.headers)
+    except Exception as exc:
+        return error_response(exc, request_id)
+    data = [
+        {"id": alias, "object": "model", "created": 0, "owned_by": "pilothouse"}
+        for alias in sorted(rt.router.routes)
+        if key.allows(alias)
+    ]
+    return json_response({"object": "list", "data": data}, {"x-request-id": request_id})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/chat/completions", model_endpoint("chat", chat), methods=["POST"]),
+        Route("/chat/completions", model_endpoint("chat", chat), methods=["POST"]),
+        Route("/v1/embeddings", model_endpoint("embeddings", embeddings), methods=["POST"]),
+        Route("/embeddings", model_endpoint("embeddings", embeddings), methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/models", list_models, methods=["GET"]),
+    ]

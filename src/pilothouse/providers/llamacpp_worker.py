@@ -1,0 +1,260 @@
+"""The one thread that owns a llama.cpp model, fed through a bounded queue.
+
+llama.cpp contexts are not thread-safe, so exactly one thread ever touches the
+``Llama`` object: it loads it, runs every job on it and frees it. The event
+loop only enqueues jobs and receives their output through
+``loop.call_soon_threadsafe``, so it never waits on inference. A full queue is
+refused at once (the router can fall back) instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.errors import InvalidRequestError, PilothouseError, ProviderError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+END = object()
+"""Sentinel a job emits after its last item."""
+
+
+class Job:
+    """One request for the model thread; output flows back through :meth:`emit`.
+
+    ``cancel`` is set by the event loop when the caller goes away; the model
+    thread checks it (and the deadline) between tokens so abandoned or late
+    generations stop early instead of holding the only model thread.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Llama, Job], None],
+        kwargs: dict[str, Any],
+        deadline: float,
+        sink: Callable[[object], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.run = run
+        self.kwargs = kwargs
+        self.deadline = deadline
+        self.cancel = threading.Event()
+        self.timed_out = False
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self._sink = sink
+        self._loop = loop
+
+    def emit(self, item: object) -> None:
+        """Hand ``item`` to the event loop; a closed loop means nobody is listening."""
+        try:
+            self._loop.call_soon_threadsafe(self._sink, item)
+        except RuntimeError:
+            self.cancel.set()
+
+    def should_stop(self) -> bool:
+        """Checked between tokens: the caller left, or the deadline passed."""
+        if self.cancel.is_set():
+            return True
+        if time.monotonic() >= self.deadline:
+            self.timed_out = True
+            return True
+        return False
+
+
+def timeout_error() -> ProviderError:
+    return ProviderError("local model did not finish before the deadline", timeout=True)
+
+
+def map_error(exc: BaseException) -> PilothouseError:
+    """Turn what llama-cpp raises into the package's errors (client fault vs. failure)."""
+    if isinstance(exc, PilothouseError):
+        return exc
+    text = str(exc)
+    if isinstance(exc, ValueError) and "context window" in text:
+        return InvalidRequestError(
+            f"prompt is too long for the local model: {text}",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if isinstance(exc, ValueError):
+        return InvalidRequestError(f"local model rejected the request: {text}")
+    return ProviderError(
+        f"local model failed: {type(exc).__name__}: {text}"[:500], upstream_status=500
+    )
+
+
+def load_metered_llama(**kwargs: Any) -> Llama:
+    """Build a ``Llama`` whose ``generate`` meters tokens and honours :class:`Job` stops.
+
+    llama-cpp-python reports no usage on streams, so the count is taken where
+    tokens are produced: the prompt length as ``generate`` receives it, and
+    every sampled token that is not end-of-generation (exactly what llama-cpp
+    itself counts as ``completion_tokens`` for non-streamed calls).
+    """
+    from llama_cpp import Llama
+    from llama_cpp import llama_cpp as lib
+
+    class MeteredLlama(Llama):
+        job: Job | None = None
+
+        def generate(
+            self, tokens: Sequence[int], *args: Any, **kw: Any
+        ) -> Generator[int, Sequence[int] | None, None]:
+            inner = super().generate(tokens, *args, **kw)
+            job = self.job
+            if job is None:
+                yield from inner
+                return
+            job.prompt_tokens = len(tokens)
+            vocab = self._model.vocab
+            try:
+                for token in inner:
+                    if job.should_stop():
+                        return
+                    if not lib.llama_vocab_is_eog(vocab, token):
+                        job.completion_tokens += 1
+                    yield token
+            finally:
+                inner.close()
+
+    return MeteredLlama(**kwargs)
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters for metrics and tests; written by one thread each, read anywhere."""
+
+    completed: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    rejected: int = 0
+    tokens_generated: int = 0
+
+
+class ModelWorker:
+    """A dedicated thread plus a bounded job queue in front of one model."""
+
+    def __init__(self, load: Callable[[], Llama], max_queue: int, name: str) -> None:
+        self._load = load
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self._max_queue = max_queue
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._current: Job | None = None
+        self._closing = False
+        self.stats = WorkerStats()
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued behind the one running."""
+        return self._jobs.qsize()
+
+    async def start(self) -> None:
+        """Start the thread and wait (without blocking the loop) until the model is loaded."""
+        if self._thread is not None:
+            return
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def report(exc: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, ready, exc)
+
+        self._thread = threading.Thread(
+            target=self._main, args=(report,), name=f"llamacpp-{self._name}", daemon=True
+        )
+        self._thread.start()
+        try:
+            await ready
+        except BaseException:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+            raise
+
+    def submit(self, job: Job) -> None:
+        """Enqueue or refuse at once; never waits for room."""
+        if self._thread is None or self._closing:
+            raise ProviderError("local model is not running", upstream_status=503)
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            self.stats.rejected += 1
+            raise ProviderError(
+                f"local model is busy ({self._max_queue} requests already waiting)",
+                upstream_status=503,
+                retry_after=1.0,
+            ) from None
+
+    async def aclose(self) -> None:
+        """Fail queued jobs, stop the running one, join the thread; it frees the model."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._closing = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.cancel.set()
+                job.emit(ProviderError("local model is shutting down", upstream_status=503))
+        current = self._current
+        if current is not None:
+            current.cancel.set()
+        self._jobs.put_nowait(None)
+        await asyncio.to_thread(thread.join)
+
+    # -- the model thread -----------------------------------------------------------------
+
+    def _main(self, report: Callable[[BaseException | None], None]) -> None:
+        try:
+            llm = self._load()
+        except BaseException as exc:
+            report(exc)
+            return
+        report(None)
+        try:
+            while (job := self._jobs.get()) is not None:
+                self._run(llm, job)
+        finally:
+            llm.close()
+
+    def _run(self, llm: Any, job: Job) -> None:
+        if job.cancel.is_set():
+            self.stats.cancelled += 1
+            return
+        self._current = job
+        llm.job = job
+        try:
+            if job.should_stop():
+                raise timeout_error() if job.timed_out else ProviderError("cancelled")
+            job.run(llm, job)
+        except BaseException as exc:
+            self.stats.failed += 1
+            job.emit(map_error(exc))
+        else:
+            if job.cancel.is_set():
+                self.stats.cancelled += 1
+            else:
+                self.stats.completed += 1
+        finally:
+            llm.job = None
+            self._current = None
+            self.stats.tokens_generated += job.completion_tokens
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)

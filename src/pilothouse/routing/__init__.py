@@ -1,0 +1,1 @@
+"""Alias → ordered targets, with retries, deadlines and circuit breakers."""

@@ -1,0 +1,219 @@
+"""Route an alias to its targets: ordered fallbacks, retries, deadline, breakers.
+
+Each target gets ``1 + retries`` attempts on retryable failures (connect
+errors, timeouts, 429, 5xx); a non-retryable upstream 4xx is the caller's
+problem and goes straight back. Streams fall back only until the first chunk
+exists, which is before anything reaches the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pilothouse.config.schema import ModelConfig, RoutingConfig, Settings, TargetConfig
+from pilothouse.errors import (
+    ModelNotFoundError,
+    ProviderError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from pilothouse.gateway.context import Attempt, RequestContext
+from pilothouse.providers.base import JSON, ChatResult, EmbedResult, Provider
+from pilothouse.routing.breaker import CircuitBreaker
+from pilothouse.routing.retry import retry_delay
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Target:
+    provider: Provider
+    config: TargetConfig
+    breaker: CircuitBreaker
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider.name}/{self.config.model}"
+
+
+@dataclass(slots=True)
+class Route:
+    alias: str
+    config: ModelConfig
+    targets: list[Target]
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream whose first chunk has arrived: the point of no fallback."""
+
+    target: Target
+    first: JSON
+    rest: AsyncIterator[JSON]
+
+
+class Router:
+    def __init__(
+        self,
+        settings: Settings,
+        providers: dict[str, Provider],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config: RoutingConfig = settings.routing
+        self.rng = rng or random.Random()
+        self.routes: dict[str, Route] = {}
+        breakers: dict[str, CircuitBreaker] = {}
+        for alias, model in settings.models.items():
+            targets = []
+            for t in model.targets:
+                label = f"{t.provider}/{t.model}"
+                breaker = breakers.get(label)
+                if breaker is None:
+                    breaker = CircuitBreaker(model.breaker or self.config.breaker, clock)
+                    breakers[label] = breaker
+                targets.append(Target(providers[t.provider], t, breaker))
+            self.routes[alias] = Route(alias, model, targets)
+        self.breakers = breakers
+
+    def route(self, alias: str) -> Route:
+        route = self.routes.get(alias)
+        if route is None:
+            raise ModelNotFoundError(
+                f"The model `{alias}` does not exist or you do not have access to it.",
+                param="model",
+            )
+        return route
+
+    def deadline_for(self, route: Route) -> float:
+        return time.monotonic() + (route.config.timeout_s or self.config.timeout_s)
+
+    async def chat(self, ctx: RequestContext, request: JSON) -> ChatResult:
+        route = self.route(ctx.alias or "")
+        return await self._run(
+            ctx, route, lambda t: t.provider.chat(request, t.config.model, ctx.deadline)
+        )
+
+    async def embed(self, ctx: RequestContext, request: JSON) -> EmbedResult:
+        route = self.route(ctx.alias or "")
+        return await self._run(
+            ctx, route, lambda t: t.provider.embed(request, t.config.model, ctx.deadline)
+        )
+
+    async def open_stream(self, ctx: RequestContext, request: JSON) -> OpenStream:
+        route = self.route(ctx.alias or "")
+
+        async def first_chunk(target: Target) -> OpenStream:
+            rest = target.provider.stream_chat(request, target.config.model, ctx.deadline)
+            try:
+                first = await rest.__anext__()
+            except StopAsyncIteration:
+                raise ProviderError("upstream ended the stream without any data") from None
+            except BaseException:
+                await _aclose(rest)
+                raise
+            return OpenStream(target, first, rest)
+
+        return await self._run(ctx, route, first_chunk)
+
+    async def _run(
+        self, ctx: RequestContext, route: Route, call: Callable[[Target], Awaitable[T]]
+    ) -> T:
+        last: ProviderError | None = None
+        for target in route.targets:
+            if not target.breaker.allow():
+                ctx.attempts.append(
+                    Attempt(target.provider.name, target.config.model, "skipped_open", 0.0)
+                )
+                continue
+            for attempt in range(route.config.retries + 1):
+                if attempt and not target.breaker.allow():
+                    break
+                ctx.provider, ctx.upstream_model = target.provider.name, target.config.model
+                started = time.perf_counter()
+                try:
+                    result = await call(target)
+                except ProviderError as exc:
+                    last = exc
+                    self._record_failure(ctx, target, exc, time.perf_counter() - started)
+                    if not exc.retryable:
+                        raise
+                    if time.monotonic() >= ctx.deadline:
+                        raise self._exhausted(route, last) from None
+                    if attempt == route.config.retries:
+                        break
+                    delay = retry_delay(
+                        attempt,
+                        exc.retry_after,
+                        base=self.config.backoff_base_s,
+                        cap=self.config.backoff_max_s,
+                        retry_after_cap=self.config.retry_after_cap_s,
+                        rng=self.rng,
+                    )
+                    if delay is None or time.monotonic() + delay >= ctx.deadline:
+                        break
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    continue
+                except BaseException:
+                    target.breaker.release()
+                    raise
+                target.breaker.record_success()
+                ctx.attempts.append(
+                    Attempt(
+                        target.provider.name,
+                        target.config.model,
+                        "ok",
+                        time.perf_counter() - started,
+                    )
+                )
+                return result
+        raise self._exhausted(route, last)
+
+    @staticmethod
+    def _record_failure(
+        ctx: RequestContext, target: Target, exc: ProviderError, latency: float
+    ) -> None:
+        if exc.retryable:
+            target.breaker.record_failure()
+        else:
+            target.breaker.record_success()  # the upstream answered; the request was bad
+        ctx.attempts.append(
+            Attempt(
+                target.provider.name,
+                target.config.model,
+                "timeout" if exc.timeout else "error",
+                latency,
+                error=exc.message,
+                status=exc.upstream_status,
+            )
+        )
+
+    @staticmethod
+    def _exhausted(route: Route, last: ProviderError | None) -> UpstreamError:
+        n = len(route.targets)
+        if last is None:
+            return UpstreamError(
+                f"all {n} target(s) for `{route.alias}` are unavailable (circuit open); "
+                "try again later",
+                code="circuit_open",
+            )
+        summary = f"all {n} target(s) for `{route.alias}` failed; last error: {last.message}"
+        if last.timeout:
+            return UpstreamTimeoutError(summary)
+        return UpstreamError(summary)
+
+
+async def _aclose(stream: AsyncIterator[JSON]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # noqa: S110 - best effort cleanup of a failed upstream stream
+            pass

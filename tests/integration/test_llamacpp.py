@@ -1,0 +1,289 @@
+"""The llamacpp provider against the real bundled SmolLM2-135M GGUF.
+
+The model is loaded once per module. Each test runs on its own event loop; the
+provider allows that because every job captures the loop that submitted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from pilothouse.errors import ConfigError, InvalidRequestError, ProviderError
+from pilothouse.providers.base import provider_class
+from pilothouse.providers.llamacpp import (
+    LlamaCppConfig,
+    LlamaCppProvider,
+    llama_kwargs,
+    resolve_model_path,
+)
+from pilothouse.providers.llamacpp_worker import END, Job
+
+pytestmark = pytest.mark.integration
+
+MAX_QUEUE = 2
+# SmolLM2's end-of-generation tokens (<|endoftext|>, <|im_end|>, <|im_start|>): banning
+# them forces a long generation, so a test can tell "stopped early" from "finished".
+NO_EOG = {"0": -100, "2": -100, "4": -100}
+HELLO = {"messages": [{"role": "user", "content": "Say hello."}], "temperature": 0}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[LlamaCppProvider]:
+    try:
+        resolve_model_path("default")
+    except ConfigError as exc:
+        if os.environ.get("PILOTHOUSE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"bundled model missing: {exc.message}")
+        pytest.skip(f"bundled model missing: {exc.message}")
+    config = LlamaCppConfig(type="llamacpp", max_queue=MAX_QUEUE, seed=7)
+    prov = LlamaCppProvider("local", config)
+    asyncio.run(prov.start())
+    yield prov
+    asyncio.run(prov.aclose())
+
+
+def later(seconds: float = 120) -> float:
+    return time.monotonic() + seconds
+
+
+async def collect(prov: LlamaCppProvider, request: dict[str, Any]) -> list[dict[str, Any]]:
+    return [chunk async for chunk in prov.stream_chat(request, "smollm2-135m", later())]
+
+
+def streamed_text(chunks: list[dict[str, Any]]) -> str:
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+async def yield_until(condition: Callable[[], bool]) -> None:
+    """Let other tasks run (no timed sleep) until ``condition`` holds."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+async def test_chat_returns_text_and_exact_usage(provider: LlamaCppProvider) -> None:
+    result = await provider.chat({**HELLO, "max_tokens": 5}, "smollm2-135m", later())
+
+    choice = result.body["choices"][0]
+    assert choice["message"]["role"] == "assistant"
+    assert choice["message"]["content"].strip()
+    assert choice["finish_reason"] == "length"
+    assert result.body["model"] == "smollm2-135m"
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens == 5
+    assert result.usage.estimated is False
+    assert result.body["usage"]["completion_tokens"] == 5
+
+
+async def test_stream_has_role_content_finish_and_usage(provider: LlamaCppProvider) -> None:
+    chunks = await collect(provider, {**HELLO, "max_tokens": 6})
+
+    assert chunks[0]["choices"][0]["delta"].get("role") == "assistant"
+    assert len({(c["id"], c["created"], c["model"]) for c in chunks}) == 1
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    content = [c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]
+    assert 1 <= len(content) <= 6
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] == 6
+    assert chunks[-1]["usage"]["prompt_tokens"] > 0
+
+
+async def test_streamed_usage_matches_llama_cpp_own_count(provider: LlamaCppProvider) -> None:
+    """Streams are metered by pilothouse; non-streamed usage comes from llama-cpp itself."""
+    request = {"messages": [{"role": "user", "content": "Name three colours."}], "temperature": 0}
+    whole = await provider.chat({**request, "max_tokens": 40}, "m", later())
+    chunks = await collect(provider, {**request, "max_tokens": 40})
+
+    assert streamed_text(chunks) == whole.body["choices"][0]["message"]["content"]
+    assert chunks[-1]["usage"] == whole.body["usage"]
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finish[-1] == whole.body["choices"][0]["finish_reason"]
+
+
+async def test_longer_prompt_counts_more_input_tokens(provider: LlamaCppProvider) -> None:
+    short = await provider.chat({**HELLO, "max_tokens": 1}, "m", later())
+    longer = {
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Say hello. " * 10},
+        ],
+        "max_tokens": 1,
+    }
+    long = await provider.chat(longer, "m", later())
+    assert long.usage.input_tokens > short.usage.input_tokens + 20
+
+
+async def test_stop_sequence_ends_with_stop(provider: LlamaCppProvider) -> None:
+    probe = await provider.chat({**HELLO, "max_tokens": 20}, "m", later())
+    text = probe.body["choices"][0]["message"]["content"]
+    word = text.split()[1]
+
+    result = await provider.chat({**HELLO, "max_tokens": 20, "stop": [word]}, "m", later())
+
+    assert result.body["choices"][0]["finish_reason"] == "stop"
+    assert word not in result.body["choices"][0]["message"]["content"]
+
+
+async def test_json_object_response_format_gives_json(provider: LlamaCppProvider) -> None:
+    request = {
+        "messages": [{"role": "user", "content": "Reply with a JSON object with key name."}],
+        "response_format": {"type": "json_object"},
+        "max_tokens": 200,
+        "temperature": 0,
+    }
+    result = await provider.chat(request, "m", later())
+    assert isinstance(orjson.loads(result.body["choices"][0]["message"]["content"]), dict)
+
+
+async def test_cancelled_stream_stops_generation(provider: LlamaCppProvider) -> None:
+    before = provider.stats.tokens_generated
+    cancelled_before = provider.stats.cancelled
+    request = {**HELLO, "max_tokens": 1500, "logit_bias": NO_EOG}
+    stream = provider.stream_chat(request, "m", later())
+    async for chunk in stream:
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            break
+    await stream.aclose()  # what the gateway does when the client disconnects
+
+    after_cancel = await provider.chat({**HELLO, "max_tokens": 3}, "m", later())
+
+    assert after_cancel.usage.output_tokens == 3
+    assert provider.stats.cancelled == cancelled_before + 1
+    generated_by_cancelled = provider.stats.tokens_generated - before - 3
+    assert 1 <= generated_by_cancelled < 1500
+
+
+async def test_expired_deadline_is_a_timeout_and_worker_recovers(
+    provider: LlamaCppProvider,
+) -> None:
+    with pytest.raises(ProviderError) as info:
+        await provider.chat({**HELLO, "max_tokens": 50}, "m", time.monotonic())
+    assert info.value.timeout and info.value.retryable
+
+    result = await provider.chat({**HELLO, "max_tokens": 2}, "m", later())
+    assert result.usage.output_tokens == 2
+
+
+async def test_full_queue_rejects_at_once_with_retryable_error(
+    provider: LlamaCppProvider,
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def hold(llm: Any, job: Job) -> None:
+        started.set()
+        release.wait()
+        job.emit(END)
+
+    blocker = Job(hold, {}, later(), lambda item: None, asyncio.get_running_loop())
+    provider.worker.submit(blocker)
+    await asyncio.to_thread(started.wait)  # the model thread is now busy
+    waiting = [
+        asyncio.create_task(provider.chat({**HELLO, "max_tokens": 2}, "m", later()))
+        for _ in range(MAX_QUEUE)
+    ]
+    await yield_until(lambda: provider.worker.waiting == MAX_QUEUE)
+    rejected_before = provider.stats.rejected
+
+    try:
+        with pytest.raises(ProviderError) as info:
+            await provider.chat({**HELLO, "max_tokens": 2}, "m", later())
+        with pytest.raises(ProviderError):
+            await collect(provider, {**HELLO, "max_tokens": 2})
+    finally:
+        release.set()
+
+    assert info.value.retryable and info.value.upstream_status == 503
+    assert provider.stats.rejected == rejected_before + 2
+    results = await asyncio.gather(*waiting)
+    assert [r.usage.output_tokens for r in results] == [2] * MAX_QUEUE
+
+
+async def test_concurrent_requests_are_served_one_at_a_time(provider: LlamaCppProvider) -> None:
+    request = {**HELLO, "max_tokens": 4}
+    results = await asyncio.gather(*(provider.chat(request, "m", later()) for _ in range(3)))
+    texts = {r.body["choices"][0]["message"]["content"] for r in results}
+    assert len(texts) == 1  # temperature 0 on one context: identical answers
+    assert all(r.usage.output_tokens == 4 for r in results)
+
+
+async def test_tools_and_images_are_refused_clearly(provider: LlamaCppProvider) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    with pytest.raises(InvalidRequestError, match="tool"):
+        await provider.chat({**HELLO, "tools": tools}, "m", later())
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    with pytest.raises(InvalidRequestError, match="text only"):
+        await provider.chat({"messages": [{"role": "user", "content": [image]}]}, "m", later())
+    with pytest.raises(InvalidRequestError, match="embeddings"):
+        await provider.embed({"input": "x"}, "m", later())
+    ok = await provider.chat({**HELLO, "tools": tools, "tool_choice": "none", "max_tokens": 1}, "m", later())
+    assert ok.usage.output_tokens == 1
+
+
+async def test_prompt_longer_than_context_is_a_client_error(provider: LlamaCppProvider) -> None:
+    huge = {"messages": [{"role": "user", "content": "word " * 5000}]}
+    with pytest.raises(InvalidRequestError) as info:
+        await provider.chat(huge, "m", later())
+    assert info.value.code == "context_length_exceeded"
+
+
+def test_request_translation() -> None:
+    kwargs = llama_kwargs(
+        {
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            ],
+            "max_completion_tokens": 9,
+            "stop": "END",
+            "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+        },
+        default_seed=3,
+    )
+    assert kwargs["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "a\nb"},
+    ]
+    assert kwargs["max_tokens"] == 9
+    assert kwargs["stop"] == ["END"]
+    assert kwargs["seed"] == 3
+    assert kwargs["response_format"] == {"type": "json_object", "schema": {"type": "object"}}
+    with pytest.raises(InvalidRequestError):
+        llama_kwargs({"messages": [{"role": "user", "content": "x"}], "n": 2}, None)
+    with pytest.raises(InvalidRequestError):
+        llama_kwargs({"messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}, None)
+
+
+async def test_missing_model_file_is_a_config_error_at_start(tmp_path: Any) -> None:
+    missing = str(tmp_path / "nope.gguf")
+    prov = LlamaCppProvider("x", LlamaCppConfig(type="llamacpp", model_path=missing))
+    with pytest.raises(ConfigError, match="nope.gguf"):
+        await prov.start()
+
+
+async def test_corrupt_model_file_is_a_config_error_at_start(tmp_path: Any) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf")
+    prov = LlamaCppProvider("x", LlamaCppConfig(type="llamacpp", model_path=str(bad)))
+    with pytest.raises(ConfigError, match="cannot load"):
+        await prov.start()
+
+
+def test_registry_and_config_validation() -> None:
+    assert provider_class("llamacpp") is LlamaCppProvider
+    import msgspec
+
+    with pytest.raises(msgspec.ValidationError, match="max_queue"):
+        msgspec.convert({"type": "llamacpp", "max_queue": 0}, LlamaCppConfig)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"type": "llamacpp", "gpu": True}, LlamaCppConfig)
