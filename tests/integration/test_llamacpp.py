@@ -113,15 +113,9 @@ async def test_streamed_usage_matches_llama_cpp_own_count(provider: LlamaCppProv
 
 async def test_longer_prompt_counts_more_input_tokens(provider: LlamaCppProvider) -> None:
     short = await provider.chat({**HELLO, "max_tokens": 1}, "m", later())
-    longer = {
-        "messages": [
-            {"role": "system", "content": "You are terse."},
-            {"role": "user", "content": "Say hello. " * 10},
-        ],
-        "max_tokens": 1,
-    }
+    longer = {"messages": [{"role": "user", "content": "Say hello." * 10}], "max_tokens": 1}
     long = await provider.chat(longer, "m", later())
-    assert long.usage.input_tokens > short.usage.input_tokens + 20
+    assert long.usage.input_tokens >= short.usage.input_tokens + 9  # >= 1 token per repeat
 
 
 async def test_stop_sequence_ends_with_stop(provider: LlamaCppProvider) -> None:
@@ -135,15 +129,37 @@ async def test_stop_sequence_ends_with_stop(provider: LlamaCppProvider) -> None:
     assert word not in result.body["choices"][0]["message"]["content"]
 
 
-async def test_json_object_response_format_gives_json(provider: LlamaCppProvider) -> None:
+async def test_json_schema_response_format_gives_matching_json(
+    provider: LlamaCppProvider,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 12}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
     request = {
-        "messages": [{"role": "user", "content": "Reply with a JSON object with key name."}],
-        "response_format": {"type": "json_object"},
-        "max_tokens": 200,
+        "messages": [{"role": "user", "content": "Invent a name for a cat."}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+        "max_tokens": 60,
         "temperature": 0,
     }
     result = await provider.chat(request, "m", later())
-    assert isinstance(orjson.loads(result.body["choices"][0]["message"]["content"]), dict)
+    parsed = orjson.loads(result.body["choices"][0]["message"]["content"])
+    assert set(parsed) == {"name"} and isinstance(parsed["name"], str)
+
+
+async def test_json_object_response_format_starts_a_json_object(
+    provider: LlamaCppProvider,
+) -> None:
+    request = {
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "response_format": {"type": "json_object"},
+        "max_tokens": 3,
+        "temperature": 0,
+    }
+    result = await provider.chat(request, "m", later())
+    assert result.body["choices"][0]["message"]["content"].lstrip().startswith("{")
 
 
 async def test_cancelled_stream_stops_generation(provider: LlamaCppProvider) -> None:

@@ -144,8 +144,10 @@ class ModelWorker:
 
     def __init__(self, load: Callable[[], Llama], max_queue: int, name: str) -> None:
         self._load = load
-        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._max_queue = max_queue
+        self._admitted = 0  # queued + running; guarded by _lock
+        self._lock = threading.Lock()
         self._name = name
         self._thread: threading.Thread | None = None
         self._current: Job | None = None
@@ -155,7 +157,8 @@ class ModelWorker:
     @property
     def waiting(self) -> int:
         """Jobs queued behind the one running."""
-        return self._jobs.qsize()
+        with self._lock:
+            return self._admitted - (self._current is not None)
 
     async def start(self) -> None:
         """Start the thread and wait (without blocking the loop) until the model is loaded."""
@@ -179,18 +182,24 @@ class ModelWorker:
             raise
 
     def submit(self, job: Job) -> None:
-        """Enqueue or refuse at once; never waits for room."""
+        """Enqueue or refuse at once; never waits for room.
+
+        The bound counts admitted jobs (running + waiting) under a lock rather
+        than the queue's size, so a job the thread has not picked up yet
+        cannot make the limit depend on thread scheduling.
+        """
         if self._thread is None or self._closing:
             raise ProviderError("local model is not running", upstream_status=503)
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            self.stats.rejected += 1
-            raise ProviderError(
-                f"local model is busy ({self._max_queue} requests already waiting)",
-                upstream_status=503,
-                retry_after=1.0,
-            ) from None
+        with self._lock:
+            if self._admitted > self._max_queue:
+                self.stats.rejected += 1
+                raise ProviderError(
+                    f"local model is busy ({self._max_queue} requests already waiting)",
+                    upstream_status=503,
+                    retry_after=1.0,
+                )
+            self._admitted += 1
+        self._jobs.put_nowait(job)
 
     async def aclose(self) -> None:
         """Fail queued jobs, stop the running one, join the thread; it frees the model."""
@@ -228,10 +237,19 @@ class ModelWorker:
             llm.close()
 
     def _run(self, llm: Any, job: Job) -> None:
+        try:
+            self._run_job(llm, job)
+        finally:
+            with self._lock:
+                self._admitted -= 1
+                self._current = None
+
+    def _run_job(self, llm: Any, job: Job) -> None:
         if job.cancel.is_set():
             self.stats.cancelled += 1
             return
-        self._current = job
+        with self._lock:
+            self._current = job
         llm.job = job
         try:
             if job.should_stop():
@@ -247,7 +265,6 @@ class ModelWorker:
                 self.stats.completed += 1
         finally:
             llm.job = None
-            self._current = None
             self.stats.tokens_generated += job.completion_tokens
 
 
