@@ -269,21 +269,18 @@ class LlamaCppProvider(BaseProvider):
             job.cancel.set()
 
 
-def _run_chat(llm: Llama, job: Job) -> None:
+def _run_chat(llm: Llama, job: Job) -> list[object]:
     """On the model thread: one complete answer with llama-cpp's own usage."""
     result: Any = llm.create_chat_completion(**job.kwargs)
     if job.timed_out:
         raise timeout_error()
-    if job.cancel.is_set():
-        return
     usage = result.get("usage") or {}
     counted = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
     result["usage"] = counted.to_openai()
-    job.emit(ChatResult(result, counted))
-    job.emit(END)
+    return [ChatResult(result, counted), END]
 
 
-def _run_stream(llm: Llama, job: Job) -> None:
+def _run_stream(llm: Llama, job: Job) -> list[object]:
     """On the model thread: push each chunk's choices, then the metered usage."""
     chunks: Any = llm.create_chat_completion(**job.kwargs, stream=True)
     try:
@@ -307,8 +304,5 @@ def _run_stream(llm: Llama, job: Job) -> None:
         chunks.close()
     if job.timed_out:
         raise timeout_error()
-    if job.cancel.is_set():
-        return
     usage = Usage(job.prompt_tokens, job.completion_tokens)
-    job.emit({"choices": [], "usage": usage.to_openai()})
-    job.emit(END)
+    return [{"choices": [], "usage": usage.to_openai()}, END]

@@ -29,6 +29,9 @@ END = object()
 class Job:
     """One request for the model thread; output flows back through :meth:`emit`.
 
+    ``run`` executes on the model thread: it may emit items as they are made
+    (stream chunks) and returns the terminal items (result, usage, ``END``).
+
     ``cancel`` is set by the event loop when the caller goes away; the model
     thread checks it (and the deadline) between tokens so abandoned or late
     generations stop early instead of holding the only model thread.
@@ -36,7 +39,7 @@ class Job:
 
     def __init__(
         self,
-        run: Callable[[Llama, Job], None],
+        run: Callable[[Llama, Job], list[object]],
         kwargs: dict[str, Any],
         deadline: float,
         sink: Callable[[object], None],
@@ -176,7 +179,8 @@ class ModelWorker:
         self._thread.start()
         try:
             await ready
-        except BaseException:
+        except BaseException:  # load failed, or start() was cancelled mid-load
+            self._jobs.put_nowait(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
             raise
@@ -237,35 +241,40 @@ class ModelWorker:
             llm.close()
 
     def _run(self, llm: Any, job: Job) -> None:
-        try:
-            self._run_job(llm, job)
-        finally:
-            with self._lock:
-                self._admitted -= 1
-                self._current = None
+        """Run one job; bookkeeping happens before its last item reaches the caller.
 
-    def _run_job(self, llm: Any, job: Job) -> None:
+        Stats and the admission count are settled first, so a caller that has
+        its answer always sees them updated and may submit again at once.
+        """
+        final = self._execute(llm, job)
+        with self._lock:
+            self._admitted -= 1
+            self._current = None
+        for item in final:
+            job.emit(item)
+
+    def _execute(self, llm: Any, job: Job) -> list[object]:
         if job.cancel.is_set():
             self.stats.cancelled += 1
-            return
+            return []
         with self._lock:
             self._current = job
         llm.job = job
         try:
-            if job.should_stop():
-                raise timeout_error() if job.timed_out else ProviderError("cancelled")
-            job.run(llm, job)
+            if job.should_stop() and job.timed_out:
+                raise timeout_error()
+            final = [] if job.cancel.is_set() else job.run(llm, job)
         except BaseException as exc:
             self.stats.failed += 1
-            job.emit(map_error(exc))
-        else:
-            if job.cancel.is_set():
-                self.stats.cancelled += 1
-            else:
-                self.stats.completed += 1
+            return [map_error(exc)]
         finally:
             llm.job = None
             self.stats.tokens_generated += job.completion_tokens
+        if job.cancel.is_set():
+            self.stats.cancelled += 1
+            return []
+        self.stats.completed += 1
+        return final
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
