@@ -11,16 +11,17 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import yaml
 
-from pilothouse.config.schema import Secret, Settings
+from pilothouse.config.schema import ModelConfig, PriceConfig, Secret, Settings
 from pilothouse.errors import ConfigError
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _RESERVED = ("provider_configs", "source")
+T = TypeVar("T")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "providers": {"local": {"type": "llamacpp", "model_path": "default"}},
@@ -70,6 +71,23 @@ def _fail(source: str, path: str, why: str) -> ConfigError:
     return ConfigError(f"{source}: {path}: {why}")
 
 
+def _convert_entries(
+    section: Any, where: str, type_: type[T], hook: _SecretResolver, source: str
+) -> dict[str, T]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise _fail(source, where, f"expected a mapping, got {type(section).__name__}")
+    out: dict[str, T] = {}
+    for name, entry in section.items():
+        try:
+            out[str(name)] = msgspec.convert(entry, type_, dec_hook=hook, strict=False)
+        except msgspec.ValidationError as exc:
+            path, why = _explain(exc, f"{where}.{name}")
+            raise _fail(source, path, why) from None
+    return out
+
+
 def parse_settings(
     raw: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -85,11 +103,17 @@ def parse_settings(
         if key in raw:
             raise _fail(source, key, "is not a configuration key")
     hook = _SecretResolver(env)
+    # Keyed sections are validated entry by entry so errors can name the entry.
+    keyed = {name: raw.get(name) for name in ("models", "prices")}
+    rest = {k: v for k, v in raw.items() if k not in keyed}
     try:
-        settings = msgspec.convert(raw, Settings, dec_hook=hook, strict=False)
+        settings = msgspec.convert(rest, Settings, dec_hook=hook, strict=False)
     except msgspec.ValidationError as exc:
         path, why = _explain(exc, "")
         raise _fail(source, path, why) from None
+    models = _convert_entries(keyed["models"], "models", ModelConfig, hook, source)
+    prices = _convert_entries(keyed["prices"], "prices", PriceConfig, hook, source)
+    settings = msgspec.structs.replace(settings, models=models, prices=prices)
 
     provider_configs: dict[str, Any] = {}
     for name, section in settings.providers.items():

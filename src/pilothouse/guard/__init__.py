@@ -1,0 +1,1 @@
+"""Guards applied to content entering or leaving the gateway (redaction first)."""

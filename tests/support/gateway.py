@@ -1,0 +1,162 @@
+"""Real gateways for tests: uvicorn in a thread, or `pilothouse serve` in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+
+from pilothouse.config.load import parse_settings
+from pilothouse.config.schema import Settings
+from pilothouse.gateway.app import build_app
+from pilothouse.gateway.runtime import Runtime
+
+ADMIN_KEY = "test-admin-key-" + "x" * 16
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_config(store_url: str, tmp: Path, **extra: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "server": {"admin_key": ADMIN_KEY, "sse_keepalive_s": 5.0},
+        "store": {"url": store_url, "spool_path": str(tmp / "spool.jsonl"),
+                  "flush_interval_s": 0.05},
+        "routing": {"backoff_base_s": 0.001, "backoff_max_s": 0.01},
+        "providers": {"chaos": {"type": "chaos"}},
+        "models": {"chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]}},
+    }
+    for section, value in extra.items():
+        if isinstance(value, dict) and isinstance(cfg.get(section), dict):
+            cfg[section] = {**cfg[section], **value}
+        else:
+            cfg[section] = value
+    return cfg
+
+
+@dataclass
+class ThreadedGateway:
+    """uvicorn + the real app on a free port, served from a background thread."""
+
+    settings: Settings
+    port: int = field(default_factory=free_port)
+    runtime: Runtime | None = None
+
+    def __post_init__(self) -> None:
+        self.runtime = Runtime(self.settings)
+        app = build_app(self.settings, runtime=self.runtime)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio",
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThreadedGateway:
+        self.thread.start()
+        deadline_polls = 0
+        while not self.server.started:
+            deadline_polls += 1
+            self.thread.join(0.01)
+            if not self.thread.is_alive():
+                raise RuntimeError("gateway failed to start")
+            if deadline_polls > 6000:
+                raise RuntimeError("gateway did not start within 60 s")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+                            timeout=30)
+
+    def create_key(self, **spec: Any) -> str:
+        with self.admin() as client:
+            resp = client.post("/admin/keys", json={"name": "test", **spec})
+            assert resp.status_code == 201, resp.text
+            return str(resp.json()["key"])
+
+
+@contextlib.contextmanager
+def running_gateway(config: dict[str, Any]) -> Iterator[ThreadedGateway]:
+    gateway = ThreadedGateway(parse_settings(config, source="<test>")).start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@dataclass
+class ProcessGateway:
+    """`pilothouse serve` as a child process: for signals and multi-replica tests."""
+
+    config_path: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ProcessGateway:
+        cmd = [sys.executable, "-m", "pilothouse.cli.main", "serve", "--config",
+               str(self.config_path), "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, **self.env})
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        while True:
+            if not sel.select(timeout):
+                raise RuntimeError(f"gateway did not become ready: {''.join(self.output)}")
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"gateway exited: {''.join(self.output)}")
+            self.output.append(line)
+            if "pilothouse ready on" in line:
+                return self
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        assert self.proc is not None
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.output.append(out or "")
+        return self.proc.returncode
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.wait(30)
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
