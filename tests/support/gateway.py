@@ -82,6 +82,15 @@ class ThreadedGateway:
                 raise RuntimeError("gateway did not start within 60 s")
         return self
 
+    def server_loop(self) -> Any:
+        """The event loop the server thread runs (for run_coroutine_threadsafe)."""
+        import asyncio
+
+        assert self.runtime is not None
+        loop = self.runtime.loop
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        return loop
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(30)

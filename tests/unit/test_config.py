@@ -57,7 +57,7 @@ def test_issue_example_loads_as_written(tmp_path: Path) -> None:
     ("mutation", "expected"),
     [
         (("port: 4000", "port: four"), "server.port: Expected `int`, got `str`"),
-        (("max_in_flight: 512", "max_in_flight: 512, colour: blue"), "unknown field `colour`"),
+        (("max_in_flight: 512", "max_in_flight: 512, colour: blue"), "server.colour: unknown key"),
         (("retries: 2", "retries: -1"), "models.chat.retries: must be >= 0"),
         (("{provider: backup,", "{provider: nowhere,"),
          "models.chat.targets[1].provider: unknown provider 'nowhere'"),

@@ -17,7 +17,7 @@ from pilothouse.errors import PilothouseError
 
 T = TypeVar("T")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = typer.Option(
     None, "--config", "-c", help="Config file (YAML). Default: the embedded default."

@@ -20,6 +20,7 @@ from pilothouse.config.schema import ModelConfig, PriceConfig, Secret, Settings
 from pilothouse.errors import ConfigError
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_UNKNOWN_RE = re.compile(r"^Object contains unknown field `([^`]*)`$")
 _RESERVED = ("provider_configs", "source")
 T = TypeVar("T")
 
@@ -64,6 +65,10 @@ def _explain(exc: msgspec.ValidationError, prefix: str) -> tuple[str, str]:
         raw = re.sub(r"\[(\d+)\]", r"[\1]", raw)
         path = f"{prefix}.{raw}" if prefix and raw else (raw or prefix)
         text = text[: match.start()]
+    unknown = _UNKNOWN_RE.match(text)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        text = "unknown key (check the spelling and the docs for this section)"
     return path or "<root>", text
 
 

@@ -80,6 +80,7 @@ class UsageLedger:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.replay()  # rows spooled by a previous run that ended while the store was down
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
         self._replay_task = asyncio.create_task(self._replay_loop(), name="ledger-replay")
 

@@ -45,7 +45,8 @@ async def readyz(request: Request) -> Response:
     ready = all(v == "ok" for v in checks.values())
     if not rt.ledger.store_ok:
         checks["ledger"] = "spooling to disk"
-    return json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    body = {"ready": ready, "checks": checks, "in_flight": rt.in_flight}
+    return json_response(body, status=200 if ready else 503)
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

@@ -85,12 +85,14 @@ class Runtime:
         self.background: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._key_watch: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await self._prepare_store()
         if self.redis is not None:
             try:

@@ -40,8 +40,8 @@ def latency_thresholds(slos: Iterable[SLOConfig]) -> tuple[float, ...]:
 class _CumulativeCounts:
     """Running good/total counts at the end of each minute, in a ring.
 
-    ``C(m)`` is the count of events in minutes <= m; a window of ``w`` minutes
-    ending at minute ``n`` holds ``C(n) - C(n - w)``. Events are attributed to
+    ``C(m)`` is the count of events in minutes <= m, so minutes ``a..b`` hold
+    ``C(b) - C(a - 1)``. Events are attributed to
     ``max(event minute, newest minute seen)``: the pipeline records at
     completion time, so only clock steps backwards are affected, and they
     cannot corrupt the monotonic arrays.
@@ -79,10 +79,10 @@ class _CumulativeCounts:
         slot = minute % self._size
         return self._good[slot], self._total[slot]
 
-    def window(self, end_minute: int, minutes: int) -> tuple[int, int]:
-        """(good, total) in the ``minutes`` minutes ending with ``end_minute``."""
-        good_end, total_end = self._at(end_minute)
-        good_start, total_start = self._at(end_minute - minutes)
+    def between(self, first_minute: int, last_minute: int) -> tuple[int, int]:
+        """(good, total) counted in minutes ``first_minute`` to ``last_minute`` inclusive."""
+        good_end, total_end = self._at(last_minute)
+        good_start, total_start = self._at(first_minute - 1)
         return good_end - good_start, total_end - total_start
 
 
@@ -149,9 +149,14 @@ class SLOTracker:
             counts.add(minute, is_good_event(slo, status, latency_s))
 
     def counts(self, slo: str, window: str, now: float | None = None) -> tuple[int, int]:
-        """(good, total) events of ``slo`` over ``window`` (e.g. ``1h``) ending at ``now``."""
-        end = int((self._clock() if now is None else now) // 60)
-        return self._counts[slo].window(end, max(1, _seconds(window) // 60))
+        """(good, total) events of ``slo`` in ``[now - window, now]`` (``window`` e.g. ``1h``).
+
+        Minutes are included when they start inside the window, so at a minute
+        boundary the window covers exactly its length, like Prometheus' range.
+        """
+        now = self._clock() if now is None else now
+        first = -int(-(now - _seconds(window)) // 60)  # ceil
+        return self._counts[slo].between(first, int(now // 60))
 
     def burn_rate(self, slo: str, window: str, now: float | None = None) -> float:
         """Error rate over ``window`` divided by the error budget rate; 0 with no traffic."""

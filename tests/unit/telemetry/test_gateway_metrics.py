@@ -83,7 +83,10 @@ def test_alias_without_cache_does_not_dilute_hit_rate() -> None:
 def test_gateways_in_one_process_do_not_share_numbers() -> None:
     first, second = GatewayMetrics(), GatewayMetrics()
     first.observe_request(alias="a", provider="p", status=200, latency_s=0.1)
-    assert ("pilothouse_requests_total", frozenset({("alias", "a"), ("provider", "p"), ("status", "200")})) in scrape(first)
+    assert (
+        "pilothouse_requests_total",
+        frozenset({("alias", "a"), ("provider", "p"), ("status", "200")}),
+    ) in scrape(first)
     assert not any(name == "pilothouse_requests_total" for name, _ in scrape(second))
 
 
@@ -134,7 +137,9 @@ def test_gauges_and_counters_for_state() -> None:
         == 1
     )
     assert value(s, "pilothouse_slo_burn_rate", slo="chat-av", alias="chat", window="1h") == 15.0
-    assert value(s, "pilothouse_slo_error_budget_remaining_ratio", slo="chat-av", alias="chat") == 0.25
+    assert (
+        value(s, "pilothouse_slo_error_budget_remaining_ratio", slo="chat-av", alias="chat") == 0.25
+    )
 
 
 def test_multiprocess_dir_without_worker_environment_is_refused(tmp_path: Path) -> None:
@@ -186,7 +191,9 @@ def test_workers_share_one_scrape_in_multiprocess_mode(tmp_path: Path) -> None:
         for family in text_string_to_metric_families(body)
         for s in family.samples
     }
-    assert value(samples, "pilothouse_requests_total", alias="chat", provider="p", status="200") == 5
+    assert (
+        value(samples, "pilothouse_requests_total", alias="chat", provider="p", status="200") == 5
+    )
     assert value(samples, "pilothouse_input_tokens_total", alias="chat", provider="p") == 25
     assert value(samples, "pilothouse_request_duration_seconds_count", alias="chat") == 5
     # The closed worker's in-flight gauge is gone; only the scraping worker's request counts.
