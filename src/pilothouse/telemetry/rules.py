@@ -58,7 +58,7 @@ def error_ratio_expr(slo: SLOConfig, window: str) -> str:
         total = f"sum(rate({REQUESTS_TOTAL}{{alias={alias}}}[{window}]))"
         return f"({errors} or vector(0)) / {total}"
     assert slo.latency_threshold_s is not None
-    le = _quote(floatToGoString(slo.latency_threshold_s))
+    le = _quote(floatToGoString(slo.latency_threshold_s))  # type: ignore[no-untyped-call]
     fast = f"sum(rate({REQUEST_DURATION}_bucket{{alias={alias},le={le}}}[{window}]))"
     total = f"sum(rate({REQUEST_DURATION}_count{{alias={alias}}}[{window}]))"
     return f"1 - ({fast} / {total})"
