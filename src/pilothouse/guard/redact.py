@@ -309,7 +309,14 @@ class Redactor:
         active = frozenset(n for n, _, _ in self._rules if _GATES[n](text, lower))
         out: list[str] = []
         self._scan(text, 0, len(text), active, out, counts)
-        return "".join(out), counts
+        result = "".join(out)
+        if "card" in active and any(kind != "card" for kind in counts):
+            # A replaced neighbour can split a long digit run ("555-123-4567 4111 1111
+            # 1111 1111") and leave a standalone card number behind: check once more.
+            tail: list[str] = []
+            self._scan(result, 0, len(result), frozenset({"card"}), tail, counts)
+            result = "".join(tail)
+        return result, counts
 
     def _scan(
         self,

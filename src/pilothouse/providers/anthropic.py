@@ -68,7 +68,9 @@ class AnthropicConfig(ProviderConfig, frozen=True, forbid_unknown_fields=True, k
 
 def stream_error(event: JSON) -> ProviderError:
     """An ``error`` event inside a 200 stream (e.g. overloaded) → :class:`ProviderError`."""
-    error = event.get("error") if isinstance(event.get("error"), dict) else {}
+    error = event.get("error")
+    if not isinstance(error, dict):
+        error = {}
     kind = str(error.get("type") or "api_error")
     status = ERROR_STATUS.get(kind, 500)
     message = str(error.get("message") or kind)
@@ -219,7 +221,7 @@ class AnthropicProvider(BaseProvider):
         try:
             async with self._post(body, deadline, stream=False) as resp:
                 raw = await resp.read()
-                await _raise_for_status(resp, raw)
+                _raise_for_status(resp, raw)
         except TimeoutError:
             raise ProviderError("upstream timed out", timeout=True) from None
         except aiohttp.ClientError as exc:
@@ -230,7 +232,10 @@ class AnthropicProvider(BaseProvider):
             raise ProviderError("upstream sent a malformed (non-JSON) body") from None
         if not isinstance(message, dict):
             raise ProviderError("upstream sent a malformed body (not an object)")
-        result, usage = from_anthropic(message, model)
+        try:
+            result, usage = from_anthropic(message, model)
+        except (AttributeError, TypeError, ValueError):
+            raise ProviderError("upstream sent a malformed message") from None
         return ChatResult(result, usage)
 
     async def stream_chat(self, request: JSON, model: str, deadline: float) -> AsyncIterator[JSON]:
@@ -240,11 +245,11 @@ class AnthropicProvider(BaseProvider):
         try:
             async with self._post(body, deadline, stream=True) as resp:
                 if resp.status != 200:
-                    await _raise_for_status(resp, await resp.read())
+                    _raise_for_status(resp, await resp.read())
                 async for line in resp.content:
                     if not line.startswith(b"data:"):
                         continue  # `event:` names repeat the data's `type`; blank separators
-                    for chunk in translator.feed(_event(line[5:])):
+                    for chunk in _translate(translator, line[5:]):
                         yield chunk
                     if translator.done:
                         return
@@ -255,17 +260,18 @@ class AnthropicProvider(BaseProvider):
         raise ProviderError("upstream closed the stream before message_stop")
 
 
-def _event(data: bytes) -> JSON:
+def _translate(translator: StreamTranslator, data: bytes) -> list[JSON]:
+    """One SSE ``data:`` payload → chunks; anything unreadable is a retryable failure."""
     try:
         event = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise ProviderError("upstream sent a malformed stream event") from None
-    if not isinstance(event, dict):
-        raise ProviderError("upstream sent a malformed stream event (not an object)")
-    return event
+        if isinstance(event, dict):
+            return translator.feed(event)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        pass
+    raise ProviderError("upstream sent a malformed stream event")
 
 
-async def _raise_for_status(resp: aiohttp.ClientResponse, raw: bytes) -> None:
+def _raise_for_status(resp: aiohttp.ClientResponse, raw: bytes) -> None:
     """Anthropic's error JSON carries ``error.message``, as OpenAI's does."""
     if resp.status != 200:
         retry_after = parse_retry_after(resp.headers.get("retry-after"))

@@ -20,7 +20,7 @@ traffic, so the gateway's ``input_tokens`` is ``input_tokens +
 cache_creation_input_tokens + cache_read_input_tokens`` (every prompt token is
 counted once) and ``cached_input_tokens`` is ``cache_read_input_tokens``.
 Cache writes are counted as ordinary input; Anthropic bills them at a
-premium (1.25×), which the gateway's input/cached price pair cannot express.
+premium (1.25x), which the gateway's input/cached price pair cannot express.
 """
 
 from __future__ import annotations
@@ -72,7 +72,10 @@ def to_anthropic(request: JSON, model: str, default_max_tokens: int) -> JSON:
             body[key] = request[key]
     stop = request.get("stop")
     if stop:
-        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        stop = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise InvalidRequestError("`stop` must be a string or a list of strings", param="stop")
+        body["stop_sequences"] = stop
     if request.get("tools"):
         body["tools"] = [_tool(t, i) for i, t in enumerate(request["tools"])]
         choice = _tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls"))
@@ -218,7 +221,7 @@ def _tool_result(message: JSON, i: int) -> JSON:
 
 def _tool(tool: Any, i: int) -> JSON:
     function = tool.get("function") if isinstance(tool, dict) else None
-    if tool.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
+    if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
         raise InvalidRequestError(
             f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]"
         )
