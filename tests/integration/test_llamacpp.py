@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from pilothouse.errors import ConfigError, InvalidRequestError, ProviderError
 from pilothouse.providers.base import provider_class
@@ -55,7 +56,11 @@ def later(seconds: float = 120) -> float:
 
 
 async def collect(prov: LlamaCppProvider, request: dict[str, Any]) -> list[dict[str, Any]]:
-    return [chunk async for chunk in prov.stream_chat(request, "smollm2-135m", later())]
+    """Collect a stream, checking each chunk is one the official openai client accepts."""
+    chunks = [chunk async for chunk in prov.stream_chat(request, "smollm2-135m", later())]
+    for chunk in chunks:
+        ChatCompletionChunk.model_validate(chunk)
+    return chunks
 
 
 def streamed_text(chunks: list[dict[str, Any]]) -> str:
@@ -74,6 +79,7 @@ async def yield_until(condition: Callable[[], bool]) -> None:
 async def test_chat_returns_text_and_exact_usage(provider: LlamaCppProvider) -> None:
     result = await provider.chat({**HELLO, "max_tokens": 5}, "smollm2-135m", later())
 
+    ChatCompletion.model_validate(result.body)
     choice = result.body["choices"][0]
     assert choice["message"]["role"] == "assistant"
     assert choice["message"]["content"].strip()
