@@ -16,16 +16,30 @@ from tests.support.gateway import ThreadedGateway, base_config, running_gateway
 
 pytestmark = pytest.mark.integration
 
-scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(
-    allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.text(max_size=8), inner, max_size=4), max_leaves=12)
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 roles = st.sampled_from(["user", "system", "assistant", "tool", "robot", "", None])
-messages = st.lists(
-    st.fixed_dictionaries({"role": roles}, optional={"content": json_values,
-                                                     "tool_calls": json_values}),
-    max_size=3) | json_values
+messages = (
+    st.lists(
+        st.fixed_dictionaries(
+            {"role": roles}, optional={"content": json_values, "tool_calls": json_values}
+        ),
+        max_size=3,
+    )
+    | json_values
+)
 FIELDS = {
     "model": st.sampled_from(["chat", "nope", ""]) | json_values,
     "messages": messages,
@@ -54,12 +68,16 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Threaded
 
 @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=bodies, path=st.sampled_from(["/v1/chat/completions", "/v1/embeddings"]))
-def test_fuzzed_bodies_never_yield_5xx(gateway: tuple[ThreadedGateway, str], body: Any,
-                                       path: str) -> None:
+def test_fuzzed_bodies_never_yield_5xx(
+    gateway: tuple[ThreadedGateway, str], body: Any, path: str
+) -> None:
     gw, key = gateway
-    resp = httpx.post(gw.url + path, content=orjson.dumps(body),
-                      headers={"Authorization": f"Bearer {key}",
-                               "Content-Type": "application/json"}, timeout=30)
+    resp = httpx.post(
+        gw.url + path,
+        content=orjson.dumps(body),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=30,
+    )
     assert resp.status_code < 500, (resp.status_code, resp.text, body)
     assert "Traceback" not in resp.text
     if resp.status_code >= 400:
@@ -71,6 +89,10 @@ def test_fuzzed_bodies_never_yield_5xx(gateway: tuple[ThreadedGateway, str], bod
 @given(raw=st.binary(max_size=200))
 def test_fuzzed_bytes_never_yield_5xx(gateway: tuple[ThreadedGateway, str], raw: bytes) -> None:
     gw, key = gateway
-    resp = httpx.post(gw.url + "/v1/chat/completions", content=raw,
-                      headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    resp = httpx.post(
+        gw.url + "/v1/chat/completions",
+        content=raw,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert resp.status_code in (200, 400), (resp.status_code, resp.text)

@@ -28,8 +28,7 @@ def gateway(store_url: str, tmp_path: Path) -> Iterator[ThreadedGateway]:
             "chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
             "other": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
             "broken": {"targets": [{"provider": "down", "model": "gpt-4o-mini"}], "retries": 1},
-            "stuck": {"targets": [{"provider": "slow", "model": "gpt-4o-mini"}],
-                      "timeout_s": 0.2},
+            "stuck": {"targets": [{"provider": "slow", "model": "gpt-4o-mini"}], "timeout_s": 0.2},
             "embed": {"targets": [{"provider": "chaos", "model": "text-embedding-3-small"}]},
         },
         server={"max_body_bytes": 10_000},
@@ -122,8 +121,9 @@ def test_invalid_requests_are_precise_400s(
     gateway: ThreadedGateway, body: dict[str, object], message: str
 ) -> None:
     key = gateway.create_key()
-    resp = httpx.post(gateway.url + "/v1/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {key}"})
+    resp = httpx.post(
+        gateway.url + "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
     assert resp.status_code == 400
     assert message in resp.json()["error"]["message"]
     assert "Traceback" not in resp.text
@@ -134,8 +134,7 @@ def test_malformed_json_and_huge_body(gateway: ThreadedGateway) -> None:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     bad = httpx.post(gateway.url + "/v1/chat/completions", content=b"{nope", headers=headers)
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
-    huge = httpx.post(gateway.url + "/v1/chat/completions", content=b"x" * 20_000,
-                      headers=headers)
+    huge = httpx.post(gateway.url + "/v1/chat/completions", content=b"x" * 20_000, headers=headers)
     assert huge.status_code == 413
     with pytest.raises(openai.APIStatusError) as info:
         client(gateway, key).chat.completions.create(
@@ -164,9 +163,11 @@ def test_spent_budget_is_insufficient_quota(gateway: ThreadedGateway) -> None:
 
 def test_all_targets_failing_is_502_with_attempts(gateway: ThreadedGateway) -> None:
     key = gateway.create_key()
-    resp = httpx.post(gateway.url + "/v1/chat/completions",
-                      json={"model": "broken", "messages": MESSAGES},
-                      headers={"Authorization": f"Bearer {key}"})
+    resp = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={"model": "broken", "messages": MESSAGES},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert resp.status_code == 502
     assert resp.headers["x-pilothouse-attempts"] == "2"
     assert "all 1 target(s) for `broken` failed" in resp.json()["error"]["message"]
@@ -176,9 +177,12 @@ def test_all_targets_failing_is_502_with_attempts(gateway: ThreadedGateway) -> N
 
 def test_deadline_is_504(gateway: ThreadedGateway) -> None:
     key = gateway.create_key()
-    resp = httpx.post(gateway.url + "/v1/chat/completions",
-                      json={"model": "stuck", "messages": MESSAGES},
-                      headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    resp = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        json={"model": "stuck", "messages": MESSAGES},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
     assert resp.status_code == 504
     assert resp.json()["error"]["type"] == "upstream_error"
 
@@ -187,8 +191,12 @@ def test_health_is_open_everything_else_needs_a_key(gateway: ThreadedGateway) ->
     assert httpx.get(gateway.url + "/healthz").status_code == 200
     ready = httpx.get(gateway.url + "/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["store"] == "ok"
-    for method, path in [("GET", "/v1/models"), ("GET", "/admin/keys"),
-                         ("GET", "/admin/usage"), ("POST", "/v1/embeddings")]:
+    for method, path in [
+        ("GET", "/v1/models"),
+        ("GET", "/admin/keys"),
+        ("GET", "/admin/usage"),
+        ("POST", "/v1/embeddings"),
+    ]:
         assert httpx.request(method, gateway.url + path).status_code == 401
 
 

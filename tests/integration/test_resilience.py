@@ -33,9 +33,7 @@ def pg_cluster() -> list[str]:
     return [version, "main"]
 
 
-def test_usage_spools_while_postgres_is_down_and_replays(
-    postgres_url: str, tmp_path: Path
-) -> None:
+def test_usage_spools_while_postgres_is_down_and_replays(postgres_url: str, tmp_path: Path) -> None:
     if not Path("/etc/postgresql").exists():
         pytest.skip("no local PostgreSQL cluster to stop")
     from pilothouse.config.load import parse_settings
@@ -51,8 +49,10 @@ def test_usage_spools_while_postgres_is_down_and_replays(
         assert before.status_code == 200
         subprocess.run([*PG_CTL, *pg_cluster(), "stop", "-m", "fast"], check=True)
         try:
-            during = [httpx.post(gw.url + "/v1/chat/completions", json=body, headers=headers,
-                                 timeout=30) for _ in range(5)]
+            during = [
+                httpx.post(gw.url + "/v1/chat/completions", json=body, headers=headers, timeout=30)
+                for _ in range(5)
+            ]
             assert all(r.status_code == 200 for r in during), "hot path needs no database"
             ready = httpx.get(gw.url + "/readyz")
             assert ready.status_code == 503 and ready.json()["checks"]["store"] != "ok"
@@ -77,18 +77,27 @@ def test_usage_spools_while_postgres_is_down_and_replays(
 
 def test_sigterm_finishes_in_flight_requests_and_drains(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path}/ph.db"
-    config = base_config(store, tmp_path, providers={
-        "chaos": {"type": "chaos", "latency_ms": {"dist": "fixed", "value": 1500}}})
+    config = base_config(
+        store,
+        tmp_path,
+        providers={"chaos": {"type": "chaos", "latency_ms": {"dist": "fixed", "value": 1500}}},
+    )
     gw = ProcessGateway(write_config(tmp_path / "c.yaml", config), free_port(), {}).start()
     try:
-        key = httpx.post(gw.url + "/admin/keys", json={"name": "t"},
-                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["key"]
+        key = httpx.post(
+            gw.url + "/admin/keys",
+            json={"name": "t"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        ).json()["key"]
         result: dict[str, httpx.Response] = {}
 
         def slow_call() -> None:
-            result["r"] = httpx.post(gw.url + "/v1/chat/completions",
-                                     json={"model": "chat", "messages": MESSAGES},
-                                     headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            result["r"] = httpx.post(
+                gw.url + "/v1/chat/completions",
+                json={"model": "chat", "messages": MESSAGES},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
 
         caller = threading.Thread(target=slow_call)
         caller.start()
@@ -122,24 +131,33 @@ def test_reload_applies_good_config_and_refuses_bad(tmp_path: Path) -> None:
         gw.signal(signal.SIGHUP)
         models: list[str] = []
         for _ in range(10_000):  # bounded wait for the reload to land
-            models = [m["id"] for m in httpx.get(gw.url + "/v1/models", headers=headers)
-                      .json()["data"]]
+            models = [
+                m["id"] for m in httpx.get(gw.url + "/v1/models", headers=headers).json()["data"]
+            ]
             if "fresh" in models:
                 break
         assert "fresh" in models
         path.write_text("models: {broken: {targets: []}}\nwhat: ever\n")
         bad = httpx.post(gw.url + "/admin/reload", headers=admin)
         assert bad.status_code == 400 and "what" in bad.json()["error"]["message"]
-        still = httpx.post(gw.url + "/v1/chat/completions", headers=headers,
-                           json={"model": "fresh", "messages": MESSAGES})
+        still = httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers=headers,
+            json={"model": "fresh", "messages": MESSAGES},
+        )
         assert still.status_code == 200
     finally:
         gw.stop()
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pilothouse.cli.main", *args],
-                          capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pilothouse.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_migrations_on_postgres_and_refusal_when_told_not_to(
@@ -154,9 +172,21 @@ def test_migrations_on_postgres_and_refusal_when_told_not_to(
         upgraded = run_cli("db", "upgrade", "--config", str(path))
         assert upgraded.returncode == 0, upgraded.stderr
     psql_tables = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", postgres_url.rsplit("/", 1)[1],
-         "-tAc", "select tablename from pg_tables where schemaname='public' order by 1"],
-        capture_output=True, text=True, check=True).stdout.split()
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            postgres_url.rsplit("/", 1)[1],
+            "-tAc",
+            "select tablename from pg_tables where schemaname='public' order by 1",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert {"alembic_version", "api_keys", "usage_records"} <= set(psql_tables)
     psql("SELECT 1")
 

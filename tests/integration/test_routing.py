@@ -16,23 +16,38 @@ pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "one two three"}]
 
 
-def gateway_with(tmp_path: Path, providers: dict[str, Any], models: dict[str, Any],
-                 **extra: Any) -> Any:
-    config = base_config(f"sqlite:///{tmp_path}/ph.db", tmp_path, providers=providers,
-                         models=models, **extra)
+def gateway_with(
+    tmp_path: Path, providers: dict[str, Any], models: dict[str, Any], **extra: Any
+) -> Any:
+    config = base_config(
+        f"sqlite:///{tmp_path}/ph.db", tmp_path, providers=providers, models=models, **extra
+    )
     return running_gateway(config)
 
 
 def post(gw: ThreadedGateway, key: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(gw.url + "/v1/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return httpx.post(
+        gw.url + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
 
 
 def test_falls_back_to_second_target_after_retries(tmp_path: Path) -> None:
-    providers = {"a": {"type": "chaos", "script": ["error:500", "error:503"]},
-                 "b": {"type": "chaos"}}
-    models = {"chat": {"targets": [{"provider": "a", "model": "gpt-4o-mini"},
-                                   {"provider": "b", "model": "gpt-4o-mini"}], "retries": 1}}
+    providers = {
+        "a": {"type": "chaos", "script": ["error:500", "error:503"]},
+        "b": {"type": "chaos"},
+    }
+    models = {
+        "chat": {
+            "targets": [
+                {"provider": "a", "model": "gpt-4o-mini"},
+                {"provider": "b", "model": "gpt-4o-mini"},
+            ],
+            "retries": 1,
+        }
+    }
     with gateway_with(tmp_path, providers, models) as gw:
         resp = post(gw, gw.create_key(), {"model": "chat", "messages": MESSAGES})
         assert resp.status_code == 200
@@ -44,8 +59,12 @@ def test_falls_back_to_second_target_after_retries(tmp_path: Path) -> None:
 
 def test_client_errors_are_not_retried_or_failed_over(tmp_path: Path) -> None:
     providers = {"a": {"type": "chaos", "script": ["error:400"]}, "b": {"type": "chaos"}}
-    models = {"chat": {"targets": [{"provider": "a", "model": "m"},
-                                   {"provider": "b", "model": "m"}], "retries": 3}}
+    models = {
+        "chat": {
+            "targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}],
+            "retries": 3,
+        }
+    }
     with gateway_with(tmp_path, providers, models) as gw:
         resp = post(gw, gw.create_key(), {"model": "chat", "messages": MESSAGES})
         assert resp.status_code == 400
@@ -54,13 +73,16 @@ def test_client_errors_are_not_retried_or_failed_over(tmp_path: Path) -> None:
 
 def test_breaker_opens_and_traffic_skips_the_dead_target(tmp_path: Path) -> None:
     providers = {"dead": {"type": "chaos", "error_rate": 1.0}, "ok": {"type": "chaos"}}
-    models = {"chat": {"targets": [{"provider": "dead", "model": "m"},
-                                   {"provider": "ok", "model": "m"}]}}
+    models = {
+        "chat": {"targets": [{"provider": "dead", "model": "m"}, {"provider": "ok", "model": "m"}]}
+    }
     routing = {"breaker": {"failure_threshold": 3, "cooldown_s": 3600}}
     with gateway_with(tmp_path, providers, models, routing=routing) as gw:
         key = gw.create_key()
-        attempts = [post(gw, key, {"model": "chat", "messages": MESSAGES})
-                    .headers["x-pilothouse-attempts"] for _ in range(6)]
+        attempts = [
+            post(gw, key, {"model": "chat", "messages": MESSAGES}).headers["x-pilothouse-attempts"]
+            for _ in range(6)
+        ]
         assert attempts[:3] == ["2", "2", "2"]
         assert attempts[3:] == ["1", "1", "1"], "breaker open: dead target skipped"
         assert gw.runtime is not None
@@ -69,12 +91,14 @@ def test_breaker_opens_and_traffic_skips_the_dead_target(tmp_path: Path) -> None
 
 def test_stream_falls_back_before_first_byte(tmp_path: Path) -> None:
     providers = {"a": {"type": "chaos", "script": ["reset"]}, "b": {"type": "chaos"}}
-    models = {"chat": {"targets": [{"provider": "a", "model": "m"},
-                                   {"provider": "b", "model": "m"}]}}
+    models = {
+        "chat": {"targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}]}
+    }
     with gateway_with(tmp_path, providers, models) as gw:
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.create_key(), max_retries=0)
         raw = client.chat.completions.with_raw_response.create(
-            model="chat", messages=MESSAGES, stream=True)
+            model="chat", messages=MESSAGES, stream=True
+        )
         assert raw.headers["x-pilothouse-target"] == "b/m"
         text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
         assert text == "one two three"
@@ -82,14 +106,21 @@ def test_stream_falls_back_before_first_byte(tmp_path: Path) -> None:
 
 def test_mid_stream_failure_ends_with_error_event_and_is_recorded(tmp_path: Path) -> None:
     providers = {"a": {"type": "chaos", "script": ["cut:3"]}, "b": {"type": "chaos"}}
-    models = {"chat": {"targets": [{"provider": "a", "model": "gpt-4o-mini"},
-                                   {"provider": "b", "model": "gpt-4o-mini"}]}}
+    models = {
+        "chat": {
+            "targets": [
+                {"provider": "a", "model": "gpt-4o-mini"},
+                {"provider": "b", "model": "gpt-4o-mini"},
+            ]
+        }
+    }
     with gateway_with(tmp_path, providers, models) as gw:
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.create_key(), max_retries=0)
         received = []
         with pytest.raises(openai.APIError, match="mid-stream"):
-            for chunk in client.chat.completions.create(model="chat", messages=MESSAGES,
-                                                        stream=True):
+            for chunk in client.chat.completions.create(
+                model="chat", messages=MESSAGES, stream=True
+            ):
                 received.append(chunk)
         assert [c.choices[0].delta.content for c in received] == ["", "one", " two"]
         rows = usage_rows(gw)
@@ -103,9 +134,13 @@ def test_keepalive_comments_flow_while_upstream_is_silent(tmp_path: Path) -> Non
     models = {"chat": {"targets": [{"provider": "slow", "model": "m"}]}}
     with gateway_with(tmp_path, providers, models, server={"sse_keepalive_s": 0.05}) as gw:
         key = gw.create_key()
-        with httpx.stream("POST", gw.url + "/v1/chat/completions",
-                          json={"model": "chat", "messages": MESSAGES, "stream": True},
-                          headers={"Authorization": f"Bearer {key}"}, timeout=30) as resp:
+        with httpx.stream(
+            "POST",
+            gw.url + "/v1/chat/completions",
+            json={"model": "chat", "messages": MESSAGES, "stream": True},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        ) as resp:
             lines = [line for line in resp.iter_lines() if line]
         first_data = next(i for i, line in enumerate(lines) if line.startswith("data:"))
         assert first_data > 0 and all(line == ": keep-alive" for line in lines[:first_data])
@@ -115,8 +150,9 @@ def test_keepalive_comments_flow_while_upstream_is_silent(tmp_path: Path) -> Non
 def test_stream_costs_come_from_upstream_usage(tmp_path: Path) -> None:
     providers = {"c": {"type": "chaos"}}
     models = {"chat": {"targets": [{"provider": "c", "model": "gpt-4o-mini"}]}}
-    with gateway_with(tmp_path, providers, models,
-                      prices={"gpt-4o-mini": {"input": "0.15", "output": "0.60"}}) as gw:
+    with gateway_with(
+        tmp_path, providers, models, prices={"gpt-4o-mini": {"input": "0.15", "output": "0.60"}}
+    ) as gw:
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.create_key(), max_retries=0)
         list(client.chat.completions.create(model="chat", messages=MESSAGES, stream=True))
         [row] = usage_rows(gw)
@@ -128,8 +164,9 @@ def test_stream_costs_come_from_upstream_usage(tmp_path: Path) -> None:
 
 def test_cache_hit_is_recorded_and_replayed_as_stream(tmp_path: Path) -> None:
     providers = {"c": {"type": "chaos"}}
-    models = {"chat": {"targets": [{"provider": "c", "model": "gpt-4o-mini"}],
-                       "cache": {"ttl_s": 60}}}
+    models = {
+        "chat": {"targets": [{"provider": "c", "model": "gpt-4o-mini"}], "cache": {"ttl_s": 60}}
+    }
     with gateway_with(tmp_path, providers, models) as gw:
         key = gw.create_key()
         body = {"model": "chat", "messages": MESSAGES}
@@ -137,12 +174,18 @@ def test_cache_hit_is_recorded_and_replayed_as_stream(tmp_path: Path) -> None:
         assert first.json()["choices"] == second.json()["choices"]
         assert second.headers["x-pilothouse-cache"] == "hit"
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
-        text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
-            model="chat", messages=MESSAGES, stream=True) if c.choices)
+        text = "".join(
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+            if c.choices
+        )
         assert text == "one two three"
-        fresh = httpx.post(gw.url + "/v1/chat/completions", json=body, timeout=30,
-                           headers={"Authorization": f"Bearer {key}",
-                                    "Cache-Control": "no-store"})
+        fresh = httpx.post(
+            gw.url + "/v1/chat/completions",
+            json=body,
+            timeout=30,
+            headers={"Authorization": f"Bearer {key}", "Cache-Control": "no-store"},
+        )
         assert "x-pilothouse-cache" not in fresh.headers
         rows = usage_rows(gw)
         assert [r["cache_hit"] for r in rows] == [False, True, True, False]
@@ -166,8 +209,10 @@ def test_load_shedding_returns_503_with_retry_after(tmp_path: Path) -> None:
 
 def test_every_request_writes_exactly_one_usage_record(tmp_path: Path) -> None:
     providers = {"c": {"type": "chaos"}, "bad": {"type": "chaos", "error_rate": 1.0}}
-    models = {"chat": {"targets": [{"provider": "c", "model": "m"}]},
-              "bad": {"targets": [{"provider": "bad", "model": "m"}]}}
+    models = {
+        "chat": {"targets": [{"provider": "c", "model": "m"}]},
+        "bad": {"targets": [{"provider": "bad", "model": "m"}]},
+    }
     with gateway_with(tmp_path, providers, models) as gw:
         key = gw.create_key()
         ids = [
@@ -179,5 +224,6 @@ def test_every_request_writes_exactly_one_usage_record(tmp_path: Path) -> None:
         ]
         rows = usage_rows(gw)
         assert sorted(r["request_id"] for r in rows) == sorted(
-            r.headers["x-request-id"] for r in ids)
+            r.headers["x-request-id"] for r in ids
+        )
         assert sorted(r["status"] for r in rows) == [200, 200, 401, 404, 502]

@@ -26,15 +26,19 @@ MESSAGES = [{"role": "user", "content": "count my money"}]
 PRICES = {"gpt-4o-mini": {"input": "1.0", "output": "1.0"}}  # 1 USD per 1M tokens
 
 
-def shared_config(store_url: str, tmp_path: Path, redis_url: str | None, prefix: str) -> dict[
-    str, Any
-]:
+def shared_config(
+    store_url: str, tmp_path: Path, redis_url: str | None, prefix: str
+) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "prices": PRICES,
-        "models": {"chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini",
-                                         "max_output_tokens": 100}]}},
-        "providers": {"chaos": {"type": "chaos",
-                                "latency_ms": {"dist": "uniform", "min": 1, "max": 20}}},
+        "models": {
+            "chat": {
+                "targets": [{"provider": "chaos", "model": "gpt-4o-mini", "max_output_tokens": 100}]
+            }
+        },
+        "providers": {
+            "chaos": {"type": "chaos", "latency_ms": {"dist": "uniform", "min": 1, "max": 20}}
+        },
     }
     if redis_url:
         extra["redis"] = {"url": redis_url, "prefix": prefix}
@@ -55,14 +59,18 @@ def two_replicas(config: dict[str, Any], tmp_path: Path) -> Iterator[list[Proces
 
 
 def create_key(url: str, **spec: Any) -> tuple[str, str]:
-    resp = httpx.post(url + "/admin/keys", json={"name": "t", **spec},
-                      headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    resp = httpx.post(
+        url + "/admin/keys",
+        json={"name": "t", **spec},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["id"], resp.json()["key"]
 
 
 async def fire(urls: list[str], key: str, n: int, **body: Any) -> list[int]:
     async with httpx.AsyncClient(timeout=60) as client:
+
         async def one(i: int) -> int:
             resp = await client.post(
                 urls[i % len(urls)] + "/v1/chat/completions",
@@ -87,7 +95,10 @@ def test_two_replicas_enforce_one_rpm_limit(
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_fifty_concurrent_requests_cannot_overshoot_budget(
-    backend: str, store_url: str, tmp_path: Path, request: pytest.FixtureRequest,
+    backend: str,
+    store_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
     redis_prefix: str,
 ) -> None:
     redis = request.getfixturevalue("redis_url") if backend == "redis" else None
@@ -112,8 +123,9 @@ def test_revocation_reaches_the_other_replica(
         key_id, key = create_key(a.url)
         headers = {"Authorization": f"Bearer {key}"}
         assert httpx.get(b.url + "/v1/models", headers=headers).status_code == 200
-        revoked = httpx.delete(a.url + f"/admin/keys/{key_id}",
-                               headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        revoked = httpx.delete(
+            a.url + f"/admin/keys/{key_id}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
         assert revoked.status_code == 200 and revoked.json()["revoked"] is True
         statuses = []
         with httpx.Client() as client:
@@ -131,8 +143,9 @@ def test_key_revoked_in_store_without_redis_stops_working(tmp_path: Path) -> Non
         key_id, key = create_key(gw.url)
         headers = {"Authorization": f"Bearer {key}"}
         assert httpx.get(gw.url + "/v1/models", headers=headers).status_code == 200
-        httpx.delete(gw.url + f"/admin/keys/{key_id}",
-                     headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        httpx.delete(
+            gw.url + f"/admin/keys/{key_id}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
         assert httpx.get(gw.url + "/v1/models", headers=headers).status_code == 401
         listed = httpx.get(gw.url + "/admin/keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         assert key_id not in [k["id"] for k in listed.json()["data"]]

@@ -36,8 +36,11 @@ def free_port() -> int:
 def base_config(store_url: str, tmp: Path, **extra: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "server": {"admin_key": ADMIN_KEY, "sse_keepalive_s": 5.0},
-        "store": {"url": store_url, "spool_path": str(tmp / "spool.jsonl"),
-                  "flush_interval_s": 0.05},
+        "store": {
+            "url": store_url,
+            "spool_path": str(tmp / "spool.jsonl"),
+            "flush_interval_s": 0.05,
+        },
         "routing": {"backoff_base_s": 0.001, "backoff_max_s": 0.01},
         "providers": {"chaos": {"type": "chaos"}},
         "models": {"chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]}},
@@ -61,8 +64,14 @@ class ThreadedGateway:
     def __post_init__(self) -> None:
         self.runtime = Runtime(self.settings)
         app = build_app(self.settings, runtime=self.runtime)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, loop="asyncio",
-                                log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            loop="asyncio",
+            log_level="warning",
+            lifespan="on",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -96,8 +105,9 @@ class ThreadedGateway:
         self.thread.join(30)
 
     def admin(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                            timeout=30)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
+        )
 
     def create_key(self, **spec: Any) -> str:
         with self.admin() as client:
@@ -130,10 +140,23 @@ class ProcessGateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ProcessGateway:
-        cmd = [sys.executable, "-m", "pilothouse.cli.main", "serve", "--config",
-               str(self.config_path), "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env={**os.environ, **self.env})
+        cmd = [
+            sys.executable,
+            "-m",
+            "pilothouse.cli.main",
+            "serve",
+            "--config",
+            str(self.config_path),
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **self.env},
+        )
         assert self.proc.stdout is not None
         sel = selectors.DefaultSelector()
         sel.register(self.proc.stdout, selectors.EVENT_READ)

@@ -8,7 +8,18 @@ import socket
 import subprocess
 from collections.abc import Iterator
 
-PG_ADMIN = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-v", "ON_ERROR_STOP=1"]
+PG_ADMIN = [
+    "psql",
+    "-h",
+    "127.0.0.1",
+    "-U",
+    "postgres",
+    "-d",
+    "test",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+]
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 

@@ -43,8 +43,9 @@ def test_failed_probe_reopens() -> None:
 
 
 def test_opens_on_error_rate_without_consecutive_run() -> None:
-    b = CircuitBreaker(BreakerConfig(failure_threshold=100, error_rate=0.5, window=10,
-                                     min_calls=10), Clock())
+    b = CircuitBreaker(
+        BreakerConfig(failure_threshold=100, error_rate=0.5, window=10, min_calls=10), Clock()
+    )
     for i in range(10):
         (b.record_failure if i % 2 else b.record_success)()
     assert b.state == "open"

@@ -59,8 +59,10 @@ def test_issue_example_loads_as_written(tmp_path: Path) -> None:
         (("port: 4000", "port: four"), "server.port: Expected `int`, got `str`"),
         (("max_in_flight: 512", "max_in_flight: 512, colour: blue"), "server.colour: unknown key"),
         (("retries: 2", "retries: -1"), "models.chat.retries: must be >= 0"),
-        (("{provider: backup,", "{provider: nowhere,"),
-         "models.chat.targets[1].provider: unknown provider 'nowhere'"),
+        (
+            ("{provider: backup,", "{provider: nowhere,"),
+            "models.chat.targets[1].provider: unknown provider 'nowhere'",
+        ),
         (("type: anthropic", "type: anthropik"), "providers.claude.type: unknown provider type"),
         (("timeout_s: 30", "timeout_s: soon"), "providers.primary.timeout_s"),
         (("input: 0.02", "input: cheap"), "prices.text-embedding-3-small.input"),

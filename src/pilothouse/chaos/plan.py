@@ -116,7 +116,9 @@ class ChaosPlan:
                 return Outcome(
                     kind,  # type: ignore[arg-type]
                     status=cfg.error_status,
-                    after_chunks=cfg.stall_after_chunks if kind == "stall" else cfg.cut_after_chunks,
+                    after_chunks=cfg.stall_after_chunks
+                    if kind == "stall"
+                    else cfg.cut_after_chunks,
                     latency_s=latency,
                 )
             roll -= rate
@@ -144,7 +146,9 @@ def _text_of(content: object) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text"
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
         )
     return ""
 

@@ -26,7 +26,9 @@ def _error(status: int, message: str, retry_after: float | None) -> web.Response
     )
 
 
-async def _pre_body(request: web.Request, outcome: Outcome, cfg: ChaosConfig) -> web.Response | None:
+async def _pre_body(
+    request: web.Request, outcome: Outcome, cfg: ChaosConfig
+) -> web.Response | None:
     if outcome.latency_s:
         await asyncio.sleep(outcome.latency_s)
     if outcome.kind == "timeout":

@@ -61,13 +61,19 @@ def list_keys(
     config: Path | None = ConfigOption,
 ) -> None:
     """List keys (never their secrets)."""
-    records = run(lambda: _with_store(config, lambda ks: ks.list(include_revoked=include_revoked)))
+    records = run(
+        lambda: _with_store(config, lambda ks: ks.list_all(include_revoked=include_revoked))
+    )
     table = Table("id", "name", "prefix", "models", "rpm", "tpm", "budget", "revoked")
     for r in records:
         pub = r.public()
         table.add_row(
-            r.id, r.name, r.prefix + "…", ",".join(pub["models"] or ["*"]),
-            str(r.rpm or "-"), str(r.tpm or "-"),
+            r.id,
+            r.name,
+            r.prefix + "…",
+            ",".join(pub["models"] or ["*"]),
+            str(r.rpm or "-"),
+            str(r.tpm or "-"),
             f"{pub['budget_usd']} ({r.budget_period})" if pub["budget_usd"] else "-",
             "yes" if r.revoked else "",
         )

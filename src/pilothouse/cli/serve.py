@@ -8,6 +8,7 @@ finish, then the lifespan drains the ledger. SIGHUP reloads the config.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -76,10 +77,9 @@ def _install_sighup(rt: Runtime) -> None:
 
         rt.spawn(go())
 
-    try:
+    # Not available off the main thread (tests) or on some platforms: reload via the API then.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
-    except (NotImplementedError, RuntimeError, ValueError):
-        pass  # not the main thread (tests) or not supported on this platform
 
 
 def make_app(settings: Settings, banner: list[str] | None = None) -> Starlette:
@@ -148,8 +148,8 @@ def serve(
             "try it:",
             f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {secret}' "
             f"-H 'Content-Type: application/json' "
-            f"-d '{{\"model\": \"{alias}\", \"messages\": [{{\"role\": \"user\", "
-            f"\"content\": \"Say hello in five words.\"}}], \"max_tokens\": 32}}'",
+            f'-d \'{{"model": "{alias}", "messages": [{{"role": "user", '
+            f'"content": "Say hello in five words."}}], "max_tokens": 32}}\'',
         ]
     banner.insert(0, f"pilothouse ready on {base}  (models: {', '.join(settings.models)})")
     settings = msgspec.structs.replace(

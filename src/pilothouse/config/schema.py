@@ -40,7 +40,7 @@ class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     """Base for every config section: immutable, strict about keys."""
 
 
-class ServerConfig(_Frozen):
+class ServerConfig(_Frozen, frozen=True):
     host: str = "127.0.0.1"
     port: int = 4000
     admin_key: Secret | None = None
@@ -52,7 +52,7 @@ class ServerConfig(_Frozen):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class StoreConfig(_Frozen):
+class StoreConfig(_Frozen, frozen=True):
     url: str = "sqlite:///./pilothouse.db"
     migrate: bool = True
     spool_path: str = "./pilothouse-spool.jsonl"
@@ -61,12 +61,12 @@ class StoreConfig(_Frozen):
     queue_size: int = 100_000
 
 
-class RedisConfig(_Frozen):
+class RedisConfig(_Frozen, frozen=True):
     url: str | None = None
     prefix: str = "pilothouse:"
 
 
-class BreakerConfig(_Frozen):
+class BreakerConfig(_Frozen, frozen=True):
     failure_threshold: int = 5
     error_rate: float = 0.5
     window: int = 20
@@ -74,7 +74,7 @@ class BreakerConfig(_Frozen):
     cooldown_s: float = 30.0
 
 
-class RoutingConfig(_Frozen):
+class RoutingConfig(_Frozen, frozen=True):
     backoff_base_s: float = 0.25
     backoff_max_s: float = 8.0
     retry_after_cap_s: float = 10.0
@@ -82,17 +82,17 @@ class RoutingConfig(_Frozen):
     breaker: BreakerConfig = msgspec.field(default_factory=BreakerConfig)
 
 
-class TargetConfig(_Frozen):
+class TargetConfig(_Frozen, frozen=True):
     provider: str
     model: str
     max_output_tokens: int = 4096
 
 
-class AliasCacheConfig(_Frozen):
+class AliasCacheConfig(_Frozen, frozen=True):
     ttl_s: float = 300.0
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(_Frozen, frozen=True):
     targets: list[TargetConfig]
     retries: int = 0
     timeout_s: float | None = None
@@ -100,12 +100,12 @@ class ModelConfig(_Frozen):
     breaker: BreakerConfig | None = None
 
 
-class CacheConfig(_Frozen):
+class CacheConfig(_Frozen, frozen=True):
     backend: Literal["memory", "redis"] = "memory"
     max_entries: int = 10_000
 
 
-class PriceConfig(_Frozen):
+class PriceConfig(_Frozen, frozen=True):
     """USD per one million tokens."""
 
     input: Decimal = Decimal(0)
@@ -113,12 +113,12 @@ class PriceConfig(_Frozen):
     cached_input: Decimal | None = None
 
 
-class LimitsConfig(_Frozen):
+class LimitsConfig(_Frozen, frozen=True):
     default_output_estimate: int = 256
     dev_key_name: str = "dev"
 
 
-class Settings(_Frozen):
+class Settings(_Frozen, frozen=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     redis: RedisConfig = msgspec.field(default_factory=RedisConfig)

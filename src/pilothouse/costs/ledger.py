@@ -155,8 +155,11 @@ class UsageLedger:
                 await conn.execute(self._insert, batch)
         except Exception as exc:  # any store failure: keep the money, write it down locally
             if self.store_ok:
-                log.warning("usage store unreachable (%s); spooling to %s",
-                            type(exc).__name__, self.spool_path)
+                log.warning(
+                    "usage store unreachable (%s); spooling to %s",
+                    type(exc).__name__,
+                    self.spool_path,
+                )
             self.store_ok = False
             await asyncio.to_thread(self._spool_sync, batch)
             return

@@ -45,7 +45,7 @@ async def embedded_gateway(
             transport=httpx.ASGITransport(app=app),
             base_url="http://pilothouse/v1",
             headers={"Authorization": f"Bearer {api_key}"},
-            timeout=None,
+            timeout=httpx.Timeout(None),  # the gateway enforces its own deadlines
         )
         async with client:
             yield EmbeddedGateway(app, runtime, client, api_key)

@@ -63,7 +63,7 @@ async def create_key(rt: Runtime, request: Request) -> Response:
 
 async def list_keys(rt: Runtime, request: Request) -> Response:
     include = request.query_params.get("include_revoked") in ("1", "true", "yes")
-    records = await rt.keys.list(include_revoked=include)
+    records = await rt.keys.list_all(include_revoked=include)
     return json_response({"data": [r.public() for r in records]})
 
 

@@ -91,8 +91,9 @@ def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Await
     return endpoint_fn
 
 
-async def _prepare(rt: Runtime, ctx: RequestContext, request: Request,
-                   check: Callable[[JSON], str]) -> tuple[JSON, Any]:
+async def _prepare(
+    rt: Runtime, ctx: RequestContext, request: Request, check: Callable[[JSON], str]
+) -> tuple[JSON, Any]:
     ctx.key = await admission.authenticate(rt, request.headers)
     raw = await read_body(request, rt.settings.server.max_body_bytes)
     body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
@@ -114,8 +115,9 @@ async def chat(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
     return json_response(result, pipeline.model_headers(ctx))
 
 
-async def _stream(rt: Runtime, ctx: RequestContext, body: JSON, route: Any,
-                  request: Request) -> Response:
+async def _stream(
+    rt: Runtime, ctx: RequestContext, body: JSON, route: Any, request: Request
+) -> Response:
     ttl = pipeline.cache_ttl(route, request.headers)
     key = cache_key(route.alias, body) if ttl is not None else None
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -123,14 +125,18 @@ async def _stream(rt: Runtime, ctx: RequestContext, body: JSON, route: Any,
         hit = await pipeline.cached_completion(rt, ctx, key)
         if hit is not None:
             ctx.ttft_s = ctx.elapsed()
-            return Response(b"".join(replay_chunks(hit, include_usage)),
-                            media_type="text/event-stream",
-                            headers={**SSE_HEADERS, **pipeline.model_headers(ctx)})
+            return Response(
+                b"".join(replay_chunks(hit, include_usage)),
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **pipeline.model_headers(ctx)},
+            )
 
     def on_done(done_ctx: RequestContext, completed: JSON | None) -> None:
-        if key is not None and ttl is not None and completed is not None:
-            if completed["choices"][0]["finish_reason"] != "tool_calls":
-                rt.spawn(rt.cache.set(key, completed, ttl))
+        cacheable = completed is not None and (
+            completed["choices"][0]["finish_reason"] != "tool_calls"
+        )
+        if key is not None and ttl is not None and completed is not None and cacheable:
+            rt.spawn(rt.cache.set(key, completed, ttl))
         pipeline.finish(rt, done_ctx)
         rt.leave()
 

@@ -98,7 +98,9 @@ class Runtime:
             try:
                 await self.redis.ping()
             except Exception as exc:
-                raise StoreError(f"redis at {self.settings.redis.url} is unreachable: {exc}") from None
+                raise StoreError(
+                    f"redis at {self.settings.redis.url} is unreachable: {exc}"
+                ) from None
             self._listener = asyncio.create_task(self._listen_revocations(), name="revocations")
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         await self.ledger.start()
@@ -206,7 +208,8 @@ class Runtime:
             await asyncio.sleep(1.0)
             try:
                 revoked, since = await self.keys.revoked_since(since)
-            except Exception:  # store briefly down: auth keeps working from the cache
+            except Exception as exc:  # store briefly down: auth keeps working from the cache
+                log.debug("revocation poll failed: %s", exc)
                 continue
             for key_id in revoked:
                 self.key_cache.forget(key_id)

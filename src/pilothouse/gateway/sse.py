@@ -38,8 +38,9 @@ def event(chunk: JSON) -> bytes:
 class ManagedStream(StreamingResponse):
     """A StreamingResponse whose cleanup runs even if the body is never iterated."""
 
-    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None],
-                 headers: dict[str, str]) -> None:
+    def __init__(
+        self, content: AsyncIterator[bytes], on_close: Callable[[], None], headers: dict[str, str]
+    ) -> None:
         super().__init__(content, media_type="text/event-stream", headers=headers)
         self.on_close = on_close
 
@@ -218,14 +219,38 @@ def replay_chunks(body: JSON, include_usage: bool) -> list[bytes]:
         choice, message = {}, {}
     content = message.get("content") or ""
     out = [
-        event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                     "finish_reason": None}]}),
+        event(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        ),
     ]
     if content:
-        out.append(event({**base, "choices": [{"index": 0, "delta": {"content": content},
-                                               "finish_reason": None}]}))
-    out.append(event({**base, "choices": [{"index": 0, "delta": {},
-                                           "finish_reason": choice.get("finish_reason", "stop")}]}))
+        out.append(
+            event(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+                }
+            )
+        )
+    out.append(
+        event(
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}
+                ],
+            }
+        )
+    )
     if include_usage:
         out.append(event({**base, "choices": [], "usage": Usage().to_openai()}))
     out.append(DONE)

@@ -25,9 +25,7 @@ def parse_json(raw: bytes, limit: int) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise InvalidRequestError(
-            f"request body must be a JSON object, got {type(body).__name__}"
-        )
+        raise InvalidRequestError(f"request body must be a JSON object, got {type(body).__name__}")
     return body
 
 
@@ -107,12 +105,12 @@ def _check_options(body: dict[str, Any]) -> None:
     ):
         raise _bad("tools", "an array of tool objects", tools)
     fmt = body.get("response_format")
-    if fmt is not None:
-        if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
-            raise InvalidRequestError(
-                "`response_format.type` must be one of text, json_object, json_schema",
-                param="response_format",
-            )
+    formats = ("text", "json_object", "json_schema")
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") not in formats):
+        raise InvalidRequestError(
+            "`response_format.type` must be one of text, json_object, json_schema",
+            param="response_format",
+        )
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise _bad("metadata", "an object", metadata)
@@ -132,8 +130,10 @@ def embeddings_request(body: dict[str, Any]) -> str:
     value = body.get("input")
     ok = isinstance(value, str) and value != ""
     if isinstance(value, list) and value:
-        ok = all(isinstance(v, str) for v in value) or all(_is_int(v) for v in value) or all(
-            isinstance(v, list) and all(_is_int(x) for x in v) for v in value
+        ok = (
+            all(isinstance(v, str) for v in value)
+            or all(_is_int(v) for v in value)
+            or all(isinstance(v, list) and all(_is_int(x) for x in v) for v in value)
         )
     if not ok:
         raise InvalidRequestError(

@@ -123,8 +123,17 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
     """Check an admin ``POST /admin/keys`` body; returns column values (no secret)."""
     if not isinstance(spec, dict):
         raise InvalidRequestError("request body must be a JSON object")
-    allowed = {"name", "models", "rpm", "tpm", "model_limits", "budget_usd", "budget_period",
-               "metadata", "scopes"}
+    allowed = {
+        "name",
+        "models",
+        "rpm",
+        "tpm",
+        "model_limits",
+        "budget_usd",
+        "budget_period",
+        "metadata",
+        "scopes",
+    }
     unknown = sorted(set(spec) - allowed)
     if unknown:
         raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
@@ -163,7 +172,9 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
             raise InvalidRequestError("`budget_usd` must be >= 0", param="budget_usd")
     period = spec.get("budget_period", "total")
     if period not in PERIODS:
-        raise InvalidRequestError(f"`budget_period` must be one of {PERIODS}", param="budget_period")
+        raise InvalidRequestError(
+            f"`budget_period` must be one of {PERIODS}", param="budget_period"
+        )
     metadata = spec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidRequestError("`metadata` must be an object", param="metadata")
@@ -202,7 +213,7 @@ class KeyStore:
             await conn.execute(api_keys.insert().values(**row))
         return _record(_Row(row)), secret
 
-    async def list(self, *, include_revoked: bool = False) -> list[KeyRecord]:
+    async def list_all(self, *, include_revoked: bool = False) -> list[KeyRecord]:
         query = select(api_keys).order_by(api_keys.c.created_at)
         if not include_revoked:
             query = query.where(api_keys.c.revoked_at.is_(None))

@@ -88,7 +88,8 @@ for i = 1, #KEYS do
 end
 if wait > 0 then return tostring(wait) end
 for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i] - tonumber(ARGV[2 * i])), 'ts', tostring(now))
+  local left = levels[i] - tonumber(ARGV[2 * i])
+  redis.call('HSET', KEYS[i], 'tokens', tostring(left), 'ts', tostring(now))
   redis.call('EXPIRE', KEYS[i], 180)
 end
 return '0'

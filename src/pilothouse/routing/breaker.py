@@ -20,9 +20,7 @@ STATE_VALUE: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class CircuitBreaker:
-    def __init__(
-        self, config: BreakerConfig, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, config: BreakerConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.clock = clock
         self.state: State = "closed"

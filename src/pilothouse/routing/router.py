@@ -9,6 +9,7 @@ exists, which is before anything reaches the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -213,7 +214,5 @@ class Router:
 async def _aclose(stream: AsyncIterator[JSON]) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
-        try:
+        with contextlib.suppress(Exception):  # best effort cleanup of a failed upstream stream
             await aclose()
-        except Exception:  # noqa: S110 - best effort cleanup of a failed upstream stream
-            pass
