@@ -139,6 +139,16 @@ def _card(text: str) -> str | None:
     return None
 
 
+def _iban(text: str) -> str | None:
+    # The optional last group may have swallowed a following word ("DE36... X").
+    parts = text.split(" ")
+    for keep in range(len(parts), 0, -1):
+        candidate = " ".join(parts[:keep])
+        if iban_valid(candidate):
+            return "[IBAN]" + text[len(candidate) :]
+    return None
+
+
 def _ipv6(text: str) -> bool:
     try:
         ipaddress.IPv6Address(text)
@@ -249,7 +259,6 @@ _GATES: Final[Mapping[str, Callable[[str, str], bool]]] = {
 
 
 _CHECKS: Final[Mapping[str, Callable[[str], bool]]] = {
-    "iban": iban_valid,
     "phone_intl": _digit_count(8, 15),
     "phone_nanp": _digit_count(10, 10),
     "phone_trunk": _digit_count(9, 12),
@@ -310,9 +319,9 @@ class Redactor:
         out: list[str] = []
         self._scan(text, 0, len(text), active, out, counts)
         result = "".join(out)
-        if "card" in active and any(kind != "card" for kind in counts):
-            # A replaced neighbour can split a long digit run ("555-123-4567 4111 1111
-            # 1111 1111") and leave a standalone card number behind: check once more.
+        if "card" in active and result != text:
+            # A replacement can split a long digit run ("555-123-4567 4111 1111 1111
+            # 1111") and leave a standalone card number behind: check cards once more.
             tail: list[str] = []
             self._scan(result, 0, len(result), frozenset({"card"}), tail, counts)
             result = "".join(tail)
@@ -349,6 +358,8 @@ class Redactor:
         found = match.group(rule)
         if rule == "card":
             return _card(found)
+        if rule == "iban":
+            return _iban(found)
         check = _CHECKS.get(rule)
         if check is not None and not check(found):
             return None
