@@ -312,6 +312,34 @@ async def test_corrupt_model_file_is_a_config_error_at_start(tmp_path: Any) -> N
         await prov.start()
 
 
+async def test_aclose_fails_waiting_requests_and_stops_the_thread() -> None:
+    prov = LlamaCppProvider("closing", LlamaCppConfig(type="llamacpp", max_queue=2))
+    await prov.start()
+    started, release = threading.Event(), threading.Event()
+
+    def hold(llm: Any, job: Job) -> list[object]:
+        started.set()
+        release.wait()
+        return [END]
+
+    prov.worker.submit(Job(hold, {}, later(), lambda item: None, asyncio.get_running_loop()))
+    await asyncio.to_thread(started.wait)
+    queued = asyncio.create_task(prov.chat({**HELLO, "max_tokens": 2}, "m", later()))
+    await yield_until(lambda: prov.worker.waiting == 1)
+
+    closing = asyncio.create_task(prov.aclose())
+    await yield_until(queued.done)
+    release.set()
+    await closing
+
+    with pytest.raises(ProviderError, match="shutting down"):
+        queued.result()
+    assert not any(t.name == "llamacpp-closing" for t in threading.enumerate())
+    with pytest.raises(ProviderError, match="not running") as info:
+        await prov.chat(HELLO, "m", later())
+    assert info.value.retryable
+
+
 def test_registry_and_config_validation() -> None:
     assert provider_class("llamacpp") is LlamaCppProvider
     import msgspec

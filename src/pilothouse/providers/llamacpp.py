@@ -21,7 +21,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.errors import ConfigError, InvalidRequestError, PilothouseError
+from pilothouse.errors import ConfigError, InvalidRequestError, PilothouseError, ProviderError
 from pilothouse.providers.base import (
     JSON,
     BaseProvider,
@@ -193,7 +193,7 @@ class LlamaCppProvider(BaseProvider):
     @property
     def worker(self) -> ModelWorker:
         if self._worker is None:
-            raise PilothouseError(f"provider {self.name!r} used before start()")
+            raise ProviderError(f"local model {self.name!r} is not running", upstream_status=503)
         return self._worker
 
     async def start(self) -> None:

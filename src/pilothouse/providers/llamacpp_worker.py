@@ -1,10 +1,11 @@
-"""The one thread that owns a llama.cpp model, fed through a bounded queue.
+"""The one thread that owns a llama.cpp model, fed through a bounded job queue.
 
 llama.cpp contexts are not thread-safe, so exactly one thread ever touches the
 ``Llama`` object: it loads it, runs every job on it and frees it. The event
 loop only enqueues jobs and receives their output through
-``loop.call_soon_threadsafe``, so it never waits on inference. A full queue is
-refused at once (the router can fall back) instead of growing without bound.
+``loop.call_soon_threadsafe``, so it never waits on inference. When
+``max_queue`` jobs already wait, a new one is refused at once (the router can
+fall back) instead of the queue growing without bound.
 """
 
 from __future__ import annotations
@@ -257,6 +258,8 @@ class ModelWorker:
         if job.cancel.is_set():
             self.stats.cancelled += 1
             return []
+        if self._closing:
+            return [ProviderError("local model is shutting down", upstream_status=503)]
         with self._lock:
             self._current = job
         llm.job = job
