@@ -13,7 +13,10 @@ Requests (OpenAI → Anthropic):
   ``json_schema`` are honoured best effort by a system instruction (the model
   usually complies; nothing enforces it).
 - ``presence_penalty``, ``frequency_penalty``, ``logit_bias``, ``seed`` and
-  ``logprobs`` have no Anthropic counterpart and are dropped.
+  ``logprobs`` have no Anthropic counterpart and are dropped, as is any other
+  key not named here (Anthropic rejects unknown fields). ``temperature`` is
+  passed unchanged: Anthropic accepts 0-1 and answers a larger value with its
+  own 400, which is clearer than silently clamping it.
 
 Usage (Anthropic → gateway): Anthropic's ``input_tokens`` excludes prompt-cache
 traffic, so the gateway's ``input_tokens`` is ``input_tokens +
