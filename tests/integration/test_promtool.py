@@ -7,6 +7,7 @@ SLOTracker, and both must reach the hand-written expectations: that is what
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -167,3 +168,26 @@ def test_promtool_test_fails_when_expectations_are_wrong(tmp_path: Path) -> None
         [promtool(), "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode != 0
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """Every Grafana query parses in Prometheus once Grafana's variables are filled in."""
+    board = json.loads((ROOT / "deploy/grafana/pilothouse.json").read_text())
+    stack, exprs = list(board["panels"]), []
+    while stack:
+        panel = stack.pop()
+        stack.extend(panel.get("panels", []))
+        exprs += [t["expr"] for t in panel.get("targets", [])]
+    values = {"$__rate_interval": "5m", "$alias": ".*", "$objective": "0.995"}
+    rules = []
+    for i, expr in enumerate(exprs):
+        for var, value in values.items():
+            expr = expr.replace(var, value)
+        assert "$" not in expr, expr
+        rules.append({"record": f"dashboard:query:{i}", "expr": expr})
+    (tmp_path / "dashboard.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]})
+    )
+    assert f"SUCCESS: {len(rules)} rules found" in run(
+        "check", "rules", "dashboard.yml", cwd=tmp_path
+    )
