@@ -191,3 +191,8 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(rules)} rules found" in run(
         "check", "rules", "dashboard.yml", cwd=tmp_path
     )
+
+
+def test_example_prometheus_config_is_valid(tmp_path: Path) -> None:
+    out = run("check", "config", str(ROOT / "deploy/prometheus/prometheus.yml"), cwd=tmp_path)
+    assert "SUCCESS" in out

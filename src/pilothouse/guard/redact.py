@@ -1,23 +1,21 @@
 """Redaction of personal data and credentials before anything is stored or exported.
 
-Every detector is one alternative of a single precompiled regex, so a prompt is
-scanned once, left to right, whatever the number of detectors. Detectors whose
-shape alone would be too eager carry a check that runs only on a match: card
-numbers must pass Luhn (an order number must survive), IBANs mod-97, IPs must
-parse, phone numbers need a plausible digit count, high-entropy tokens must
-look random. When a check rejects a match, that span is rescanned without the
-rejected detector, so a failed candidate cannot hide a real secret inside it.
-Every detector that starts with a repeated character class is anchored by a
-lookbehind to the start of its run, which keeps a megabyte of base64 linear.
+All detectors are alternatives of one precompiled regex, so a prompt is scanned
+once, left to right; cheap substring gates leave out detectors that cannot
+match (no ``@``, no email rule). Eager shapes carry a check run only on a
+match: cards must pass Luhn (order numbers survive), IBANs mod-97, IPs must
+parse, phones need a plausible digit count, long tokens must look random. A
+rejected match is rescanned without its detector, so it cannot hide a secret;
+after any replacement cards are checked once more, because a replaced
+neighbour can leave a standalone card number behind. Detectors that start
+with a repeated character class are anchored to the start of their run,
+which keeps a megabyte of base64 linear.
 
-Why not detect-secrets at run time: it scans line by line with global
-settings, reports values without positions (some plugins only the prefix),
-takes milliseconds per line and misses current OpenAI key formats. Its plugin
-list guided the prefixes below and the test suite uses it as an oracle.
-
-Placeholders are typed (``[EMAIL]``, ``[CARD]``, ...) so a reader of a trace
-still sees what kind of value was there; counts per type are returned for the
-trace's guard actions.
+Not detect-secrets at run time: it scans line by line under global settings,
+reports values without positions (some plugins only a prefix), costs
+milliseconds per line and misses current OpenAI key formats. Its plugin list
+guided the prefixes below and the tests use it as an oracle. Placeholders are
+typed (``[EMAIL]``, ``[CARD]``...) so a trace still shows what was there.
 """
 
 from __future__ import annotations
@@ -116,8 +114,8 @@ def luhn_valid(digits: str) -> bool:
 
 def iban_valid(text: str) -> bool:
     """ISO 13616 check: move the first four characters to the end, read as base 36, mod 97."""
-    iban = text.replace(" ", "")
-    if not 15 <= len(iban) <= 34:
+    iban = text.replace(" ", "").upper()
+    if not (15 <= len(iban) <= 34 and iban.isascii() and iban.isalnum()):
         return False
     return int("".join(str(int(c, 36)) for c in iban[4:] + iban[:4])) % 97 == 1
 
@@ -207,6 +205,10 @@ def _any_in_lower(*needles: str) -> Callable[[str, str], bool]:
 
 
 _HAS_DIGIT: Final = re.compile(r"\d")
+_PREFIXES: Final = (
+    "sk-", "sk_", "rk_", "gh", "github_pat_", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA",
+    "ANVA", "AIPA", "xox", "AIza", "glpat-", "hf_", "npm_", "pypi-", "SG.",
+)  # fmt: skip
 _LONG_RUN: Final = re.compile(_RUN + "{32}")
 
 
@@ -223,28 +225,7 @@ _GATES: Final[Mapping[str, Callable[[str, str], bool]]] = {
     "bearer": _any_in_lower("bearer"),
     "urlpass": _any_in("://"),
     "jwt": _any_in("eyJ"),
-    "prefixed": _any_in(
-        "sk-",
-        "sk_",
-        "rk_",
-        "gh",
-        "github_pat_",
-        "AKIA",
-        "ASIA",
-        "AGPA",
-        "AIDA",
-        "AROA",
-        "ANPA",
-        "ANVA",
-        "AIPA",
-        "xox",
-        "AIza",
-        "glpat-",
-        "hf_",
-        "npm_",
-        "pypi-",
-        "SG.",
-    ),
+    "prefixed": _any_in(*_PREFIXES),
     "keyword": _any_in_lower("pass", "pwd", "secret", "key", "token"),
     "email": _any_in("@"),
     "iban": _search(_HAS_DIGIT),
