@@ -14,8 +14,17 @@ from tests.support.gateway import ThreadedGateway, base_config, running_gateway
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def gateway(store_url: str, tmp_path: Path) -> Iterator[ThreadedGateway]:
+@pytest.fixture(params=["memory", "redis"])
+def gateway(
+    request: pytest.FixtureRequest, store_url: str, tmp_path: Path, redis_prefix: str
+) -> Iterator[ThreadedGateway]:
+    """Every contract test runs on SQLite and PostgreSQL, with in-process and Redis state."""
+    state: dict[str, object] = {}
+    if request.param == "redis":
+        state = {
+            "redis": {"url": request.getfixturevalue("redis_url"), "prefix": redis_prefix},
+            "cache": {"backend": "redis"},
+        }
     config = base_config(
         store_url,
         tmp_path,
@@ -26,12 +35,16 @@ def gateway(store_url: str, tmp_path: Path) -> Iterator[ThreadedGateway]:
         },
         models={
             "chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
-            "other": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
+            "other": {
+                "targets": [{"provider": "chaos", "model": "gpt-4o-mini"}],
+                "cache": {"ttl_s": 60},
+            },
             "broken": {"targets": [{"provider": "down", "model": "gpt-4o-mini"}], "retries": 1},
             "stuck": {"targets": [{"provider": "slow", "model": "gpt-4o-mini"}], "timeout_s": 0.2},
             "embed": {"targets": [{"provider": "chaos", "model": "text-embedding-3-small"}]},
         },
         server={"max_body_bytes": 10_000},
+        **state,
     )
     with running_gateway(config) as gw:
         yield gw
@@ -204,3 +217,12 @@ def test_admin_scope_is_separate(gateway: ThreadedGateway) -> None:
     key = gateway.create_key()
     resp = httpx.get(gateway.url + "/admin/keys", headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 403
+
+
+def test_cache_hit_on_either_backend(gateway: ThreadedGateway) -> None:
+    c = client(gateway, gateway.create_key())
+    first = c.chat.completions.with_raw_response.create(model="other", messages=MESSAGES)
+    second = c.chat.completions.with_raw_response.create(model="other", messages=MESSAGES)
+    assert "x-pilothouse-cache" not in first.headers
+    assert second.headers["x-pilothouse-cache"] == "hit"
+    assert second.parse().choices[0].message.content == "the quick brown fox"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
+import queue
 import signal
 import socket
 import subprocess
@@ -140,35 +140,44 @@ class ProcessGateway:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ProcessGateway:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pilothouse.cli.main",
-            "serve",
-            "--config",
-            str(self.config_path),
-            "--port",
-            str(self.port),
-        ]
+        args = ["serve", "--config", str(self.config_path), "--port", str(self.port)]
+        return self.start_command(args, timeout=timeout)
+
+    def start_command(
+        self, args: list[str], *, cwd: Path | None = None, timeout: float = 60.0
+    ) -> ProcessGateway:
+        """Run ``pilothouse ARGS`` and wait for its ready banner."""
         self.proc = subprocess.Popen(
-            cmd,
+            [sys.executable, "-m", "pilothouse.cli.main", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **self.env},
+            cwd=cwd,
         )
         assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._pump, args=(lines,), daemon=True)
+        self._reader.start()
         while True:
-            if not sel.select(timeout):
-                raise RuntimeError(f"gateway did not become ready: {''.join(self.output)}")
-            line = self.proc.stdout.readline()
-            if not line:
+            try:
+                line = lines.get(timeout=timeout)
+            except queue.Empty:
+                raise RuntimeError(
+                    f"gateway did not become ready: {''.join(self.output)}"
+                ) from None
+            if line == "":
                 raise RuntimeError(f"gateway exited: {''.join(self.output)}")
-            self.output.append(line)
             if "pilothouse ready on" in line:
                 return self
+
+    def _pump(self, lines: queue.Queue[str]) -> None:
+        """Copy the child's output into ``self.output`` line by line ('' = end of output)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            lines.put(line)
+        lines.put("")
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.proc is not None
@@ -176,9 +185,9 @@ class ProcessGateway:
 
     def wait(self, timeout: float = 60.0) -> int:
         assert self.proc is not None
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.output.append(out or "")
-        return self.proc.returncode
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout)
+        return code
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -13,6 +13,8 @@ import logging
 import os
 import secrets
 import signal
+import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -82,28 +84,33 @@ def _install_sighup(rt: Runtime) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
-def make_app(settings: Settings, banner: list[str] | None = None) -> Starlette:
+def make_app(settings: Settings) -> Starlette:
     rt = Runtime(settings)
     app = build_app(settings, runtime=rt)
     original = app.router.lifespan_context
 
-    def lifespan(a: Starlette) -> Any:
-        ctx = original(a)
-
-        class _Wrapped:
-            async def __aenter__(self) -> None:
-                await ctx.__aenter__()
-                _install_sighup(rt)
-                for line in banner or []:
-                    print(line, flush=True)
-
-            async def __aexit__(self, *exc: object) -> None:
-                await ctx.__aexit__(*exc)  # type: ignore[arg-type]
-
-        return _Wrapped()
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Starlette) -> AsyncIterator[None]:
+        async with original(a):
+            _install_sighup(rt)
+            yield
 
     app.router.lifespan_context = lifespan
     return app
+
+
+class ReadyServer(uvicorn.Server):
+    """Prints the banner only once the socket accepts connections (scripts wait on it)."""
+
+    def __init__(self, config: uvicorn.Config, banner: list[str]) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            for line in self.banner:
+                print(line, flush=True)
 
 
 def worker_app() -> Starlette:
@@ -151,7 +158,8 @@ def serve(
             f'-d \'{{"model": "{alias}", "messages": [{{"role": "user", '
             f'"content": "Say hello in five words."}}], "max_tokens": 32}}\'',
         ]
-    banner.insert(0, f"pilothouse ready on {base}  (models: {', '.join(settings.models)})")
+    # Last, so scripts that wait for this line have the whole banner.
+    banner.append(f"pilothouse ready on {base}  (models: {', '.join(settings.models)})")
     settings = msgspec.structs.replace(
         settings, store=msgspec.structs.replace(settings.store, migrate=False)
     )
@@ -171,4 +179,4 @@ def serve(
         uvicorn.run("pilothouse.cli.serve:worker_app", factory=True, workers=n_workers, **common)
         return
     console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)
-    uvicorn.run(make_app(settings, banner), **common)
+    ReadyServer(uvicorn.Config(make_app(settings), **common), banner).run()

@@ -49,7 +49,7 @@ class AzureConfig(OpenAIConfig, frozen=True, forbid_unknown_fields=True, kw_only
 class AzureProvider(OpenAIProvider):
     # mypy compares the structs' constructors (AzureConfig needs `endpoint`), not just
     # the classes; the registry only calls msgspec.convert on it, which is fine.
-    config_type = AzureConfig  # type: ignore[assignment]
+    config_type = AzureConfig
     config: AzureConfig
 
     def __init__(self, name: str, config: AzureConfig) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
@@ -72,7 +72,7 @@ def upstream_error(status: int, raw: bytes, retry_after: float | None) -> Provid
 
 
 class OpenAIProvider(BaseProvider):
-    config_type = OpenAIConfig
+    config_type: ClassVar[type[ProviderConfig]] = OpenAIConfig
     config: OpenAIConfig
 
     def __init__(self, name: str, config: OpenAIConfig) -> None:
