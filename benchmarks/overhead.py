@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -41,9 +43,11 @@ from servers import Server
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 LOADGEN = HERE / "loadgen.py"
+LAST_RAW = Path(tempfile.gettempdir()) / "pilothouse-overhead-last-raw.json"
 
 PROFILES: dict[str, dict[str, Any]] = {
     "full": {
+        "rounds": 3,
         "seq_requests": 3000,
         "requests": 20000,
         "rate_seconds": 30,
@@ -53,6 +57,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "soak_seconds": 600,
     },
     "quick": {
+        "rounds": 1,
         "seq_requests": 500,
         "requests": 2000,
         "rate_seconds": 10,
@@ -108,6 +113,45 @@ def run_client(cmd: list[str], max_seconds: float) -> dict[str, Any]:
     return orjson.loads(out.stdout)  # type: ignore[no-any-return]
 
 
+class CpuMeter:
+    """CPU seconds spent by the gateway, the mock, the client and everyone else.
+
+    The machine is shared (other people's test suites run on it), so each
+    phase records how much CPU went to processes that are not part of the
+    benchmark; a phase with a large ``foreign_share`` deserves suspicion.
+    The gateway's CPU per request is the least noisy overhead number there is.
+    """
+
+    def __init__(self, mock: Server, server: Server) -> None:
+        self.mock, self.server = mock, server
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        now = {
+            "wall": time.perf_counter(),
+            "mock": servers.cpu_seconds(self.mock.proc.pid),
+            "client": kids.ru_utime + kids.ru_stime,
+        } | servers.system_cpu()
+        now["gateway"] = (
+            servers.cpu_seconds(self.server.proc.pid) if self.server is not self.mock else 0.0
+        )
+        return now
+
+    def stop(self, requests: int) -> dict[str, float]:
+        d = {k: v - self.start[k] for k, v in self._read().items()}
+        ours = d["gateway"] + d["mock"] + d["client"]
+        ncpu = os.cpu_count() or 1
+        return {
+            "gateway_s": round(d["gateway"], 3),
+            "gateway_us_per_request": round(1e6 * d["gateway"] / requests, 1) if requests else 0,
+            "mock_s": round(d["mock"], 3),
+            "client_s": round(d["client"], 3),
+            "foreign_share": round(max(0.0, d["busy"] - ours) / (d["wall"] * ncpu), 3),
+            "steal_s": round(d["steal"], 3),
+        }
+
+
 def run_phase(
     args: argparse.Namespace, mock: Server, server: Server, pattern: Pattern, stream: bool
 ) -> dict[str, Any]:
@@ -122,8 +166,11 @@ def run_phase(
     else:
         kw["concurrency"] = pattern.concurrency
     before = sum(servers.mock_stats(mock).values())
+    meter = CpuMeter(mock, server)
     result = run_client(loadgen_cmd(args, server, stream, **kw), args.phase_seconds)
-    result["upstream_requests"] = sum(servers.mock_stats(mock).values()) - before
+    upstream = sum(servers.mock_stats(mock).values()) - before
+    result["cpu"] = meter.stop(upstream)
+    result["upstream_requests"] = upstream
     result["client_requests"] = min(args.warmup, pattern.requests) + result.get("completed", 0)
     return result
 
@@ -153,7 +200,9 @@ def soak(args: argparse.Namespace, mock: Server, server: Server, served: int) ->
     return result
 
 
-def wrk_crosscheck(args: argparse.Namespace, server: Server, workdir: Path) -> dict[str, Any]:
+def wrk_crosscheck(
+    args: argparse.Namespace, mock: Server, server: Server, workdir: Path
+) -> dict[str, Any]:
     """Closed-loop c=64 throughput measured by wrk (C), to bound our client's bias."""
     script = workdir / f"wrk-{server.name}.lua"
     body = orjson.dumps(
@@ -175,10 +224,12 @@ def wrk_crosscheck(args: argparse.Namespace, server: Server, workdir: Path) -> d
         ["wrk", "-t1", "-c64", f"-d{args.wrk_seconds}s", "-s", str(script), server.chat_url],
         args.client_cpus,
     )
+    before = sum(servers.mock_stats(mock).values())
     out = subprocess.run(
         cmd, capture_output=True, text=True, timeout=args.wrk_seconds + 60, check=False
     ).stdout
     parsed: dict[str, Any] = {"non_2xx": 0}
+    parsed["upstream_requests"] = sum(servers.mock_stats(mock).values()) - before
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
             parsed["rps"] = float(line.split()[1])
@@ -227,24 +278,52 @@ def start_targets(
     return mock, targets, unavailable
 
 
+def rss_served(runs: dict[str, dict[str, list[dict[str, Any]]]], name: str) -> int:
+    """Requests that reached the upstream through ``name`` so far (warm-ups included)."""
+    return sum(r["upstream_requests"] for by in runs.values() for r in by.get(name, []))
+
+
 def run_matrix(
-    args: argparse.Namespace, mock: Server, targets: dict[str, Server]
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every mode x pattern x target, targets interleaved inside each pattern."""
-    runs: dict[str, dict[str, dict[str, Any]]] = {}
-    for mode in args.modes:
-        for pattern in patterns(args):
-            key = f"{mode}/{pattern.name}"
-            runs[key] = {}
-            for name, server in targets.items():
-                log(f"{key} -> {name} ({pattern.requests} requests)")
-                runs[key][name] = run_phase(args, mock, server, pattern, mode == "stream")
-                res = runs[key][name]
-                log(
-                    f"   rps={res.get('rps')} p50={res.get('latency_ms', {}).get('p50')} "
-                    f"p99={res.get('latency_ms', {}).get('p99')} errors={res.get('errors')}"
-                )
+    args: argparse.Namespace,
+    mock: Server,
+    targets: dict[str, Server],
+    rss: dict[str, dict[str, Any]],
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Rounds x modes x patterns x targets, targets interleaved inside each pattern.
+
+    Later rounds skip LiteLLM (unless ``--litellm-every-round``): it is ~30x
+    slower, so repeating it costs most of the run and sharpens nothing that
+    matters. Repeating direct/pilothouse lets the report use the median of
+    paired differences, which a burst of foreign load cannot drag far.
+    After each round every gateway's RSS is sampled, to show growth over time.
+    """
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for rnd in range(args.rounds):
+        for mode in args.modes:
+            for pattern in patterns(args):
+                key = f"{mode}/{pattern.name}"
+                for name, server in targets.items():
+                    if rnd and name == "litellm" and not args.litellm_every_round:
+                        continue
+                    log(f"round {rnd + 1}/{args.rounds} {key} -> {name} ({pattern.requests})")
+                    res = run_phase(args, mock, server, pattern, mode == "stream")
+                    res["round"] = rnd
+                    runs.setdefault(key, {}).setdefault(name, []).append(res)
+                    log_phase(res)
+        for name, server in targets.items():
+            if name != "direct":
+                sample = {"requests": rss_served(runs, name), "rss_kib": server.rss_kib()}
+                rss[name].setdefault("per_round", []).append(sample)
     return runs
+
+
+def log_phase(res: dict[str, Any]) -> None:
+    lat, cpu = res.get("latency_ms", {}), res.get("cpu", {})
+    log(
+        f"   rps={res.get('rps')} p50={lat.get('p50')} p99={lat.get('p99')} "
+        f"errors={res.get('errors')} gateway_cpu_us/req={cpu.get('gateway_us_per_request')} "
+        f"foreign={cpu.get('foreign_share')}"
+    )
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -253,13 +332,13 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         for name, server in targets.items():
             rss[name] = {"rss_kib_idle": server.rss_kib()}
-        runs = run_matrix(args, mock, targets)
-        served = {
-            name: sum(r[name]["upstream_requests"] for r in runs.values()) for name in targets
-        }
+        runs = run_matrix(args, mock, targets, rss)
+        served = {name: rss_served(runs, name) for name in targets}
         wrk = {}
         if args.wrk:
-            wrk = {name: wrk_crosscheck(args, srv, workdir) for name, srv in targets.items()}
+            wrk = {name: wrk_crosscheck(args, mock, s, workdir) for name, s in targets.items()}
+            for name, res in wrk.items():
+                served[name] += res["upstream_requests"]
         for name, server in targets.items():
             if name != "direct" and args.rss_requests:
                 rss[name] |= soak(args, mock, server, served[name])
@@ -290,6 +369,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a few-minute run with small counts")
     p.add_argument("--seq-requests", type=int, help="sequential requests per phase")
     p.add_argument("--requests", type=int, help="requests per closed-loop phase (c>1)")
+    p.add_argument("--rounds", type=int, help="repeat the matrix (median of rounds)")
+    p.add_argument("--litellm-every-round", action="store_true")
     p.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
     p.add_argument("--rate", type=float, default=500.0, help="open-loop rate; 0 disables")
     p.add_argument("--rate-seconds", type=float, help="open-loop phase length")
@@ -312,6 +393,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk", action="store_true", help="also measure c=64 throughput with wrk")
     p.add_argument("--wrk-seconds", type=int, default=10)
     p.add_argument("--out", help="file name under benchmarks/results/")
+    p.add_argument(
+        "--report-only",
+        metavar="RAW",
+        help=f"re-summarise a saved raw run (the last one is kept in {LAST_RAW}); "
+        "pass the same count/rate flags as that run",
+    )
     args = p.parse_args(argv)
     for name, value in PROFILES["quick" if args.quick else "full"].items():
         if getattr(args, name) is None:
@@ -326,11 +413,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.time()
-    with tempfile.TemporaryDirectory(prefix="ph-overhead-") as tmp:
-        raw = benchmark(args, Path(tmp))
+    if args.report_only:
+        raw = orjson.loads(Path(args.report_only).read_bytes())
+    else:
+        with tempfile.TemporaryDirectory(prefix="ph-overhead-") as tmp:
+            raw = benchmark(args, Path(tmp))
+        raw["environment"] = environment(args, sys.argv)
+        raw["wall_seconds"] = round(time.time() - started, 1)
+        LAST_RAW.write_bytes(orjson.dumps(raw))
     report = summarise(raw, args) | {
-        "environment": environment(args, sys.argv),
-        "wall_seconds": round(time.time() - started, 1),
+        "environment": raw["environment"],
+        "wall_seconds": raw["wall_seconds"],
     }
     text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
     if args.out:

@@ -10,6 +10,7 @@ import argparse
 import importlib.metadata
 import platform
 import shlex
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,20 @@ def compact(run: dict[str, Any]) -> dict[str, Any]:
     if run.get("failed"):
         return {"failed": True, "stderr": run.get("stderr")}
     keep = (
+        "round",
         "rps",
         "errors",
         "statuses",
-        "unsent_or_unfinished",
+        "unsent",
+        "unfinished",
+        "stopped_at_deadline",
         "latency_ms",
         "ttfb_ms",
         "service_ms",
+        "pacing_lateness_ms",
         "completed",
         "elapsed_s",
+        "cpu",
         "error_examples",
     )
     out = {k: run[k] for k in keep if k in run}
@@ -85,63 +91,107 @@ def compact(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def clean(run: dict[str, Any]) -> bool:
-    """A run counts as sustained only with zero errors and nothing left unsent."""
-    return not run.get("failed") and run.get("errors") == 0 and run.get("unsent_or_unfinished") == 0
+def clean(run: dict[str, Any], rate: float) -> bool:
+    """Sustained means: no errors, and an open loop kept its schedule."""
+    if run.get("failed") or run.get("errors") != 0:
+        return False
+    if "unsent" in run:
+        return run["unsent"] == 0 and run["unfinished"] == 0 and run["rps"] >= 0.97 * rate
+    return True
 
 
-def added_latency(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Gateway percentile minus direct percentile, for the same pattern."""
+def median_of(rounds: list[dict[str, Any]], *path: str) -> float | None:
+    """Median of one numeric field across rounds (None if any round lacks it)."""
+    values = []
+    for run in rounds:
+        value: Any = run
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, int | float):
+            return None
+        values.append(value)
+    return round(statistics.median(values), 3) if values else None
+
+
+def aggregate(rounds: list[dict[str, Any]], rate: float) -> dict[str, Any]:
+    """One line per target and pattern: medians over rounds, errors summed."""
+    out: dict[str, Any] = {
+        "rounds": len(rounds),
+        "clean": all(clean(r, rate) for r in rounds),
+        "errors": sum(r.get("errors", 0) for r in rounds if not r.get("failed")),
+        "rps": median_of(rounds, "rps"),
+    }
+    for group in ("latency_ms", "ttfb_ms", "service_ms", "pacing_lateness_ms"):
+        if group in rounds[0]:
+            out[group] = {q: median_of(rounds, group, q) for q in rounds[0][group]}
+    out["gateway_cpu_us_per_request"] = median_of(rounds, "cpu", "gateway_us_per_request")
+    out["foreign_cpu_share_max"] = max(r.get("cpu", {}).get("foreign_share", 0) for r in rounds)
+    out["upstream_matches_client"] = all(
+        r.get("upstream_requests") == r.get("client_requests") for r in rounds
+    )
+    return out
+
+
+def _diff(run: dict[str, Any], direct: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for group, prefix in (("latency_ms", ""), ("service_ms", "service_"), ("ttfb_ms", "ttfb_")):
+        if group in run and group in direct:
+            out |= {f"{prefix}{q}": run[group][q] - direct[group][q] for q in ("p50", "p99")}
+    return out
+
+
+def added_latency(
+    runs: dict[str, dict[str, list[dict[str, Any]]]], rate: float
+) -> dict[str, dict[str, Any]]:
+    """Gateway minus direct, paired round by round, then the median over rounds."""
     out: dict[str, dict[str, Any]] = {}
     for key, by_target in runs.items():
-        direct = by_target.get("direct", {})
+        directs = {r["round"]: r for r in by_target.get("direct", []) if not r.get("failed")}
         for gw in GATEWAYS:
-            run = by_target.get(gw)
-            if not run or run.get("failed") or direct.get("failed"):
+            pairs = [
+                (r, directs[r["round"]])
+                for r in by_target.get(gw, [])
+                if not r.get("failed") and r["round"] in directs
+            ]
+            if not pairs:
                 continue
-            entry = {
-                q: round(run["latency_ms"][q] - direct["latency_ms"][q], 3) for q in ("p50", "p99")
+            diffs = [_diff(r, d) for r, d in pairs]
+            entry: dict[str, Any] = {
+                k: round(statistics.median(d[k] for d in diffs), 3) for k in diffs[0]
             }
-            if "service_ms" in run and "service_ms" in direct:
-                entry |= {
-                    f"service_{q}": round(run["service_ms"][q] - direct["service_ms"][q], 3)
-                    for q in ("p50", "p99")
-                }
-            if "ttfb_ms" in run and "ttfb_ms" in direct:
-                entry |= {
-                    f"ttfb_{q}": round(run["ttfb_ms"][q] - direct["ttfb_ms"][q], 3)
-                    for q in ("p50", "p99")
-                }
-            entry["clean"] = clean(run)
+            entry["per_round_p99"] = [round(d["p99"], 3) for d in diffs]
+            entry["clean"] = all(clean(r, rate) for r, _ in pairs)
             out.setdefault(gw, {})[key] = entry
     return out
 
 
-def max_sustained(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Best closed-loop throughput per target and mode among clean runs."""
+def max_sustained(
+    runs: dict[str, dict[str, list[dict[str, Any]]]], rate: float
+) -> dict[str, dict[str, Any]]:
+    """Best closed-loop throughput (median over rounds) per target and mode, clean runs only."""
     out: dict[str, dict[str, Any]] = {}
     for key, by_target in runs.items():
         mode, pattern = key.split("/", 1)
         if pattern.startswith("open_"):
             continue
-        for name, run in by_target.items():
-            if not clean(run):
+        for name, rounds in by_target.items():
+            if not all(clean(r, rate) for r in rounds):
                 continue
+            rps = median_of(rounds, "rps") or 0.0
             best = out.setdefault(name, {}).get(mode)
-            if best is None or run["rps"] > best["rps"]:
-                out[name][mode] = {"rps": run["rps"], "pattern": pattern}
+            if best is None or rps > best["rps"]:
+                out[name][mode] = {"rps": rps, "pattern": pattern}
     return out
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a and b else None
+    return round(a / b, 4) if a and b else None
 
 
 def verdicts(
     args: argparse.Namespace,
     added: dict[str, Any],
     best: dict[str, Any],
-    runs: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     """The project's stated targets, checked on the numbers of this run."""
     key = f"json/open_{args.rate:g}rps"
@@ -152,9 +202,7 @@ def verdicts(
         out["pilothouse_added_p99_ms"] = ph["p99"]
         out["added_p50_below_1ms"] = ph["p50"] < TARGET_ADDED_P50_MS and ph["clean"]
         out["added_p99_below_3ms"] = ph["p99"] < TARGET_ADDED_P99_MS and ph["clean"]
-        out["open_loop_clean"] = ph["clean"] and runs[key]["pilothouse"].get("rps", 0) >= (
-            0.97 * args.rate
-        )
+        out["open_loop_clean"] = ph["clean"]
     for mode in args.modes:
         r = _ratio(
             best.get("pilothouse", {}).get(mode, {}).get("rps"),
@@ -168,15 +216,14 @@ def verdicts(
 
 
 def summarise(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    runs = {
-        key: {name: compact(run) for name, run in by.items()} for key, by in raw["runs"].items()
-    }
-    added = added_latency(raw["runs"])
-    best = max_sustained(raw["runs"])
+    runs = raw["runs"]
+    added = added_latency(runs, args.rate)
+    best = max_sustained(runs, args.rate)
     return {
         "settings": {
             k: getattr(args, k)
             for k in (
+                "rounds",
                 "seq_requests",
                 "requests",
                 "concurrency",
@@ -190,7 +237,7 @@ def summarise(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                 "open_connections",
             )
         },
-        "targets": verdicts(args, added, best, raw["runs"]),
+        "targets": verdicts(args, added, best),
         "added_latency_ms": added,
         "max_sustained_rps": best,
         "throughput_vs_direct": {
@@ -202,11 +249,18 @@ def summarise(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             if name != "direct"
         },
         "client_ceiling_rps": best.get("direct"),
+        "summary": {
+            key: {name: aggregate(rounds, args.rate) for name, rounds in by.items()}
+            for key, by in runs.items()
+        },
         "rss": raw["rss"],
         "usage_accounting": raw["usage_accounting"],
         "wrk_crosscheck": raw["wrk_crosscheck"],
         "unavailable": raw["unavailable"],
         "gateway_exit_codes": raw["exit_codes"],
-        "runs": runs,
+        "runs": {
+            key: {name: [compact(r) for r in rounds] for name, rounds in by.items()}
+            for key, by in runs.items()
+        },
         "gateway_configs": raw["configs"],
     }

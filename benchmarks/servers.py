@@ -250,3 +250,23 @@ def litellm_version(venv: Path) -> str | None:
     code = "import importlib.metadata as m; print(m.version('litellm'))"
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=False)
     return out.stdout.strip() or None
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of ``pid`` and its live descendants."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def system_cpu() -> dict[str, float]:
+    """Machine-wide busy and steal CPU seconds (all cores) from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return {"busy": (user + nice + system + irq + softirq) / CLK_TCK, "steal": steal / CLK_TCK}
