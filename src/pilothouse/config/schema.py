@@ -12,6 +12,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from pilothouse.costs.config import CostsConfig
+from pilothouse.guard.redact import RedactionConfig
+from pilothouse.telemetry.config import SLOSettings
+
 
 class Secret:
     """A credential read from config; never printed, logged or serialised."""
@@ -118,6 +122,19 @@ class LimitsConfig(_Frozen, frozen=True):
     dev_key_name: str = "dev"
 
 
+class TelemetryConfig(_Frozen, frozen=True):
+    """Traces: what content is kept, where it goes, how long it stays."""
+
+    capture_content: Literal["none", "redacted", "full"] = "redacted"
+    retention_days: int = 30
+    otlp_endpoint: str | None = None
+    otlp_headers: dict[str, Secret] = msgspec.field(default_factory=dict)
+    queue_size: int = 20_000
+    flush_interval_s: float = 0.5
+    redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
+    metrics_multiprocess_dir: str | None = None
+
+
 class Settings(_Frozen, frozen=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -128,6 +145,9 @@ class Settings(_Frozen, frozen=True):
     providers: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     models: dict[str, ModelConfig] = msgspec.field(default_factory=dict)
     prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
+    slo: SLOSettings = msgspec.field(default_factory=SLOSettings)
+    costs: CostsConfig = msgspec.field(default_factory=CostsConfig)
     # Filled by the loader: each provider's validated config struct, by name.
     provider_configs: dict[str, Any] = msgspec.field(default_factory=dict)
     source: str = "<embedded default>"
