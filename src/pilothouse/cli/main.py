@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pilothouse import __version__
-from pilothouse.cli import keys, serve, usage
+from pilothouse.cli import evals, keys, review, serve, usage
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("usage")(usage.usage)
 app.add_typer(keys.app, name="keys")
+app.add_typer(evals.app, name="eval")
+app.add_typer(review.app, name="review")
 
 config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
