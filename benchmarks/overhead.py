@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -54,7 +53,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "warmup": 300,
         "phase_seconds": 90,
         "rss_requests": 100_000,
-        "soak_seconds": 600,
+        "soak_seconds": 300,
     },
     "quick": {
         "rounds": 1,
@@ -113,45 +112,6 @@ def run_client(cmd: list[str], max_seconds: float) -> dict[str, Any]:
     return orjson.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-class CpuMeter:
-    """CPU seconds spent by the gateway, the mock, the client and everyone else.
-
-    The machine is shared (other people's test suites run on it), so each
-    phase records how much CPU went to processes that are not part of the
-    benchmark; a phase with a large ``foreign_share`` deserves suspicion.
-    The gateway's CPU per request is the least noisy overhead number there is.
-    """
-
-    def __init__(self, mock: Server, server: Server) -> None:
-        self.mock, self.server = mock, server
-        self.start = self._read()
-
-    def _read(self) -> dict[str, float]:
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        now = {
-            "wall": time.perf_counter(),
-            "mock": servers.cpu_seconds(self.mock.proc.pid),
-            "client": kids.ru_utime + kids.ru_stime,
-        } | servers.system_cpu()
-        now["gateway"] = (
-            servers.cpu_seconds(self.server.proc.pid) if self.server is not self.mock else 0.0
-        )
-        return now
-
-    def stop(self, requests: int) -> dict[str, float]:
-        d = {k: v - self.start[k] for k, v in self._read().items()}
-        ours = d["gateway"] + d["mock"] + d["client"]
-        ncpu = os.cpu_count() or 1
-        return {
-            "gateway_s": round(d["gateway"], 3),
-            "gateway_us_per_request": round(1e6 * d["gateway"] / requests, 1) if requests else 0,
-            "mock_s": round(d["mock"], 3),
-            "client_s": round(d["client"], 3),
-            "foreign_share": round(max(0.0, d["busy"] - ours) / (d["wall"] * ncpu), 3),
-            "steal_s": round(d["steal"], 3),
-        }
-
-
 def run_phase(
     args: argparse.Namespace, mock: Server, server: Server, pattern: Pattern, stream: bool
 ) -> dict[str, Any]:
@@ -166,7 +126,7 @@ def run_phase(
     else:
         kw["concurrency"] = pattern.concurrency
     before = sum(servers.mock_stats(mock).values())
-    meter = CpuMeter(mock, server)
+    meter = servers.CpuMeter(mock, server)
     result = run_client(loadgen_cmd(args, server, stream, **kw), args.phase_seconds)
     upstream = sum(servers.mock_stats(mock).values()) - before
     result["cpu"] = meter.stop(upstream)
@@ -240,11 +200,28 @@ def wrk_crosscheck(
     return parsed
 
 
-def count_usage_rows(db: str) -> int | None:
-    """Rows the gateway's ledger wrote (read after graceful shutdown drained it)."""
+def usage_accounting(server: Server, served: int | None, exit_code: int | None) -> dict[str, Any]:
+    """Did every request served leave a usage record (in the store, or spooled)?
+
+    Read after graceful shutdown, which drains the ledger queue. A mismatch
+    keeps the tail of the gateway log in the report.
+    """
+    rows = None
+    db = server.info["db"]
     with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(db)) as conn:
-        return int(conn.execute("SELECT count(*) FROM usage_records").fetchone()[0])
-    return None
+        rows = int(conn.execute("SELECT count(*) FROM usage_records").fetchone()[0])
+    spool = Path(server.info["spool"])
+    spooled = len(spool.read_bytes().splitlines()) if spool.exists() else 0
+    out = {
+        "db_rows": rows,
+        "spooled_rows": spooled,
+        "requests_served": served,
+        "exit_code": exit_code,
+        "match": (rows or 0) + spooled == served,
+    }
+    if not out["match"] and server.log_path:
+        out["log_tail"] = server.log_path.read_text(errors="replace")[-1500:]
+    return out
 
 
 def start_targets(
@@ -348,11 +325,8 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     accounting = {}
     if "pilothouse" in targets:
         ph = targets["pilothouse"]
-        accounting = {
-            "usage_rows": count_usage_rows(ph.info["db"]),
-            "requests_served": rss.get("pilothouse", {}).get("requests_served"),
-            "exit_code": codes.get("pilothouse"),
-        }
+        served_ph = rss.get("pilothouse", {}).get("requests_served")
+        accounting = usage_accounting(ph, served_ph, codes.get("pilothouse"))
     return {
         "runs": runs,
         "rss": rss,
@@ -392,6 +366,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bench-venv", default="/work/bench-venv")
     p.add_argument("--wrk", action="store_true", help="also measure c=64 throughput with wrk")
     p.add_argument("--wrk-seconds", type=int, default=10)
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, db)")
     p.add_argument("--out", help="file name under benchmarks/results/")
     p.add_argument(
         "--report-only",
@@ -416,8 +391,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         raw = orjson.loads(Path(args.report_only).read_bytes())
     else:
-        with tempfile.TemporaryDirectory(prefix="ph-overhead-") as tmp:
-            raw = benchmark(args, Path(tmp))
+        workdir = Path(tempfile.mkdtemp(prefix="ph-overhead-"))
+        try:
+            raw = benchmark(args, workdir)
+        finally:
+            if args.keep:
+                log(f"kept configs, logs and the gateway database in {workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
         raw["environment"] = environment(args, sys.argv)
         raw["wall_seconds"] = round(time.time() - started, 1)
         LAST_RAW.write_bytes(orjson.dumps(raw))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -189,6 +190,7 @@ def start_pilothouse(
     server.key = body["key"]
     server.info["config"] = config.read_text()
     server.info["db"] = str(workdir / "ph-bench.db")
+    server.info["spool"] = str(workdir / "ph-spool.jsonl")
     return server
 
 
@@ -270,3 +272,40 @@ def system_cpu() -> dict[str, float]:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
     return {"busy": (user + nice + system + irq + softirq) / CLK_TCK, "steal": steal / CLK_TCK}
+
+
+class CpuMeter:
+    """CPU seconds spent by the gateway, the mock, the client and everyone else.
+
+    The machine is shared (other people's test suites run on it), so each
+    phase records how much CPU went to processes that are not part of the
+    benchmark; a phase with a large ``foreign_share`` deserves suspicion.
+    The gateway's CPU per request is the least noisy overhead number there is.
+    """
+
+    def __init__(self, mock: Server, server: Server) -> None:
+        self.mock, self.server = mock, server
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        now = {
+            "wall": time.perf_counter(),
+            "mock": cpu_seconds(self.mock.proc.pid),
+            "client": kids.ru_utime + kids.ru_stime,
+        } | system_cpu()
+        now["gateway"] = cpu_seconds(self.server.proc.pid) if self.server is not self.mock else 0.0
+        return now
+
+    def stop(self, requests: int) -> dict[str, float]:
+        d = {k: v - self.start[k] for k, v in self._read().items()}
+        ours = d["gateway"] + d["mock"] + d["client"]
+        ncpu = os.cpu_count() or 1
+        return {
+            "gateway_s": round(d["gateway"], 3),
+            "gateway_us_per_request": round(1e6 * d["gateway"] / requests, 1) if requests else 0,
+            "mock_s": round(d["mock"], 3),
+            "client_s": round(d["client"], 3),
+            "foreign_share": round(max(0.0, d["busy"] - ours) / (d["wall"] * ncpu), 3),
+            "steal_s": round(d["steal"], 3),
+        }
