@@ -15,7 +15,7 @@ from starlette.routing import Route
 from pilothouse import __version__
 from pilothouse.config.schema import Settings
 from pilothouse.errors import NotFoundError, PilothouseError
-from pilothouse.gateway import routes_admin, routes_openai
+from pilothouse.gateway import routes_admin, routes_openai, routes_telemetry
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.routes_openai import json_response
 from pilothouse.gateway.runtime import Runtime
@@ -83,6 +83,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         *routes_openai.routes(),
         *routes_admin.routes(),
+        *routes_telemetry.routes(),
     ]
     return Starlette(
         routes=routes,

@@ -20,6 +20,7 @@ class Attempt:
     latency_s: float
     error: str | None = None
     status: int | None = None
+    started: float = 0.0  # perf_counter at the attempt's start
 
 
 @dataclass(slots=True)
@@ -43,6 +44,14 @@ class RequestContext:
     metadata: dict[str, Any] | None = None
     reserved_pico: int = 0
     reserved_tokens: int = 0
+    # Tracing: W3C ids, wall-clock start, stage marks (perf_counter; 0.0 = not reached).
+    trace_id: str = ""
+    parent_span_id: str | None = None
+    start_ns: int = field(default_factory=time.time_ns)
+    admitted_at: float = 0.0
+    cache_checked_at: float = 0.0
+    request_body: dict[str, Any] | None = None
+    response_body: dict[str, Any] | None = None
 
     @property
     def attempt_count(self) -> int:
@@ -50,3 +59,7 @@ class RequestContext:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def wall_ns(self, mark: float) -> int:
+        """Convert a perf_counter mark of this request to Unix nanoseconds."""
+        return self.start_ns + int((mark - self.started) * 1e9)

@@ -64,10 +64,11 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
             "metadata": ctx.metadata,
         }
     )
+    rt.telemetry.finish(ctx)
 
 
 def model_headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {"x-request-id": ctx.request_id}
+    headers = {"x-request-id": ctx.request_id, "x-pilothouse-trace-id": ctx.trace_id}
     if ctx.cache_hit:
         headers["x-pilothouse-cache"] = "hit"
     if ctx.provider:
@@ -121,9 +122,12 @@ async def chat_completion(
     key = cache_key(route.alias, request) if ttl is not None else None
     if key is not None:
         hit = await cached_completion(rt, ctx, key)
+        ctx.cache_checked_at = time.perf_counter()
         if hit is not None:
+            ctx.response_body = hit
             return hit
     result = await rt.router.chat(ctx, request)
+    ctx.response_body = result.body
     usage = result.usage
     if usage.estimated and not (usage.input_tokens or usage.output_tokens):
         usage = estimated_usage(request, completion_text(result.body))
@@ -136,6 +140,7 @@ async def chat_completion(
 
 async def embeddings(rt: Runtime, ctx: RequestContext, request: JSON) -> JSON:
     result = await rt.router.embed(ctx, request)
+    ctx.response_body = {"model": result.body.get("model"), "usage": result.body.get("usage")}
     usage = result.usage
     if usage.estimated and not usage.input_tokens:
         usage = Usage(estimate_input(request), 0, 0, estimated=True)

@@ -19,7 +19,8 @@ from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
 
 
-async def require_admin(rt: Runtime, request: Request) -> None:
+async def require_scope(rt: Runtime, request: Request, scope: str = "admin") -> None:
+    """The config admin key passes every check; virtual keys need ``scope`` (or admin)."""
     secret = admission.bearer(request.headers)
     if secret is None:
         raise AuthenticationError("missing admin key: send `Authorization: Bearer <admin key>`")
@@ -29,8 +30,14 @@ async def require_admin(rt: Runtime, request: Request) -> None:
     record = await rt.key_cache.lookup(secret)
     if record is None:
         raise AuthenticationError("invalid admin key")
-    if "admin" not in record.scopes:
-        raise PermissionDeniedError("this key does not have the admin scope", code="not_admin")
+    if scope not in record.scopes and "admin" not in record.scopes:
+        raise PermissionDeniedError(
+            f"this key does not have the {scope} scope", code=f"not_{scope}"
+        )
+
+
+async def require_admin(rt: Runtime, request: Request) -> None:
+    await require_scope(rt, request, "admin")
 
 
 def admin(handler: Any) -> Any:

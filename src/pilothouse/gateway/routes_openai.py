@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.gateway.sse import SSE_HEADERS, ChatStream, ManagedStream, replay_chunks
 from pilothouse.providers.base import JSON
+from pilothouse.telemetry.tracecontext import parse_traceparent
 
 
 def json_response(body: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
@@ -66,6 +68,7 @@ def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Await
     async def endpoint_fn(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
         ctx = RequestContext(request_id=pipeline.new_request_id(), endpoint=endpoint)
+        ctx.trace_id, ctx.parent_span_id = parse_traceparent(request.headers.get("traceparent"))
         if rt.draining or rt.in_flight >= rt.settings.server.max_in_flight:
             exc = OverloadedError("the gateway is at capacity; retry shortly")
             pipeline.fail(ctx, exc)
@@ -97,12 +100,14 @@ async def _prepare(
     ctx.key = await admission.authenticate(rt, request.headers)
     raw = await read_body(request, rt.settings.server.max_body_bytes)
     body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
+    ctx.request_body = body
     ctx.alias = check(body)
     route = rt.router.route(ctx.alias)
     admission.authorize(ctx.key, ctx.alias)
     ctx.metadata = request_metadata(request)
     ctx.deadline = rt.router.deadline_for(route)
     await admission.admit(rt, ctx, body, route)
+    ctx.admitted_at = time.perf_counter()
     return body, route
 
 
@@ -123,7 +128,9 @@ async def _stream(
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     if key is not None:
         hit = await pipeline.cached_completion(rt, ctx, key)
+        ctx.cache_checked_at = time.perf_counter()
         if hit is not None:
+            ctx.response_body = hit
             ctx.ttft_s = ctx.elapsed()
             return Response(
                 b"".join(replay_chunks(hit, include_usage)),

@@ -33,6 +33,7 @@ from pilothouse.providers.base import Provider, provider_class
 from pilothouse.routing.router import Router
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 from pilothouse.store.tables import usage_records
+from pilothouse.telemetry.hub import Telemetry
 
 log = logging.getLogger("pilothouse.runtime")
 REVOCATIONS = "keys:revoked"
@@ -80,6 +81,8 @@ class Runtime:
             flush_interval_s=settings.store.flush_interval_s,
             queue_size=settings.store.queue_size,
         )
+        self.telemetry = Telemetry(settings, self.engine)
+        self.telemetry.breakers = self.router.breakers
         self.in_flight = 0
         self.draining = False
         self.background: set[asyncio.Task[Any]] = set()
@@ -104,6 +107,7 @@ class Runtime:
             self._listener = asyncio.create_task(self._listen_revocations(), name="revocations")
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         await self.ledger.start()
+        await self.telemetry.start()
         self._key_watch = asyncio.create_task(self._watch_revocations(), name="key-watch")
 
     async def _prepare_store(self) -> None:
@@ -130,6 +134,7 @@ class Runtime:
             await asyncio.wait_for(self._idle.wait(), self.settings.server.drain_timeout_s)
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
+        await self.telemetry.stop()
         await self.ledger.stop()
         for task in (self._listener, self._key_watch):
             if task is not None:
@@ -168,6 +173,7 @@ class Runtime:
         self.settings = settings
         self.providers = providers
         self.router = Router(settings, providers)
+        self.telemetry.breakers = self.router.breakers
         self.prices = PriceTable(settings.prices)
         self.spawn(self._close_later(old))
 

@@ -178,8 +178,9 @@ class ChatStream:
         if self.opened is not None:
             usage = self.usage or estimated_usage(self.request, "".join(self.text))
             price_usage(self.rt, ctx, usage)
-        body = self.reconstructed() if self.completed else None
-        self.on_done(ctx, body)
+        body = self.reconstructed() if self.opened is not None else None
+        ctx.response_body = body
+        self.on_done(ctx, body if self.completed else None)
 
     def reconstructed(self) -> JSON | None:
         """The stream as one completion body, for the response cache (text only)."""

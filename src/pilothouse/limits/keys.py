@@ -25,7 +25,7 @@ from pilothouse.store.tables import api_keys
 KEY_PREFIX = "ph-"
 BudgetPeriod = Literal["total", "day", "month"]
 PERIODS: tuple[str, ...] = ("total", "day", "month")
-SCOPES: tuple[str, ...] = ("inference", "admin")
+SCOPES: tuple[str, ...] = ("inference", "admin", "metrics")
 
 
 def generate_secret() -> str:

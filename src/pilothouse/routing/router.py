@@ -142,7 +142,7 @@ class Router:
                     result = await call(target)
                 except ProviderError as exc:
                     last = exc
-                    self._record_failure(ctx, target, exc, time.perf_counter() - started)
+                    self._record_failure(ctx, target, exc, started)
                     if not exc.retryable:
                         raise
                     if time.monotonic() >= ctx.deadline:
@@ -172,6 +172,7 @@ class Router:
                         target.config.model,
                         "ok",
                         time.perf_counter() - started,
+                        started=started,
                     )
                 )
                 return result
@@ -179,8 +180,9 @@ class Router:
 
     @staticmethod
     def _record_failure(
-        ctx: RequestContext, target: Target, exc: ProviderError, latency: float
+        ctx: RequestContext, target: Target, exc: ProviderError, started: float
     ) -> None:
+        latency = time.perf_counter() - started
         if exc.retryable:
             target.breaker.record_failure()
         else:
@@ -193,6 +195,7 @@ class Router:
                 latency,
                 error=exc.message,
                 status=exc.upstream_status,
+                started=started,
             )
         )
 

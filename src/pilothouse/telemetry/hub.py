@@ -1,0 +1,141 @@
+"""Telemetry for one runtime: metrics, SLOs, alerts and the trace writer, wired together.
+
+The request pipeline calls :meth:`Telemetry.finish` once per request; every
+signal (Prometheus series, SLO counts, the stored trace) is derived from the
+same :class:`RequestContext`, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pilothouse.config.schema import Settings
+from pilothouse.gateway.context import RequestContext
+from pilothouse.limits.money import pico_to_usd
+from pilothouse.routing.breaker import CircuitBreaker
+from pilothouse.telemetry.alerts import AlertManager, WebhookNotifier
+from pilothouse.telemetry.metrics import GatewayMetrics
+from pilothouse.telemetry.recorder import TraceRecorder
+from pilothouse.telemetry.slo import SLOTracker, latency_thresholds
+
+log = logging.getLogger("pilothouse.telemetry")
+
+
+class Telemetry:
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+        self.settings = settings
+        slo = settings.slo
+        self.metrics = GatewayMetrics(
+            known_aliases=settings.models.keys(),
+            extra_latency_buckets=latency_thresholds(slo.objectives),
+            multiprocess_dir=settings.telemetry.metrics_multiprocess_dir,
+        )
+        self.slo = SLOTracker(slo.objectives, slo.alerts)
+        self.notifier: WebhookNotifier | None = None
+        sinks = []
+        if slo.webhook is not None:
+            self.notifier = WebhookNotifier(
+                slo.webhook, on_drop=lambda _a: self.metrics.queue_dropped_inc("alerts")
+            )
+            sinks.append(self.notifier.notify)
+        self.alerts = AlertManager(self.slo, sinks=sinks)
+        self.traces = TraceRecorder(
+            engine,
+            settings.telemetry,
+            on_drop=lambda n: self.metrics.queue_dropped_inc("traces", n),
+        )
+        self._loop_task: asyncio.Task[None] | None = None
+        self.breakers: dict[str, CircuitBreaker] = {}
+
+    async def start(self) -> None:
+        await self.traces.start()
+        if self.notifier is not None:
+            await self.notifier.start()
+        self._loop_task = asyncio.create_task(self._evaluate_forever(), name="slo-evaluator")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        await self.traces.stop()
+        if self.notifier is not None:
+            await self.notifier.aclose()
+        self.metrics.close()
+
+    # -- per request --------------------------------------------------------------------
+
+    def finish(self, ctx: RequestContext) -> None:
+        """Everything telemetry needs from one request; cheap, no I/O."""
+        latency = ctx.elapsed()
+        alias = ctx.alias or "none"
+        provider = ctx.provider or "none"
+        team = ""
+        if ctx.metadata and isinstance(ctx.metadata.get("team"), str):
+            team = ctx.metadata["team"]
+        elif ctx.key is not None and isinstance(ctx.key.metadata.get("team"), str):
+            team = ctx.key.metadata["team"]
+        self.metrics.observe_request(
+            alias=alias,
+            provider=provider,
+            status=ctx.status,
+            latency_s=latency,
+            ttft_s=ctx.ttft_s if ctx.stream else None,
+            input_tokens=ctx.usage.input_tokens,
+            output_tokens=ctx.usage.output_tokens,
+            cost_usd=pico_to_usd(ctx.cost_pico) if ctx.cost_pico else 0,
+            key_id=ctx.key.id if ctx.key else "",
+            team=team,
+            cache_hit=ctx.cache_hit if ctx.cache_checked_at else None,
+        )
+        for attempt in ctx.attempts:
+            if attempt.outcome != "skipped_open":
+                self.metrics.observe_attempt(
+                    provider=attempt.provider,
+                    model=attempt.model,
+                    outcome=attempt.outcome,
+                    latency_s=attempt.latency_s,
+                )
+        if ctx.alias:
+            self.slo.record(ctx.alias, ctx.status, latency)
+        if ctx.trace_id:
+            self.traces.record(ctx)
+
+    # -- periodic -----------------------------------------------------------------------
+
+    def refresh_gauges(self, queues: dict[str, int]) -> None:
+        for label, breaker in self.breakers.items():
+            self.metrics.set_breaker_state(label, breaker.state)
+        for name, depth in queues.items():
+            self.metrics.set_queue_depth(name, depth)
+        self.metrics.set_queue_depth("traces", self.traces.queue.qsize())
+        if self.notifier is not None:
+            self.metrics.set_queue_depth("alerts", self.notifier.pending)
+
+    def evaluate(self, now: float | None = None) -> list[Any]:
+        """Evaluate burn-rate alerts and export SLO gauges (time injectable for tests)."""
+        now = time.time() if now is None else now
+        emitted = self.alerts.evaluate(now)
+        for status in self.slo.status(now):
+            self.metrics.set_slo_status(
+                slo=status.name,
+                alias=status.alias,
+                budget_remaining=status.error_budget_remaining,
+                burn_rates=status.burn_rates,
+            )
+        return emitted
+
+    async def _evaluate_forever(self) -> None:
+        interval = self.settings.slo.evaluate_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.evaluate()
+            except Exception:
+                log.exception("SLO evaluation failed")
