@@ -19,7 +19,10 @@ from tests.support.receivers import http_sink
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-PII = "Email jane.doe@example.com, card 4111 1111 1111 1111, key sk-proj-abcdefghijklmnopqrstuvwxyz123456"
+PII = (
+    "Email jane.doe@example.com, card 4111 1111 1111 1111, "
+    "key sk-proj-abcdefghijklmnopqrstuvwxyz123456"
+)
 
 
 def trace_of(gw: ThreadedGateway, request_id: str) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.config.load import load_settings
 from pilothouse.config.schema import Settings
 from pilothouse.errors import PilothouseError
+from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 
 T = TypeVar("T")
 console = Console()
@@ -34,6 +36,25 @@ def settings_from(path: Path | None) -> Settings:
 def fail(message: str, code: int = 2) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+async def with_engine(config: Path | None, fn: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Open the configured store (migrating it like `serve` would), run ``fn``, close it."""
+    settings = settings_from(config)
+    engine = create_engine(settings.store.url)
+    try:
+        try:
+            if settings.store.migrate:
+                await migrate(engine)
+            elif await pending_migrations(engine):
+                fail("the store needs migrations: run `pilothouse db upgrade` first")
+        except PilothouseError:
+            raise
+        except Exception as exc:
+            fail(f"cannot open store {redact_url(settings.store.url)}: {exc}")
+        return await fn(engine)
+    finally:
+        await engine.dispose()
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:

@@ -9,21 +9,14 @@ import orjson
 import typer
 from rich.table import Table
 
-from pilothouse.cli.common import ConfigOption, console, run, settings_from
+from pilothouse.cli.common import ConfigOption, console, run, with_engine
 from pilothouse.limits.keys import KeyStore
-from pilothouse.store.db import create_engine, migrate
 
 app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args_is_help=True)
 
 
 async def _with_store(config: Path | None, fn: Any) -> Any:
-    settings = settings_from(config)
-    engine = create_engine(settings.store.url)
-    try:
-        await migrate(engine)
-        return await fn(KeyStore(engine))
-    finally:
-        await engine.dispose()
+    return await with_engine(config, lambda engine: fn(KeyStore(engine)))
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Entry point: ``pilothouse serve | keys | usage | config | db | chaos``."""
+"""Entry point for the `pilothouse` command and its command groups."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pilothouse import __version__
-from pilothouse.cli import evals, keys, review, serve, usage
+from pilothouse.cli import evals, keys, report, review, serve, slo, traces, usage
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
 
 app = typer.Typer(
@@ -18,8 +18,11 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("usage")(usage.usage)
 app.add_typer(keys.app, name="keys")
+app.add_typer(traces.app, name="traces")
+app.add_typer(slo.app, name="slo")
 app.add_typer(evals.app, name="eval")
 app.add_typer(review.app, name="review")
+app.add_typer(report.app, name="report")
 
 config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

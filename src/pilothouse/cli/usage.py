@@ -9,9 +9,8 @@ import orjson
 import typer
 from rich.table import Table
 
-from pilothouse.cli.common import ConfigOption, console, run, settings_from
+from pilothouse.cli.common import ConfigOption, console, run, with_engine
 from pilothouse.costs.usage_query import parse_time, usage_summary
-from pilothouse.store.db import create_engine
 
 
 def usage(
@@ -24,21 +23,19 @@ def usage(
     config: Path | None = ConfigOption,
 ) -> None:
     """Show usage totals, optionally grouped."""
-    settings = settings_from(config)
 
     async def query() -> dict[str, Any]:
-        engine = create_engine(settings.store.url)
-        try:
-            return await usage_summary(
+        return await with_engine(
+            config,
+            lambda engine: usage_summary(
                 engine,
                 key_id=key_id,
                 model=model,
                 since=parse_time(since, "since"),
                 until=parse_time(until, "until"),
                 group_by=group_by,
-            )
-        finally:
-            await engine.dispose()
+            ),
+        )
 
     summary = run(query)
     if as_json:

@@ -1,0 +1,95 @@
+"""The CLI against a real store: keys, usage, traces, SLO rules — clean output, clean errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.support.gateway import base_config, running_gateway, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pilothouse.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_keys_usage_and_traces_commands(store_url: str, tmp_path: Path) -> None:
+    config = base_config(
+        store_url, tmp_path, prices={"gpt-4o-mini": {"input": "0.15", "output": "0.60"}}
+    )
+    path = write_config(tmp_path / "c.yaml", config)
+    created = cli(
+        "keys",
+        "create",
+        "--name",
+        "cli-team",
+        "--rpm",
+        "5",
+        "--budget-usd",
+        "2.5",
+        "--config",
+        str(path),
+    )
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("ph-")
+    listed = cli("keys", "list", "--config", str(path))
+    assert "cli-team" in listed.stdout and secret not in listed.stdout
+    with running_gateway(config) as gw:
+        resp = httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "chat", "messages": [{"role": "user", "content": "a b c"}]},
+        )
+        assert resp.status_code == 200
+        with gw.admin() as admin:
+            admin.get("/admin/traces")  # flush ledger and traces before the CLI reads
+            admin.get("/admin/usage")
+    usage = cli("usage", "--group-by", "model", "--json", "--config", str(path))
+    assert usage.returncode == 0, usage.stderr
+    total = orjson.loads(usage.stdout)["total"]
+    assert total["requests"] == 1 and total["cost_usd"] == "0.0000027"  # 6 in, 3 out
+    shown = cli("traces", "show", resp.headers["x-request-id"], "--config", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert "chat gpt-4o-mini" in shown.stdout and "a b c" in shown.stdout
+    listing = cli("traces", "list", "--json", "--config", str(path))
+    assert orjson.loads(listing.stdout)["data"][0]["request_id"] == resp.headers["x-request-id"]
+    key_id = next(line for line in created.stdout.splitlines() if "created key" in line).split()[2]
+    revoked = cli("keys", "revoke", key_id, "--config", str(path))
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    pruned = cli("traces", "prune", "--older-than-days", "1", "--config", str(path))
+    assert pruned.returncode == 0 and "pruned 0 trace(s)" in pruned.stdout
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.yaml", base_config(f"sqlite:///{tmp_path}/x.db", tmp_path))
+    missing = cli("traces", "show", "req_nope", "--config", str(path))
+    assert missing.returncode == 2
+    assert "no trace for 'req_nope'" in missing.stderr and "Traceback" not in missing.stderr
+    no_slo = cli("slo", "rules", "--config", str(path))
+    assert no_slo.returncode == 2 and "no SLOs" in no_slo.stderr
+
+
+def test_slo_rules_from_config(tmp_path: Path) -> None:
+    config = base_config(
+        f"sqlite:///{tmp_path}/x.db",
+        tmp_path,
+        slo={"objectives": [{"name": "chat-avail", "alias": "chat", "objective": 0.999}]},
+    )
+    path = write_config(tmp_path / "c.yaml", config)
+    out = tmp_path / "rules.yaml"
+    result = cli("slo", "rules", "--config", str(path), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "pilothouse-slo-chat-avail" in text and "14.4" in text
