@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +24,7 @@ from pilothouse.telemetry.alerts import AlertManager, WebhookNotifier
 from pilothouse.telemetry.metrics import GatewayMetrics
 from pilothouse.telemetry.recorder import TraceRecorder
 from pilothouse.telemetry.slo import SLOTracker, latency_thresholds
+from pilothouse.telemetry.trace_query import prune
 
 log = logging.getLogger("pilothouse.telemetry")
 
@@ -51,6 +53,8 @@ class Telemetry:
             on_drop=lambda n: self.metrics.queue_dropped_inc("traces", n),
         )
         self._loop_task: asyncio.Task[None] | None = None
+        self._prune_task: asyncio.Task[None] | None = None
+        self.engine = engine
         self.breakers: dict[str, CircuitBreaker] = {}
 
     async def start(self) -> None:
@@ -58,12 +62,14 @@ class Telemetry:
         if self.notifier is not None:
             await self.notifier.start()
         self._loop_task = asyncio.create_task(self._evaluate_forever(), name="slo-evaluator")
+        self._prune_task = asyncio.create_task(self._prune_forever(), name="trace-retention")
 
     async def stop(self) -> None:
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for task in (self._loop_task, self._prune_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.traces.stop()
         if self.notifier is not None:
             await self.notifier.aclose()
@@ -139,3 +145,16 @@ class Telemetry:
                 self.evaluate()
             except Exception:
                 log.exception("SLO evaluation failed")
+
+    async def _prune_forever(self) -> None:
+        """Apply ``telemetry.retention_days`` hourly (``pilothouse traces prune`` does it now)."""
+        days = self.settings.telemetry.retention_days
+        while True:
+            try:
+                cutoff = datetime.now(UTC) - timedelta(days=days)
+                removed = await prune(self.engine, cutoff)
+                if removed:
+                    log.info("pruned %d traces older than %d days", removed, days)
+            except Exception as exc:
+                log.warning("trace retention failed: %s", exc)
+            await asyncio.sleep(3600)
