@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ from pilothouse.gateway.app import build_app
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.keys import KeyStore
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
+from pilothouse.telemetry.metrics import prepare_multiprocess_dir
 
 CONFIG_ENV = "PILOTHOUSE_CONFIG"  # only for handing the path to worker processes
+METRICS_ENV = "PILOTHOUSE_METRICS_DIR"  # the shared Prometheus multiprocess directory
 log = logging.getLogger("pilothouse.serve")
 
 
@@ -118,7 +121,11 @@ def worker_app() -> Starlette:
     path = os.environ.get(CONFIG_ENV) or None
     settings = load_settings(path)
     settings = msgspec.structs.replace(
-        settings, store=msgspec.structs.replace(settings.store, migrate=False)
+        settings,
+        store=msgspec.structs.replace(settings.store, migrate=False),
+        telemetry=msgspec.structs.replace(
+            settings.telemetry, metrics_multiprocess_dir=os.environ.get(METRICS_ENV)
+        ),
     )
     return make_app(settings)
 
@@ -176,6 +183,12 @@ def serve(
     if n_workers > 1:
         if config is not None:
             os.environ[CONFIG_ENV] = str(config.resolve())
+        # One /metrics view across workers: prometheus_client's multiprocess mode.
+        metrics_dir = settings.telemetry.metrics_multiprocess_dir or tempfile.mkdtemp(
+            prefix="pilothouse-metrics-"
+        )
+        os.environ.update(prepare_multiprocess_dir(metrics_dir))
+        os.environ[METRICS_ENV] = metrics_dir
         uvicorn.run("pilothouse.cli.serve:worker_app", factory=True, workers=n_workers, **common)
         return
     console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)

@@ -42,6 +42,11 @@ async def authenticate(rt: Runtime, headers: Any) -> KeyRecord:
     record = await rt.key_cache.lookup(secret)
     if record is None:
         raise AuthenticationError("invalid or revoked API key")
+    if "inference" not in record.scopes:
+        raise PermissionDeniedError(
+            "this key has no inference scope (it is for " + ", ".join(sorted(record.scopes)) + ")",
+            code="not_inference",
+        )
     return record
 
 
