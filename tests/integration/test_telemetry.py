@@ -232,6 +232,8 @@ def test_metrics_need_a_scope_and_count_requests(tmp_path: Path) -> None:
         )
         scraper = gw.create_key(scopes=["metrics"])
         text = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {scraper}"}).text
+        models = httpx.get(gw.url + "/v1/models", headers={"Authorization": f"Bearer {scraper}"})
+        assert models.status_code == 403, "a metrics-only key cannot call models"
     assert 'pilothouse_requests_total{alias="chat",provider="chaos",status="200"} 1.0' in text
 
 
