@@ -125,6 +125,7 @@ class LimitsConfig(_Frozen, frozen=True):
 class TelemetryConfig(_Frozen, frozen=True):
     """Traces: what content is kept, where it goes, how long it stays."""
 
+    traces: bool = True
     capture_content: Literal["none", "redacted", "full"] = "redacted"
     retention_days: int = 30
     otlp_endpoint: str | None = None

@@ -52,6 +52,7 @@ class Telemetry:
             settings.telemetry,
             on_drop=lambda n: self.metrics.queue_dropped_inc("traces", n),
         )
+        self.trace_enabled = settings.telemetry.traces
         self._loop_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self.engine = engine
@@ -110,7 +111,7 @@ class Telemetry:
                 )
         if ctx.alias:
             self.slo.record(ctx.alias, ctx.status, latency)
-        if ctx.trace_id:
+        if self.trace_enabled and ctx.trace_id:
             self.traces.record(ctx)
 
     # -- periodic -----------------------------------------------------------------------
