@@ -9,7 +9,7 @@ means and counted; they never turn into zeros.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -161,6 +161,18 @@ def metric_stat(
 ) -> MetricStat:
     values = case_values(record, metric, slice_)
     errors = scorer_errors(record, split_metric(metric)[0], slice_)
+    return _stat(metric, slice_, values, errors, resamples=resamples, seed=seed)
+
+
+def _stat(
+    metric: str,
+    slice_: str | None,
+    values: dict[str, float],
+    errors: int,
+    *,
+    resamples: int,
+    seed: int,
+) -> MetricStat:
     if not values:
         return MetricStat(canonical(metric), slice_, 0, None, None, None, errors)
     data = [values[k] for k in sorted(values)]
@@ -260,13 +272,26 @@ def summarise(
     record: RunRecord, baseline: RunRecord | None = None, *, resamples: int = 2000, seed: int = 0
 ) -> Summary:
     metrics = reported_metrics(record)
-    stats = [metric_stat(record, m, None, resamples=resamples, seed=seed) for m in metrics]
+    values = {m: case_values(record, m) for m in metrics}
+    errors: dict[str, Counter[str]] = defaultdict(Counter)
+    for sample in record.samples:
+        for verdict in sample.verdicts:
+            if verdict.error is not None:
+                errors[verdict.scorer][sample.case_id] += 1
+    stats = []
+    for metric in metrics:
+        scorer_errs = sum(errors[split_metric(metric)[0]].values())
+        stats.append(
+            _stat(metric, None, values[metric], scorer_errs, resamples=resamples, seed=seed)
+        )
     for path in record.info.slices:
-        for value in slice_values(record, path):
+        # Group once per slice path: per-slice work stays proportional to the slice's size.
+        for value, keep in slice_values(record, path).items():
             slice_ = f"{path}={value}"
-            stats += [
-                metric_stat(record, m, slice_, resamples=resamples, seed=seed) for m in metrics
-            ]
+            for metric in metrics:
+                subset = {c: values[metric][c] for c in keep if c in values[metric]}
+                errs = sum(errors[split_metric(metric)[0]][c] for c in keep)
+                stats.append(_stat(metric, slice_, subset, errs, resamples=resamples, seed=seed))
     comparisons: list[Comparison] = []
     if baseline is not None:
         for metric in metrics:

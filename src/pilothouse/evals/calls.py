@@ -92,8 +92,8 @@ class TargetSession:
     async def __aenter__(self) -> TargetSession:
         if isinstance(self.spec, HttpTarget):
             self._http = httpx.AsyncClient(timeout=self.spec.spec.timeout_s)
-        if self.spec.needs_gateway and self.link is None:
-            raise EvalError("this target needs a gateway (use --config or --base-url)")
+        if isinstance(self.spec, ModelTarget) and self.link is None:
+            raise EvalError("a model target needs a gateway (use --config or --base-url)")
         return self
 
     async def __aexit__(

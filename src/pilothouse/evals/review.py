@@ -79,8 +79,10 @@ def _reason(verdict: Verdict, scale: tuple[int, int, int], split: bool, spec: An
         return None
     if verdict.detail.get("unanimous") is False:
         return "uncertain"
-    _low, _high, pass_at = scale
-    if verdict.value is not None and pass_at - 1 <= verdict.value <= pass_at:
+    low, high, pass_at = scale
+    # One step either side of the threshold; the ends of the scale are confident answers.
+    value = verdict.value
+    if value is not None and pass_at - 1 <= value <= pass_at and low < value < high:
         return "borderline"
     return None
 

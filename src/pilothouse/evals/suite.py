@@ -153,6 +153,8 @@ def parse_suite(
     digest = hashlib.sha256(source)
     if isinstance(spec.dataset, str):
         data_path = base / spec.dataset
+        if not data_path.is_file():
+            raise SuiteError(f"{file}: dataset: cannot read dataset {data_path}: no such file")
         cases = load_dataset(data_path)
         digest.update(data_path.read_bytes())
     else:

@@ -40,8 +40,12 @@ def test_quantile_matches_numpy_default() -> None:
 def test_bootstrap_ci_agrees_with_scipy_percentile_bootstrap(data: list[float]) -> None:
     ours = bootstrap_ci(data, resamples=20_000, seed=1)
     theirs = sps.bootstrap(
-        (np.array(data),), np.mean, n_resamples=20_000, method="percentile",
-        confidence_level=0.95, random_state=np.random.default_rng(2),
+        (np.array(data),),
+        np.mean,
+        n_resamples=20_000,
+        method="percentile",
+        confidence_level=0.95,
+        random_state=np.random.default_rng(2),
     ).confidence_interval
     assert ours.mean == pytest.approx(float(np.mean(data)))
     assert ours.n == len(data)
@@ -94,7 +98,10 @@ def test_paired_bootstrap_ci_of_differences() -> None:
     assert ci.mean == pytest.approx(0.3)
     diffs = np.array(current) - np.array(baseline)
     theirs = sps.bootstrap(
-        (diffs,), np.mean, n_resamples=20_000, method="percentile",
+        (diffs,),
+        np.mean,
+        n_resamples=20_000,
+        method="percentile",
         random_state=np.random.default_rng(0),
     ).confidence_interval
     # Differences are 0/1 on 50 cases: quantiles move in steps of 1/50.
@@ -128,7 +135,10 @@ def test_sign_flip_exact_matches_scipy_permutation_test() -> None:
     p, method = sign_flip_test(list(x - y))
     assert method == "sign-flip-exact"
     theirs = sps.permutation_test(
-        (x, y), lambda a, b: np.mean(a - b), permutation_type="samples", n_resamples=np.inf,
+        (x, y),
+        lambda a, b: np.mean(a - b),
+        permutation_type="samples",
+        n_resamples=np.inf,
     ).pvalue
     assert p == pytest.approx(theirs, rel=1e-9)
 
@@ -140,8 +150,11 @@ def test_sign_flip_monte_carlo_for_many_differences() -> None:
     assert method == "sign-flip-monte-carlo"
     x = np.array(diffs)
     theirs = sps.permutation_test(
-        (x, np.zeros_like(x)), lambda a, b: np.mean(a - b), permutation_type="samples",
-        n_resamples=20_000, random_state=np.random.default_rng(3),
+        (x, np.zeros_like(x)),
+        lambda a, b: np.mean(a - b),
+        permutation_type="samples",
+        n_resamples=20_000,
+        random_state=np.random.default_rng(3),
     ).pvalue
     assert p == pytest.approx(theirs, abs=0.01)
     assert sign_flip_test([0.0, 0.0]) == (1.0, "sign-flip-exact")

@@ -169,7 +169,10 @@ def build_scorer(raw: Any, base_dir: Path, where: str) -> Scorer[Any]:
     """Validate one ``scorers:`` entry into a scorer instance."""
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise SuiteError(f"{where}: expected a mapping with a `type`, e.g. {{type: exact}}")
-    cls = scorer_class(raw["type"])
+    try:
+        cls = scorer_class(raw["type"])
+    except SuiteError as exc:
+        raise SuiteError(f"{where}: {exc.message}") from None
     try:
         config = msgspec.convert(raw, cls.config_type, strict=False)
     except msgspec.ValidationError as exc:
