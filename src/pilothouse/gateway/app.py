@@ -15,7 +15,7 @@ from starlette.routing import Route
 from pilothouse import __version__
 from pilothouse.config.schema import Settings
 from pilothouse.errors import NotFoundError, PilothouseError
-from pilothouse.gateway import routes_admin, routes_openai, routes_telemetry
+from pilothouse.gateway import routes_admin, routes_feedback, routes_openai, routes_telemetry
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.routes_openai import json_response
 from pilothouse.gateway.runtime import Runtime
@@ -84,6 +84,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_openai.routes(),
         *routes_admin.routes(),
         *routes_telemetry.routes(),
+        *routes_feedback.routes(),
     ]
     return Starlette(
         routes=routes,

@@ -1,0 +1,226 @@
+"""Cost attribution: who spent what, on which model, and what each success cost.
+
+One SQL aggregation over ``usage_records`` (joined with ``api_keys`` for a
+key's default team and with the latest feedback outcome per task), so money
+is summed exactly as integers by the database on SQLite and PostgreSQL alike.
+JSON fields are read with SQLAlchemy's portable JSON path operators
+(``json_extract`` on SQLite, ``->>`` on PostgreSQL).
+
+Definitions (also in docs/costs.md):
+
+* team: the request's ``x-pilothouse-metadata`` ``team``, else the key's
+  metadata ``team``.
+* task: the request's metadata ``task_id``, else the request id (a request
+  without a task id is a task of its own).
+* a task succeeded when its most recent feedback carrying ``success`` says
+  true; ``cost_per_successful_task`` is the group's whole spend (failures and
+  unrated tasks included, so it never flatters) divided by its successful
+  tasks, rounded half-up to the pico-USD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
+
+from pilothouse.errors import InvalidRequestError
+from pilothouse.limits.money import pico_to_str
+from pilothouse.store.tables import api_keys as k
+from pilothouse.store.tables import feedback as fb
+from pilothouse.store.tables import usage_records as u
+
+GROUPS: tuple[str, ...] = (
+    "key",
+    "team",
+    "user",
+    "feature",
+    "model",
+    "provider",
+    "upstream_model",
+    "day",
+)
+
+
+def parse_groups(text: str | Sequence[str] | None) -> list[str]:
+    """``"team,model"`` (or a list) → validated, de-duplicated group names, in order."""
+    if text is None:
+        return []
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    groups: list[str] = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if part not in GROUPS:
+            raise InvalidRequestError(
+                f"`by` must be a comma-separated list drawn from {', '.join(GROUPS)}; got {part!r}",
+                param="by",
+            )
+        if part not in groups:
+            groups.append(part)
+    return groups
+
+
+def meta_text(table_column: Any, field: str) -> ColumnElement[Any]:
+    """A metadata JSON field as text (``NULL`` when absent), on SQLite and PostgreSQL."""
+    return table_column[field].as_string()  # type: ignore[no-any-return]
+
+
+def team_expr() -> ColumnElement[Any]:
+    """The team a request is charged to: its own metadata first, then its key's."""
+    return func.coalesce(meta_text(u.c["metadata"], "team"), meta_text(k.c["metadata"], "team"))
+
+
+def task_expr() -> ColumnElement[Any]:
+    return func.coalesce(meta_text(u.c["metadata"], "task_id"), u.c.request_id)
+
+
+def _day(engine: AsyncEngine) -> ColumnElement[Any]:
+    if engine.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", u.c.created_at), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", u.c.created_at)
+
+
+def _group_columns(engine: AsyncEngine, group: str) -> list[ColumnElement[Any]]:
+    """Columns selected (and grouped on) for one group name; ``key`` also shows the name."""
+    if group == "key":
+        return [u.c.key_id.label("key"), k.c.name.label("key_name")]
+    expr: ColumnElement[Any] = {
+        "team": team_expr(),
+        "user": meta_text(u.c["metadata"], "user"),
+        "feature": meta_text(u.c["metadata"], "feature"),
+        "model": u.c.alias,
+        "provider": u.c.provider,
+        "upstream_model": u.c.upstream_model,
+        "day": _day(engine),
+    }[group]
+    return [expr.label(group)]
+
+
+def _outcomes() -> Subquery:
+    """The latest feedback with a ``success`` verdict, one row per task."""
+    ranked = (
+        select(
+            fb.c.task_id,
+            fb.c.success,
+            func.row_number()
+            .over(partition_by=fb.c.task_id, order_by=(fb.c.created_at.desc(), fb.c.id.desc()))
+            .label("rank"),
+        )
+        .where(fb.c.success.is_not(None), fb.c.task_id.is_not(None))
+        .subquery("ranked")
+    )
+    return select(ranked.c.task_id, ranked.c.success).where(ranked.c.rank == 1).subquery("outcome")
+
+
+def _aggregates(outcome: Subquery) -> list[ColumnElement[Any]]:
+    task = task_expr()
+    return [
+        func.count().label("requests"),
+        func.sum(case((u.c.status >= 400, 1), else_=0)).label("errors"),
+        func.sum(u.c.input_tokens).label("input_tokens"),
+        func.sum(u.c.output_tokens).label("output_tokens"),
+        func.sum(u.c.cached_input_tokens).label("cached_input_tokens"),
+        func.sum(u.c.cost_pico).label("cost_pico"),
+        func.count(func.distinct(task)).label("tasks"),
+        func.count(func.distinct(case((outcome.c.success.is_not(None), task)))).label(
+            "rated_tasks"
+        ),
+        func.count(func.distinct(case((outcome.c.success.is_(True), task)))).label(
+            "successful_tasks"
+        ),
+    ]
+
+
+def _base_query(
+    columns: Sequence[ColumnElement[Any]],
+    outcome: Subquery,
+    since: datetime | None,
+    until: datetime | None,
+) -> Select[Any]:
+    joined = u.outerjoin(k, k.c.id == u.c.key_id).outerjoin(
+        outcome, outcome.c.task_id == task_expr()
+    )
+    query = select(*columns, *_aggregates(outcome)).select_from(joined)
+    if since is not None:
+        query = query.where(u.c.created_at >= since.astimezone(UTC))
+    if until is not None:
+        query = query.where(u.c.created_at < until.astimezone(UTC))
+    return query
+
+
+def per_success_pico(cost_pico: int, successes: int) -> int | None:
+    """Cost divided by successes, rounded half-up to the pico-USD; ``None`` without successes."""
+    if successes <= 0:
+        return None
+    return (2 * cost_pico + successes) // (2 * successes)
+
+
+def _totals(row: Any) -> dict[str, Any]:
+    cost = int(row.cost_pico or 0)
+    successes = int(row.successful_tasks or 0)
+    per_success = per_success_pico(cost, successes)
+    return {
+        "requests": int(row.requests or 0),
+        "errors": int(row.errors or 0),
+        "input_tokens": int(row.input_tokens or 0),
+        "output_tokens": int(row.output_tokens or 0),
+        "cached_input_tokens": int(row.cached_input_tokens or 0),
+        "cost_usd": pico_to_str(cost),
+        "tasks": int(row.tasks or 0),
+        "rated_tasks": int(row.rated_tasks or 0),
+        "successful_tasks": successes,
+        "cost_per_successful_task_usd": (
+            pico_to_str(per_success) if per_success is not None else None
+        ),
+    }
+
+
+def _group_value(value: Any) -> Any:
+    """JSON text may come back as a number on SQLite; groups are always text (or null)."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+async def cost_report(
+    engine: AsyncEngine,
+    *,
+    by: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """Spend, tokens, errors and cost per successful task, grouped by ``by``.
+
+    Rows are sorted by cost, highest first (by day first when grouping by
+    day). The ``total`` counts each task once even when it spans groups, so
+    group task counts may add up to more than the total.
+    """
+    groups = parse_groups(by)
+    outcome = _outcomes()
+    columns = [c for g in groups for c in _group_columns(engine, g)]
+    names = [str(c.key) for c in columns]
+    data: list[dict[str, Any]] = []
+    async with engine.connect() as conn:
+        total = (await conn.execute(_base_query([], outcome, since, until))).one()
+        if groups:
+            query = _base_query(columns, outcome, since, until).group_by(*columns)
+            for row in await conn.execute(query):
+                mapping = row._mapping
+                entry = {name: _group_value(mapping[name]) for name in names}
+                data.append({**entry, **_totals(row), "_cost": int(row.cost_pico or 0)})
+    data.sort(key=lambda r: (str(r.get("day") or ""), -r["_cost"]))
+    for entry in data:
+        del entry["_cost"]
+    return {
+        "by": groups,
+        "since": since.astimezone(UTC).isoformat() if since else None,
+        "until": until.astimezone(UTC).isoformat() if until else None,
+        "data": data,
+        "total": _totals(total),
+    }
