@@ -128,7 +128,7 @@ def print_report(console: Console, data: ReportData) -> None:
 def runs_table(runs: list[RunInfo]) -> Table:
     table = Table(title="Eval runs", title_justify="left")
     for column in ("run", "suite", "started (UTC)", "status", "cases", "gates", "target"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("run", "started (UTC)"))
     for info in runs:
         gates = info.summary.get("gates", []) if info.summary else []
         failed = sum(1 for g in gates if g.get("status") == "fail")

@@ -113,6 +113,7 @@ class RunInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     baseline_id: str | None = None
+    case_order: list[str] = msgspec.field(default_factory=list)  # dataset order, for reports
     summary: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

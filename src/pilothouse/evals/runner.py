@@ -146,6 +146,7 @@ class SuiteRun:
             version=__version__,
             started_at=datetime.now(UTC),
             baseline_id=options.baseline_ref,
+            case_order=[c.id for c in self.cases],
         )
         await self.store.create_run(info)
         return info, set()
@@ -232,7 +233,12 @@ class SuiteRun:
             chat = chat_fn
         if not self.options.use_cache:
             return ScoreContext(chat=chat)
-        return ScoreContext(chat=chat, cache_get=self.store.cache_get, cache_put=writer.cache_put)
+        return ScoreContext(
+            chat=chat,
+            cache_get=self.store.cache_get,
+            cache_put=writer.cache_put,
+            model_fingerprint=link.fingerprint if link is not None else None,
+        )
 
     async def finish(self, info: RunInfo) -> RunOutcome:
         record = await self.store.load_run(info.id)

@@ -40,6 +40,12 @@ def _info_json(info: RunInfo) -> dict[str, Any]:
     return data
 
 
+def _baseline_run(info: RunInfo) -> str | None:
+    """The indexed column holds baseline *run ids*; file baselines live in the info JSON."""
+    ref = info.baseline_id
+    return ref if ref and not ref.startswith("file:") and len(ref) <= 40 else None
+
+
 class EvalStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -54,7 +60,7 @@ class EvalStore:
                     suite=info.suite,
                     suite_hash=info.suite_hash,
                     status=info.status,
-                    baseline_id=info.baseline_id,
+                    baseline_id=_baseline_run(info),
                     info=_info_json(info),
                     started_at=info.started_at,
                 )
@@ -71,7 +77,7 @@ class EvalStore:
                     info=_info_json(info),
                     summary=info.summary or None,
                     gates_passed=gates_passed,
-                    baseline_id=info.baseline_id,
+                    baseline_id=_baseline_run(info),
                     finished_at=info.finished_at,
                 )
             )
@@ -101,7 +107,7 @@ class EvalStore:
     @staticmethod
     def _info(row: Any) -> RunInfo:
         data = dict(row.info)
-        data.update(status=row.status, baseline_id=row.baseline_id, summary=row.summary or {})
+        data.update(status=row.status, summary=row.summary or {})
         info = msgspec.convert(data, RunInfo, strict=False)
         info.started_at = utc(info.started_at)
         info.finished_at = utc(row.finished_at)
@@ -126,8 +132,10 @@ class EvalStore:
                 case = msgspec.convert(row.case, Case, strict=False)
                 cases.setdefault(case.id, case)
                 samples.append(msgspec.convert(row.sample, Sample, strict=False))
-        samples.sort(key=lambda s: (s.case_id, s.repeat))
-        return RunRecord(info=info, cases=cases, samples=samples)
+        position = {case_id: i for i, case_id in enumerate(info.case_order)}
+        ordered = sorted(cases, key=lambda c: (position.get(c, len(position)), c))
+        samples.sort(key=lambda s: (position.get(s.case_id, len(position)), s.case_id, s.repeat))
+        return RunRecord(info=info, cases={c: cases[c] for c in ordered}, samples=samples)
 
     async def finished_samples(self, run_id: str) -> set[tuple[str, int]]:
         """(case, repeat) pairs that completed without a target error."""

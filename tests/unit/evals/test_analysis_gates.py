@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from evalkit import record, verdict
 
 from pilothouse.evals.analysis import (
     case_values,
@@ -16,6 +15,7 @@ from pilothouse.evals.analysis import (
 from pilothouse.evals.gates import evaluate_gates, exit_code
 from pilothouse.evals.model import Sample
 from pilothouse.evals.suite import GateSpec
+from tests.unit.evals.evalkit import record, verdict
 
 
 def gate(**kw: object) -> GateSpec:

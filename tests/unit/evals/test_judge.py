@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evalkit import FakeJudge, case
 
 from pilothouse.evals.errors import EvalError, ScoreError, SuiteError, TargetUnavailable
 from pilothouse.evals.scorers.base import ChatReply, ScoreContext, Scorer
 from pilothouse.evals.scorers.judge import parse_verdict
 from pilothouse.evals.scoring import score_output
+from tests.unit.evals.evalkit import FakeJudge, case
 
 Make = Callable[..., Scorer[Any]]
 JUDGE = {

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from evalkit import record, verdict
 
 from pilothouse.evals.analysis import summarise
 from pilothouse.evals.errors import EvalError
@@ -18,6 +17,7 @@ from pilothouse.evals.reports import ReportData, junit_report, markdown_report, 
 from pilothouse.evals.reports import html as html_report
 from pilothouse.evals.reports.json_report import load_run_json
 from pilothouse.evals.suite import GateSpec
+from tests.unit.evals.evalkit import record, verdict
 
 
 def gates() -> list[GateSpec]:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from evalkit import FakeJudge
 
 from pilothouse.evals.calibrate import calibrate, load_labels
 from pilothouse.evals.errors import EvalError
@@ -24,6 +23,7 @@ from pilothouse.evals.review import (
 from pilothouse.evals.store import EvalStore
 from pilothouse.evals.suite import Suite, load_suite
 from pilothouse.store.db import create_engine, migrate
+from tests.unit.evals.evalkit import FakeJudge
 
 SUITE = """
 name: judged

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evalkit import case
 
 from pilothouse.evals.errors import SuiteError
 from pilothouse.evals.model import Verdict
@@ -20,6 +19,7 @@ from pilothouse.evals.scorers.base import (
     scorer_types,
 )
 from pilothouse.evals.scorers.text import normalise, numbers_in
+from tests.unit.evals.evalkit import case
 
 Make = Callable[..., Scorer[Any]]
 CTX = ScoreContext()

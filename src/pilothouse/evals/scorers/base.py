@@ -68,12 +68,15 @@ class ScoreContext:
     """What a scorer may use besides the case and the output.
 
     ``chat(model, messages, params)`` calls the gateway (judges); ``cache_get``
-    and ``cache_put`` reuse earlier judge answers across runs.
+    and ``cache_put`` reuse earlier judge answers across runs, keyed with
+    ``model_fingerprint(model)`` so a changed gateway config is a cache miss.
     """
 
     chat: ChatFn | None = None
     cache_get: Callable[[str], Awaitable[dict[str, Any] | None]] | None = None
     cache_put: Callable[[str, dict[str, Any]], None] | None = None
+    # What a model alias resolves to (gateway config), so cached answers never outlive it.
+    model_fingerprint: Callable[[str], str] | None = None
 
 
 C = TypeVar("C", bound=ScorerConfig)

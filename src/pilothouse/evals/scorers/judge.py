@@ -188,6 +188,9 @@ class JudgeScorer(Scorer[JudgeConfig]):
             orjson.dumps(
                 {
                     "judge": self.config.model,
+                    "gateway": ctx.model_fingerprint(self.config.model)
+                    if ctx.model_fingerprint
+                    else "",
                     "prompt": self.prompt.id,
                     "messages": messages,
                     "params": params,
