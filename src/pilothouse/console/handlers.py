@@ -1,0 +1,346 @@
+"""The web console at ``/console``: sign-in, request log, request detail, usage and costs.
+
+Every page needs a session; every POST needs its CSRF token. Pages only read
+the store (SQLAlchemy Core on ``rt.engine``) and render server-side templates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from pilothouse.console import queries, usage, views
+from pilothouse.console.auth import (
+    ABSOLUTE_TIMEOUT_S,
+    Clock,
+    LoginCsrf,
+    LoginThrottle,
+    Session,
+    SessionStore,
+    check_session_csrf,
+)
+from pilothouse.console.web import (
+    LOGIN_COOKIE,
+    PREFIX,
+    SESSION_COOKIE,
+    StaticFiles,
+    clear_cookie,
+    client_id,
+    cross_site,
+    html,
+    login_url,
+    page_context,
+    read_form,
+    redirect,
+    safe_next,
+    set_cookie,
+    sign_in,
+    still_valid,
+    template_env,
+)
+from pilothouse.errors import AuthenticationError, PermissionDeniedError, PilothouseError
+from pilothouse.gateway.runtime import Runtime
+
+log = logging.getLogger("pilothouse.console")
+Page = Callable[[Runtime, Request, Session], Awaitable[Response]]
+LOGIN_FORM_TTL_S = 3600
+DEFAULT_RANGE = "30d"
+
+
+class Console:
+    """One console per app: its sessions, CSRF secret and templates live here."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.sessions = SessionStore(clock)
+        self.csrf = LoginCsrf()
+        self.throttle = LoginThrottle(clock)
+        self.env = template_env()
+        self.static = StaticFiles()
+
+    def render(
+        self, request: Request, name: str, session: Session | None, status: int = 200, **ctx: Any
+    ) -> Response:
+        context = page_context(request, session, static_version=self.static.version, **ctx)
+        return html(self.env.get_template(name).render(context), status)
+
+    async def session_for(self, rt: Runtime, request: Request) -> Session | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        session = self.sessions.get(token)
+        if session is not None and not await still_valid(rt, self.csrf, session):
+            self.sessions.end(token)
+            return None
+        return session
+
+    def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            rt: Runtime = request.app.state.runtime
+            session = await self.session_for(rt, request)
+            if session is None:
+                return redirect(login_url(request))
+            try:
+                return await handler(rt, request, session)
+            except Exception:
+                log.exception("console page %s failed", request.url.path)
+                return self.render(
+                    request,
+                    "error.html",
+                    session,
+                    500,
+                    title="Something went wrong",
+                    message="The page could not be built; the error is logged.",
+                )
+
+        return endpoint
+
+    # -- sign in and out ---------------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        return redirect(f"{PREFIX}/requests")
+
+    def login_page(
+        self, request: Request, status: int = 200, error: str | None = None, notice: str = ""
+    ) -> Response:
+        nonce, token = self.csrf.issue()
+        response = self.render(
+            request,
+            "login.html",
+            None,
+            status,
+            login_token=token,
+            error=error,
+            notice=notice,
+            next=safe_next(request.query_params.get("next")),
+        )
+        set_cookie(response, request, LOGIN_COOKIE, nonce, LOGIN_FORM_TTL_S)
+        return response
+
+    async def login_form(self, request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        if await self.session_for(rt, request) is not None:
+            return redirect(safe_next(request.query_params.get("next")))
+        notice = "You have signed out." if request.query_params.get("signed_out") else ""
+        return self.login_page(request, notice=notice)
+
+    async def login(self, request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        form = await read_form(request)
+        nonce = request.cookies.get(LOGIN_COOKIE)
+        if cross_site(request) or not self.csrf.check(nonce, form.get("csrf_token")):
+            return self.forbidden(request, None)
+        client = client_id(request)
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            message = f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds."
+            return self.login_page(request, 429, message)
+        secret = form.get("admin_key", "").strip()
+        if not secret:
+            return self.login_page(request, 400, "Enter the admin key.")
+        try:
+            principal = await sign_in(rt, self.csrf, secret)
+        except (AuthenticationError, PermissionDeniedError) as exc:
+            self.throttle.failed(client)
+            message = (
+                "This key is valid but does not have the admin scope."
+                if isinstance(exc, PermissionDeniedError)
+                else "That is not a valid admin key."
+            )
+            return self.login_page(request, exc.status, message)
+        except PilothouseError as exc:
+            return self.login_page(request, exc.status, f"Sign-in failed: {exc.message}")
+        self.throttle.succeeded(client)
+        self.sessions.end(request.cookies.get(SESSION_COOKIE))  # no session fixation
+        token, _ = self.sessions.create(principal)
+        response = redirect(safe_next(form.get("next")))
+        set_cookie(response, request, SESSION_COOKIE, token, ABSOLUTE_TIMEOUT_S)
+        clear_cookie(response, request, LOGIN_COOKIE)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        session = await self.session_for(rt, request)
+        form = await read_form(request)
+        if session is None:
+            return redirect(f"{PREFIX}/login")
+        if cross_site(request) or not check_session_csrf(session, form.get("csrf_token")):
+            return self.forbidden(request, session)
+        self.sessions.end(request.cookies.get(SESSION_COOKIE))
+        response = redirect(f"{PREFIX}/login?signed_out=1")
+        clear_cookie(response, request, SESSION_COOKIE)
+        return response
+
+    def forbidden(self, request: Request, session: Session | None) -> Response:
+        return self.render(
+            request,
+            "error.html",
+            session,
+            403,
+            title="Request refused",
+            message="This form is missing its security token or came from another "
+            "site. Reload the page and try again.",
+        )
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    async def requests_page(self, rt: Runtime, request: Request, session: Session) -> Response:
+        parsed = queries.parse_filters(request.query_params)
+        cursor = None
+        raw_cursor = request.query_params.get("cursor")
+        if raw_cursor:
+            try:
+                cursor = queries.decode_cursor(raw_cursor)
+            except ValueError:
+                parsed.errors.append(
+                    "That page link is no longer valid; showing the newest requests."
+                )
+        await rt.ledger.flush()
+        keys = await queries.list_keys(rt.engine)
+        page = await queries.request_log(rt.engine, parsed.filters, cursor)
+        return self.render(
+            request,
+            "requests.html",
+            session,
+            nav="requests",
+            filters=parsed.filters,
+            errors=parsed.errors,
+            page=page,
+            keys=keys,
+            key_names={k.id: k.name for k in keys},
+            aliases=sorted(rt.settings.models),
+            status_choices=queries.STATUS_CHOICES,
+            paged=cursor is not None,
+        )
+
+    async def request_detail(self, rt: Runtime, request: Request, session: Session) -> Response:
+        request_id = request.path_params["request_id"][:64]
+        await rt.ledger.flush()
+        record = await queries.load_request(rt.engine, request_id)
+        return await self._detail(rt, request, session, record, f"request {request_id}")
+
+    async def trace_detail(self, rt: Runtime, request: Request, session: Session) -> Response:
+        trace_id = request.path_params["trace_id"][:32]
+        record = await queries.load_trace(rt.engine, trace_id)
+        return await self._detail(rt, request, session, record, f"trace {trace_id}")
+
+    async def _detail(
+        self, rt: Runtime, request: Request, session: Session, record: Any, what: str
+    ) -> Response:
+        if not record.found:
+            return self.render(
+                request,
+                "error.html",
+                session,
+                404,
+                nav="requests",
+                title="Not found",
+                message=f"There is no {what} in the store.",
+            )
+        keys = await queries.list_keys(rt.engine)
+        view = views.detail(record, {k.id: k.name for k in keys})
+        return self.render(request, "detail.html", session, nav="requests", view=view)
+
+    async def _range(self, request: Request) -> tuple[Any, list[str], str, str]:
+        params = dict(request.query_params)
+        params.setdefault("since", DEFAULT_RANGE)
+        parsed = queries.parse_filters(params)
+        return parsed.filters, parsed.errors, parsed.filters.since_text, parsed.filters.until_text
+
+    async def usage_page(self, rt: Runtime, request: Request, session: Session) -> Response:
+        filters, errors, since, until = await self._range(request)
+        by = request.query_params.get("by", "model")
+        if by not in usage.DIMENSIONS:
+            errors.append(f"“by” must be one of {', '.join(usage.DIMENSIONS)}.")
+            by = "model"
+        await rt.ledger.flush()
+        keys = await queries.list_keys(rt.engine)
+        names = {k.id: k.name for k in keys}
+        report = await usage.daily(rt.engine, since=filters.since, until=filters.until)
+        groups = await usage.breakdown(
+            rt.engine, by, since=filters.since, until=filters.until, key_names=names
+        )
+        charts = [
+            views.requests_per_day(report.days),
+            views.tokens_per_day(report.days),
+            views.ranked(f"Requests by {by}", groups, "requests"),
+            views.ranked(f"Tokens by {by}", groups, "tokens"),
+        ]
+        return self.render(
+            request,
+            "usage.html",
+            session,
+            nav="usage",
+            errors=errors,
+            since=since,
+            until=until,
+            by=by,
+            dimensions=usage.DIMENSIONS,
+            report=report,
+            groups=groups,
+            charts=charts,
+        )
+
+    async def costs_page(self, rt: Runtime, request: Request, session: Session) -> Response:
+        filters, errors, since, until = await self._range(request)
+        await rt.ledger.flush()
+        keys = await queries.list_keys(rt.engine)
+        names = {k.id: k.name for k in keys}
+        report = await usage.daily(rt.engine, since=filters.since, until=filters.until)
+        sections = []
+        for by in ("model", "key", "team"):
+            groups = await usage.breakdown(
+                rt.engine, by, since=filters.since, until=filters.until, key_names=names
+            )
+            sections.append((by, views.ranked(f"Cost by {by}", groups, "cost"), groups))
+        return self.render(
+            request,
+            "costs.html",
+            session,
+            nav="costs",
+            errors=errors,
+            since=since,
+            until=until,
+            report=report,
+            daily_chart=views.cost_per_day(report.days),
+            sections=sections,
+        )
+
+    async def static_file(self, request: Request) -> Response:
+        return self.static.response(request.path_params["name"])
+
+    async def not_found(self, rt: Runtime, request: Request, session: Session) -> Response:
+        return self.render(
+            request,
+            "error.html",
+            session,
+            404,
+            title="Not found",
+            message="There is no console page at this address.",
+        )
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(PREFIX, self.index, methods=["GET"]),
+            Route(f"{PREFIX}/", self.index, methods=["GET"]),
+            Route(f"{PREFIX}/login", self.login_form, methods=["GET"]),
+            Route(f"{PREFIX}/login", self.login, methods=["POST"]),
+            Route(f"{PREFIX}/logout", self.logout, methods=["POST"]),
+            Route(f"{PREFIX}/static/{{name}}", self.static_file, methods=["GET"]),
+            Route(f"{PREFIX}/requests", self.page(self.requests_page), methods=["GET"]),
+            Route(
+                f"{PREFIX}/requests/{{request_id}}", self.page(self.request_detail), methods=["GET"]
+            ),
+            Route(f"{PREFIX}/traces/{{trace_id}}", self.page(self.trace_detail), methods=["GET"]),
+            Route(f"{PREFIX}/usage", self.page(self.usage_page), methods=["GET"]),
+            Route(f"{PREFIX}/costs", self.page(self.costs_page), methods=["GET"]),
+            Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
+        ]
+
+
+def routes() -> list[BaseRoute]:
+    """The console's routes, with a fresh session store: one per built app."""
+    return Console().routes()
