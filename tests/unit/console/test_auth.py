@@ -1,0 +1,127 @@
+"""Sessions, CSRF tokens and sign-in throttling (clock injected, no sleeps)."""
+
+from __future__ import annotations
+
+from pilothouse.console.auth import (
+    LoginCsrf,
+    LoginThrottle,
+    Principal,
+    SessionStore,
+    check_session_csrf,
+)
+from pilothouse.console.web import safe_next
+
+ADMIN = Principal("admin_key", "admin key", fingerprint="f")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_is_found_by_its_token_and_the_token_is_not_stored() -> None:
+    store = SessionStore(Clock())
+    token, session = store.create(ADMIN)
+    assert store.get(token) is session
+    assert token not in repr(store._sessions)  # only its digest is kept
+    assert store.get(token + "x") is None
+    assert store.get(None) is None and store.get("") is None
+
+
+def test_sessions_expire_when_idle_and_after_the_absolute_limit() -> None:
+    clock = Clock()
+    store = SessionStore(clock, idle_s=60, absolute_s=300)
+    token, _ = store.create(ADMIN)
+    clock.now += 59
+    assert store.get(token) is not None  # activity refreshes the idle timer
+    clock.now += 59
+    assert store.get(token) is not None
+    clock.now += 61
+    assert store.get(token) is None
+    token, _ = store.create(ADMIN)
+    for _ in range(6):
+        clock.now += 55
+        alive = store.get(token)
+    assert alive is None  # 330 s after sign-in, however active
+
+
+def test_ending_a_session_signs_it_out_and_old_sessions_make_room() -> None:
+    store = SessionStore(Clock(), max_sessions=2)
+    first, _ = store.create(ADMIN)
+    second, _ = store.create(ADMIN)
+    store.end(second)
+    assert store.get(second) is None
+    store.create(ADMIN)
+    store.create(ADMIN)
+    assert len(store) == 2
+    assert store.get(first) is None  # the oldest went first
+
+
+def test_each_session_has_its_own_csrf_token() -> None:
+    store = SessionStore(Clock())
+    _, a = store.create(ADMIN)
+    _, b = store.create(ADMIN)
+    assert a.csrf != b.csrf and len(a.csrf) >= 32
+    assert check_session_csrf(a, a.csrf)
+    assert not check_session_csrf(a, b.csrf)
+    assert not check_session_csrf(a, None)
+    assert not check_session_csrf(a, "")
+
+
+def test_login_csrf_pairs_a_cookie_nonce_with_a_form_token() -> None:
+    csrf = LoginCsrf()
+    nonce, token = csrf.issue()
+    assert csrf.check(nonce, token)
+    _, other_token = csrf.issue()
+    assert not csrf.check(nonce, other_token)
+    assert not csrf.check(None, token)
+    assert not csrf.check(nonce, None)
+    assert not csrf.check(nonce, token[:-1] + ("0" if token[-1] != "0" else "1"))
+    assert not LoginCsrf().check(nonce, token)  # another process's secret
+
+
+def test_the_admin_key_fingerprint_changes_with_the_key_and_hides_it() -> None:
+    csrf = LoginCsrf()
+    fp = csrf.fingerprint("secret-admin-key")
+    assert fp == csrf.fingerprint("secret-admin-key")
+    assert fp != csrf.fingerprint("rotated-admin-key")
+    assert "secret-admin-key" not in fp
+
+
+def test_repeated_failed_sign_ins_are_throttled_per_client() -> None:
+    clock = Clock()
+    throttle = LoginThrottle(clock, limit=3, window_s=60)
+    for _ in range(3):
+        assert throttle.retry_after("10.0.0.1") == 0
+        throttle.failed("10.0.0.1")
+        clock.now += 1
+    wait = throttle.retry_after("10.0.0.1")
+    assert 0 < wait <= 60
+    assert throttle.retry_after("10.0.0.2") == 0  # someone else is unaffected
+    clock.now += wait + 0.01
+    assert throttle.retry_after("10.0.0.1") == 0  # the window slid past the first failure
+
+
+def test_a_successful_sign_in_clears_the_failures() -> None:
+    throttle = LoginThrottle(Clock(), limit=2, window_s=60)
+    throttle.failed("c")
+    throttle.succeeded("c")
+    throttle.failed("c")
+    assert throttle.retry_after("c") == 0
+
+
+def test_next_only_ever_points_inside_the_console() -> None:
+    assert safe_next("/console/usage?since=7d") == "/console/usage?since=7d"
+    for hostile in (
+        "https://evil.example/",
+        "//evil.example/console/",
+        "/consolex/evil",
+        "/admin/keys",
+        "/console/\\evil",
+        None,
+        "",
+    ):
+        assert safe_next(hostile) == "/console/requests"
