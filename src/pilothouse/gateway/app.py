@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pilothouse import __version__
+from pilothouse import __version__, console
 from pilothouse.config.schema import Settings
 from pilothouse.errors import NotFoundError, PilothouseError
 from pilothouse.gateway import routes_admin, routes_feedback, routes_openai, routes_telemetry
@@ -83,6 +83,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         *routes_openai.routes(),
         *routes_admin.routes(),
+        *console.routes(),
         *routes_telemetry.routes(),
         *routes_feedback.routes(),
     ]
