@@ -62,6 +62,8 @@ def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
         raise _bad(name, f"`{name}` must be a non-empty string, got {_got(value)}")
     if len(value) > limit:
         raise _bad(name, f"`{name}` is {len(value)} characters; the limit is {limit}")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refuse it here, not with a 500
+        raise _bad(name, f"`{name}` must not contain NUL characters")
     return value
 
 

@@ -41,6 +41,7 @@ def test_a_full_feedback_body_is_accepted() -> None:
         ({"task_id": "t", "comment": "c" * 2001}, "comment", "the limit is 2000"),
         ({"task_id": "t", "success": True, "metadata": []}, "metadata", "must be an object"),
         ({"task_id": "t", "sucess": True}, "sucess", "unknown field(s): sucess"),
+        ({"task_id": "t\x00", "success": True}, "task_id", "must not contain NUL"),
     ],
 )
 def test_bad_bodies_are_precise(body: Any, param: str | None, message: str) -> None:
