@@ -60,6 +60,7 @@ def environment(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             "httptools": _version("httptools"),
             "uvicorn": _version("uvicorn"),
         },
+        "nice": args.nice,
         "pinning": {"client_and_mock_cpus": args.client_cpus, "gateway_cpus": args.gateway_cpus},
         "command": shlex.join(["python", *argv]),
     }
@@ -140,6 +141,11 @@ def _diff(run: dict[str, Any], direct: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _foreign(*runs: dict[str, Any]) -> float:
+    """The worst foreign CPU share seen by any of ``runs``."""
+    return max(r.get("cpu", {}).get("foreign_share", 1.0) for r in runs)
+
+
 def added_latency(
     runs: dict[str, dict[str, list[dict[str, Any]]]], rate: float
 ) -> dict[str, dict[str, Any]]:
@@ -160,6 +166,10 @@ def added_latency(
                 k: round(statistics.median(d[k] for d in diffs), 3) for k in diffs[0]
             }
             entry["per_round_p99"] = [round(d["p99"], 3) for d in diffs]
+            quiet = min(range(len(pairs)), key=lambda i: _foreign(*pairs[i]))
+            entry["quietest_round"] = {k: round(v, 3) for k, v in diffs[quiet].items()} | {
+                "foreign_cpu_share": _foreign(*pairs[quiet])
+            }
             entry["clean"] = all(clean(r, rate) for r, _ in pairs)
             out.setdefault(gw, {})[key] = entry
     return out
