@@ -7,6 +7,7 @@ fails anywhere still settles exactly what it reserved.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pilothouse.errors import (
@@ -19,7 +20,7 @@ from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.budget import period_key
 from pilothouse.limits.keys import KeyRecord
-from pilothouse.limits.money import pico_to_str
+from pilothouse.limits.money import pico_to_str, pico_to_usd
 from pilothouse.limits.ratelimit import Take
 from pilothouse.routing.router import Route
 from pilothouse.tokens import estimate_input, input_upper_bound
@@ -158,3 +159,9 @@ async def settle(rt: Runtime, ctx: RequestContext) -> None:
     if ctx.reserved_pico or (key.budget_pico is not None and ctx.cost_pico):
         period = period_key(key.budget_period)
         await rt.budgets.settle(key.id, period, ctx.reserved_pico, ctx.cost_pico)
+        if key.budget_pico is not None and rt.settings.costs.budget_alert_thresholds:
+            spent = await rt.budgets.spent(key.id, period)
+            rt.budget_alerts.observe(key, spent, datetime.now(UTC))
+            rt.telemetry.metrics.set_budget_remaining(
+                key.id, pico_to_usd(max(key.budget_pico - spent, 0))
+            )

@@ -23,6 +23,8 @@ from pilothouse.cache.response_cache import (
     ResponseCache,
 )
 from pilothouse.config.schema import Settings
+from pilothouse.costs.anomaly import SpendAnomalyDetector
+from pilothouse.costs.budget_alerts import BudgetAlerts
 from pilothouse.costs.ledger import UsageLedger
 from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import ConfigError, StoreError
@@ -83,6 +85,14 @@ class Runtime:
         )
         self.telemetry = Telemetry(settings, self.engine)
         self.telemetry.breakers = self.router.breakers
+        costs = settings.costs
+        self.spend_anomalies = SpendAnomalyDetector(
+            self.engine, costs.anomaly, self.telemetry.alerts
+        )
+        self.budget_alerts = BudgetAlerts(
+            self.engine, costs.budget_alert_thresholds, self.telemetry.alerts
+        )
+        self._cost_tasks: list[asyncio.Task[None]] = []
         self.in_flight = 0
         self.draining = False
         self.background: set[asyncio.Task[Any]] = set()
@@ -108,6 +118,18 @@ class Runtime:
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         await self.ledger.start()
         await self.telemetry.start()
+        costs = self.settings.costs
+        if costs.anomaly.enabled:
+            self._cost_tasks.append(
+                asyncio.create_task(self.spend_anomalies.run_forever(), name="spend-anomalies")
+            )
+        if costs.budget_alert_thresholds:
+            self._cost_tasks.append(
+                asyncio.create_task(
+                    self.budget_alerts.run_forever(costs.budget_alert_interval_s),
+                    name="budget-alerts",
+                )
+            )
         self._key_watch = asyncio.create_task(self._watch_revocations(), name="key-watch")
 
     async def _prepare_store(self) -> None:
@@ -134,13 +156,10 @@ class Runtime:
             await asyncio.wait_for(self._idle.wait(), self.settings.server.drain_timeout_s)
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
+        await _cancel(*self._cost_tasks)
         await self.telemetry.stop()
         await self.ledger.stop()
-        for task in (self._listener, self._key_watch):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await _cancel(self._listener, self._key_watch)
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         if self.redis is not None:
             await self.redis.aclose()
@@ -175,6 +194,8 @@ class Runtime:
         self.router = Router(settings, providers)
         self.telemetry.breakers = self.router.breakers
         self.prices = PriceTable(settings.prices)
+        self.spend_anomalies.config = settings.costs.anomaly
+        self.budget_alerts.thresholds = sorted(settings.costs.budget_alert_thresholds)
         self.spawn(self._close_later(old))
 
     async def _close_later(self, providers: dict[str, Provider]) -> None:
@@ -231,3 +252,12 @@ class Runtime:
             query = query.where(usage_records.c.created_at >= start)
         async with self.engine.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+
+async def _cancel(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel background tasks and wait for them to finish unwinding."""
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
