@@ -198,7 +198,7 @@ class Console:
                 parsed.errors.append(
                     "That page link is no longer valid; showing the newest requests."
                 )
-        await rt.ledger.flush()
+        await settle(rt)
         keys = await queries.list_keys(rt.engine)
         page = await queries.request_log(rt.engine, parsed.filters, cursor)
         return self.render(
@@ -218,12 +218,13 @@ class Console:
 
     async def request_detail(self, rt: Runtime, request: Request, session: Session) -> Response:
         request_id = request.path_params["request_id"][:64]
-        await rt.ledger.flush()
+        await settle(rt)
         record = await queries.load_request(rt.engine, request_id)
         return await self._detail(rt, request, session, record, f"request {request_id}")
 
     async def trace_detail(self, rt: Runtime, request: Request, session: Session) -> Response:
         trace_id = request.path_params["trace_id"][:32]
+        await settle(rt)
         record = await queries.load_trace(rt.engine, trace_id)
         return await self._detail(rt, request, session, record, f"trace {trace_id}")
 
@@ -339,6 +340,12 @@ class Console:
             Route(f"{PREFIX}/costs", self.page(self.costs_page), methods=["GET"]),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
+
+
+async def settle(rt: Runtime) -> None:
+    """Write what the gateway has queued, so a request just made is already listed."""
+    await rt.ledger.flush()
+    await rt.telemetry.traces.flush()
 
 
 def routes() -> list[BaseRoute]:

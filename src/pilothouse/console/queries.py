@@ -19,9 +19,10 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from pilothouse.costs.report import meta_text
 from pilothouse.costs.usage_query import parse_time
 from pilothouse.errors import InvalidRequestError
-from pilothouse.store.tables import api_keys, spans, traces, usage_records
+from pilothouse.store.tables import api_keys, feedback, spans, traces, usage_records
 
 u = usage_records
 t = traces
@@ -132,9 +133,9 @@ def filter_conditions(f: LogFilters) -> list[ColumnElement[bool]]:
     if f.status:
         conds.append(status_condition(f.status))
     if f.user:
-        conds.append(u.c.metadata["user"].as_string() == f.user)
+        conds.append(meta_text(u.c.metadata, "user") == f.user)
     if f.feature:
-        conds.append(u.c.metadata["feature"].as_string() == f.feature)
+        conds.append(meta_text(u.c.metadata, "feature") == f.feature)
     if f.since:
         conds.append(u.c.created_at >= f.since)
     if f.until:
@@ -263,6 +264,7 @@ class RequestRecord:
     usage: dict[str, Any] | None
     trace: dict[str, Any] | None
     spans: list[dict[str, Any]]
+    feedback: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def found(self) -> bool:
@@ -279,6 +281,15 @@ async def _spans(conn: Any, trace_id: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in await conn.execute(query)]
 
 
+async def _feedback(conn: Any, request_id: str | None) -> list[dict[str, Any]]:
+    if not request_id:
+        return []
+    query = (
+        select(feedback).where(feedback.c.request_id == request_id).order_by(feedback.c.created_at)
+    )
+    return [dict(r._mapping) for r in await conn.execute(query)]
+
+
 async def load_request(engine: AsyncEngine, request_id: str) -> RequestRecord:
     async with engine.connect() as conn:
         usage = await _first(conn, select(u).where(u.c.request_id == request_id))
@@ -286,7 +297,8 @@ async def load_request(engine: AsyncEngine, request_id: str) -> RequestRecord:
             conn, select(t).where(t.c.request_id == request_id).order_by(t.c.created_at)
         )
         found = await _spans(conn, trace["trace_id"]) if trace else []
-    return RequestRecord(usage, trace, found)
+        notes = await _feedback(conn, request_id)
+    return RequestRecord(usage, trace, found, notes)
 
 
 async def load_trace(engine: AsyncEngine, trace_id: str) -> RequestRecord:
@@ -296,4 +308,5 @@ async def load_trace(engine: AsyncEngine, trace_id: str) -> RequestRecord:
         if trace and trace.get("request_id"):
             usage = await _first(conn, select(u).where(u.c.request_id == trace["request_id"]))
         found = await _spans(conn, trace_id)
-    return RequestRecord(usage, trace, found)
+        notes = await _feedback(conn, trace["request_id"] if trace else None)
+    return RequestRecord(usage, trace, found, notes)

@@ -189,12 +189,22 @@ def _response(rec: Reconstruction, response: Any) -> None:
 
 
 def _parse_list(value: Any) -> list[Any]:
+    """A list attribute: a real list, a JSON array, or a compact ``id:score,id:score`` string."""
     if isinstance(value, str):
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
-            return []
+            return [_compact_doc(part) for part in value.split(",") if part.strip()]
     return value if isinstance(value, list) else []
+
+
+def _compact_doc(part: str) -> dict[str, Any]:
+    doc_id, sep, score = part.strip().rpartition(":")
+    try:
+        float(score)
+    except ValueError:
+        return {"id": part.strip()}
+    return {"id": doc_id, "score": score} if sep and doc_id else {"id": part.strip()}
 
 
 def documents(span: Mapping[str, Any]) -> list[Document]:

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from pilothouse.costs.report import meta_text, team_expr
 from pilothouse.store.tables import api_keys, usage_records
 
 u = usage_records
@@ -65,12 +66,9 @@ def dimension_column(by: str) -> ColumnElement[Any]:
     if by == "provider":
         return u.c.provider
     if by == "team":
-        return func.coalesce(
-            u.c.metadata["team"].as_string(), api_keys.c.metadata["team"].as_string()
-        )
+        return team_expr()  # the cost report's rule, so both always agree
     if by in ("feature", "user"):
-        tag: ColumnElement[Any] = u.c.metadata[by].as_string()
-        return tag
+        return meta_text(u.c.metadata, by)
     raise ValueError(f"unknown dimension {by!r}")
 
 

@@ -32,6 +32,7 @@ class Detail:
     reconstruction: Reconstruction
     waterfall: waterfall.Waterfall
     has_trace: bool
+    feedback: list[dict[str, Any]]
 
 
 def _pick(*values: Any) -> Any:
@@ -81,6 +82,7 @@ def detail(record: RequestRecord, key_names: Mapping[str, str]) -> Detail:
         reconstruction=reconstruct(trace.get("content"), record.spans),
         waterfall=waterfall.build(record.spans),
         has_trace=bool(record.trace or record.spans),
+        feedback=record.feedback,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pilothouse.store.tables import api_keys, spans, traces, usage_records
+from pilothouse.store.tables import api_keys, feedback, spans, traces, usage_records
 
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 XSS_PROMPT = f"Summarise this: {XSS} & thanks"
@@ -257,4 +257,10 @@ async def write_sample(engine: AsyncEngine, now: datetime | None = None) -> Samp
         await conn.execute(usage_records.insert(), rows)
         await conn.execute(traces.insert(), trace_rows)
         await conn.execute(spans.insert(), span_rows)
+        await conn.execute(feedback.insert(), [
+            {"id": "fb_1", "created_at": now, "request_id": TRACED, "task_id": "T-77",
+             "key_id": checkout, "success": True, "score": 0.9, "comment": "resolved"},
+            {"id": "fb_2", "created_at": now, "request_id": XSS_REQUEST, "task_id": None,
+             "key_id": search, "success": False, "score": None, "comment": XSS},
+        ])  # fmt: skip
     return sample

@@ -125,3 +125,24 @@ def test_next_only_ever_points_inside_the_console() -> None:
         "",
     ):
         assert safe_next(hostile) == "/console/requests"
+
+
+async def test_rotating_or_removing_the_admin_key_ends_its_sessions() -> None:
+    from types import SimpleNamespace
+
+    from pilothouse.config.schema import Secret
+    from pilothouse.console.web import still_valid
+
+    csrf = LoginCsrf()
+    store = SessionStore(Clock())
+    _, session = store.create(
+        Principal("admin_key", "admin key", fingerprint=csrf.fingerprint("k1"))
+    )
+
+    def runtime(key: str | None) -> object:
+        server = SimpleNamespace(admin_key=Secret(key) if key else None)
+        return SimpleNamespace(settings=SimpleNamespace(server=server))
+
+    assert await still_valid(runtime("k1"), csrf, session)  # type: ignore[arg-type]
+    assert not await still_valid(runtime("k2"), csrf, session)  # type: ignore[arg-type]
+    assert not await still_valid(runtime(None), csrf, session)  # type: ignore[arg-type]

@@ -145,6 +145,8 @@ async def test_a_request_loads_with_its_trace_and_spans(
         assert len(record.spans) == 8
         starts = [s["start_ns"] for s in record.spans]
         assert starts == sorted(starts)
+    assert [(f["success"], f["comment"]) for f in by_request.feedback] == [(True, "resolved")]
+    assert by_trace.feedback == by_request.feedback
     untraced = await queries.load_request(engine, "req_sample_0005")
     assert untraced.found and untraced.trace is None and untraced.spans == []
     assert not (await queries.load_request(engine, "nope")).found

@@ -99,6 +99,15 @@ def test_documents_in_the_shapes_clients_send() -> None:
     }
     assert [(d.doc_id, d.score) for d in documents(as_list)] == [("d1", "0.5")]
     assert [(d.doc_id, d.score) for d in documents(parallel)] == [("a", "0.9"), ("b", "0.8")]
+    compact = {
+        "name": "retrieval",
+        "attributes": {"retrieval.documents": "doc-7:0.91,doc-3:0.72, urn:x:y"},
+    }
+    assert [(d.doc_id, d.score) for d in documents(compact)] == [
+        ("doc-7", "0.91"),
+        ("doc-3", "0.72"),
+        ("urn:x:y", None),
+    ]
     assert documents({"name": "x", "attributes": None}) == []
 
 
