@@ -216,6 +216,7 @@ def test_a_real_request_is_found_and_explained(
             assert resp.status_code == 200
             resp.read()
             request_id = resp.headers["x-request-id"]
+            trace_id = resp.headers["x-pilothouse-trace-id"]
         with gw.admin() as admin:
             trace = admin.get(f"/admin/traces/{request_id}").json()
 
@@ -236,3 +237,12 @@ def test_a_real_request_is_found_and_explained(
         page.get_by_role("link", name="Costs").click()
         expect(page.locator("#groups-team")).to_contain_text("growth")
         expect(page.locator("#groups-key")).to_contain_text("e2e <app>")
+
+        # The trace id a client got back opens the same page.
+        page.get_by_role("link", name="Requests").click()
+        page.get_by_label("Open a request or trace id").fill(trace_id)
+        page.get_by_role("button", name="Open").click()
+        expect(page).to_have_url(re.compile(f"/console/traces/{trace_id}$"))
+        expect(
+            page.get_by_role("heading", name=re.compile(f"Request {request_id}"))
+        ).to_be_visible()

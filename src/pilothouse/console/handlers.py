@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -228,6 +229,21 @@ class Console:
         record = await queries.load_trace(rt.engine, trace_id)
         return await self._detail(rt, request, session, record, f"trace {trace_id}")
 
+    async def find(self, rt: Runtime, request: Request, session: Session) -> Response:
+        """Jump straight to a request (``x-request-id``) or a trace (``x-pilothouse-trace-id``)."""
+        ident = (request.query_params.get("id") or "").strip()[:64]
+        if not ident:
+            return redirect(f"{PREFIX}/requests")
+        await settle(rt)
+        if (await queries.load_request(rt.engine, ident)).found:
+            return redirect(f"{PREFIX}/requests/{quote(ident, safe='')}")
+        if (await queries.load_trace(rt.engine, ident[:32])).found:
+            return redirect(f"{PREFIX}/traces/{quote(ident[:32], safe='')}")
+        message = f"There is no request or trace with id {ident!r} in the store."
+        return self.render(
+            request, "error.html", session, 404, nav="requests", title="Not found", message=message
+        )
+
     async def _detail(
         self, rt: Runtime, request: Request, session: Session, record: Any, what: str
     ) -> Response:
@@ -335,6 +351,7 @@ class Console:
             Route(
                 f"{PREFIX}/requests/{{request_id}}", self.page(self.request_detail), methods=["GET"]
             ),
+            Route(f"{PREFIX}/find", self.page(self.find), methods=["GET"]),
             Route(f"{PREFIX}/traces/{{trace_id}}", self.page(self.trace_detail), methods=["GET"]),
             Route(f"{PREFIX}/usage", self.page(self.usage_page), methods=["GET"]),
             Route(f"{PREFIX}/costs", self.page(self.costs_page), methods=["GET"]),

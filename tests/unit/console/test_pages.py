@@ -211,6 +211,20 @@ def test_user_content_is_text_on_every_page(client: TestClient, store_url: str) 
     assert "&lt;b&gt;mallory&lt;/b&gt;" in detail
 
 
+def test_a_request_or_trace_id_opens_its_page(client: TestClient, store_url: str) -> None:
+    fill(store_url)
+    sign_in(client)
+    by_request = client.get(f"/console/find?id=%20{TRACED}%20")
+    assert by_request.status_code == 303
+    assert by_request.headers["location"] == f"/console/requests/{TRACED}"
+    by_trace = client.get(f"/console/find?id={XSS_TRACE_ID}")
+    assert by_trace.headers["location"] == f"/console/traces/{XSS_TRACE_ID}"
+    assert XSS_REQUEST in client.get(by_trace.headers["location"]).text
+    missing = client.get("/console/find?id=<nope>")
+    assert missing.status_code == 404 and "&lt;nope&gt;" in missing.text
+    assert client.get("/console/find?id=").headers["location"] == "/console/requests"
+
+
 def test_bad_filters_are_explained_not_crashed_on(client: TestClient, store_url: str) -> None:
     fill(store_url)
     sign_in(client)
