@@ -246,3 +246,19 @@ def test_static_assets_are_served_and_nothing_else(client: TestClient) -> None:
 def test_the_runtime_is_reused_not_rebuilt(client: TestClient) -> None:
     rt = client.app.state.runtime  # type: ignore[attr-defined]
     assert isinstance(rt, Runtime)
+
+
+def test_a_failing_page_says_so_without_details(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pilothouse.console import queries
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database password is hunter2")
+
+    sign_in(client)
+    monkeypatch.setattr(queries, "request_log", broken)
+    r = client.get("/console/requests")
+    assert r.status_code == 500
+    assert "Something went wrong" in r.text and "hunter2" not in r.text
+    assert "content-security-policy" in r.headers
