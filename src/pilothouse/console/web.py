@@ -11,10 +11,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from pilothouse.console.auth import LoginCsrf, Principal, Session, same_secret
+from pilothouse.console.auth import LoginCsrf, Principal, Session
 from pilothouse.console.formatting import FILTERS
-from pilothouse.errors import AuthenticationError, NotFoundError
-from pilothouse.gateway.routes_admin import require_admin
+from pilothouse.errors import NotFoundError
+from pilothouse.gateway.routes_admin import admin_principal
 from pilothouse.gateway.runtime import Runtime
 
 HERE = Path(__file__).parent
@@ -149,18 +149,11 @@ def client_id(request: Request) -> str:
 
 async def sign_in(rt: Runtime, csrf: LoginCsrf, secret: str) -> Principal:
     """Check a submitted key exactly as the admin API does; who it is, for the session."""
-    try:
-        header = ("Bearer " + secret).encode("latin-1")
-    except UnicodeEncodeError:
-        raise AuthenticationError("invalid admin key") from None
-    probe = Request({"type": "http", "method": "POST", "headers": [(b"authorization", header)]})
-    await require_admin(rt, probe)
-    admin = rt.settings.server.admin_key
-    if admin is not None and same_secret(secret.strip(), admin.get()):
+    record = await admin_principal(rt, secret.strip() or None)
+    if record is None:
+        admin = rt.settings.server.admin_key
+        assert admin is not None  # admin_principal returns None only for the admin key
         return Principal("admin_key", "admin key", fingerprint=csrf.fingerprint(admin.get()))
-    record = await rt.key_cache.lookup(secret.strip())
-    if record is None:  # revoked between the two lookups
-        raise AuthenticationError("invalid admin key")
     return Principal("virtual_key", f"{record.name} ({record.id})", key_id=record.id)
 
 

@@ -17,16 +17,21 @@ from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.pipeline import new_request_id
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.limits.keys import KeyRecord
 
 
-async def require_scope(rt: Runtime, request: Request, scope: str = "admin") -> None:
-    """The config admin key passes every check; virtual keys need ``scope`` (or admin)."""
-    secret = admission.bearer(request.headers)
+async def admin_principal(
+    rt: Runtime, secret: str | None, scope: str = "admin"
+) -> KeyRecord | None:
+    """Who is calling: ``None`` for the config admin key, else the virtual key that passed.
+
+    The config admin key passes every check; virtual keys need ``scope`` (or admin).
+    """
     if secret is None:
         raise AuthenticationError("missing admin key: send `Authorization: Bearer <admin key>`")
     admin = rt.settings.server.admin_key
     if admin is not None and hmac.compare_digest(secret.encode(), admin.get().encode()):
-        return
+        return None
     record = await rt.key_cache.lookup(secret)
     if record is None:
         raise AuthenticationError("invalid admin key")
@@ -34,6 +39,11 @@ async def require_scope(rt: Runtime, request: Request, scope: str = "admin") -> 
         raise PermissionDeniedError(
             f"this key does not have the {scope} scope", code=f"not_{scope}"
         )
+    return record
+
+
+async def require_scope(rt: Runtime, request: Request, scope: str = "admin") -> None:
+    await admin_principal(rt, admission.bearer(request.headers), scope)
 
 
 async def require_admin(rt: Runtime, request: Request) -> None:
