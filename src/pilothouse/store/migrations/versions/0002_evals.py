@@ -83,9 +83,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_eval_online_request", "eval_online_scores", ["request_id"])
-    op.create_index(
-        "ix_eval_online_alias_created", "eval_online_scores", ["alias", "created_at"]
-    )
+    op.create_index("ix_eval_online_alias_created", "eval_online_scores", ["alias", "created_at"])
 
 
 def downgrade() -> None:
