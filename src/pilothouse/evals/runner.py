@@ -217,6 +217,9 @@ class SuiteRun:
         self.writer.put(case, sample, key)
         if self.options.on_sample:
             self.options.on_sample(sample)
+        # Yield once per case: a target that never suspends (in-process, zero latency)
+        # must not starve the writer, or finished cases would sit in memory until the end.
+        await asyncio.sleep(0)
 
     def _score_context(self, call: CallInfo) -> ScoreContext:
         link, writer = self.link, self.writer

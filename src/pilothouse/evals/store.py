@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, desc, select, update
+from sqlalchemy import delete, desc, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
@@ -166,13 +166,14 @@ class EvalStore:
             }
             for case, sample in items
         ]
+        keys = [(case.id, sample.repeat) for case, sample in items]
         async with self.engine.begin() as conn:
-            for case, sample in items:
+            for start in range(0, len(keys), 500):  # a retried case replaces its error row
+                chunk = keys[start : start + 500]
                 await conn.execute(
                     delete(eval_results).where(
                         eval_results.c.run_id == run_id,
-                        eval_results.c.case_id == case.id,
-                        eval_results.c.repeat == sample.repeat,
+                        tuple_(eval_results.c.case_id, eval_results.c.repeat).in_(chunk),
                     )
                 )
             if rows:

@@ -121,6 +121,10 @@ async def test_json_schema_and_expected_fields(make_scorer: Make) -> None:
     bad_type = await score(scorer, '{"name": "Maria", "age": "34"}')
     assert bad_type.passed is False and "schema violation at age" in bad_type.explanation
     assert (await score(scorer, "no json here")).passed is False
+    as_text = await score(scorer, '{"name": "Maria", "age": "34"}', expected={"age": 34})
+    assert as_text.passed is False  # the schema says integer...
+    lenient = make_scorer(type="json_schema", match_expected=True, name="fields")
+    assert (await score(lenient, '{"age": "34"}', expected={"age": 34})).passed  # ...fields agree
     strict = make_scorer(type="json_schema", extract=False, name="strict")
     assert (await score(strict, 'text {"a": 1}')).passed is False
 

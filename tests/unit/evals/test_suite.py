@@ -168,3 +168,15 @@ def test_python_and_http_targets(tmp_path: Path) -> None:
     bad.write_text(base + "target: {http: {url: 'http://svc', body: {q: '{{question}}'}}}\n")
     with pytest.raises(SuiteError, match="unknown placeholder"):
         load_suite(bad)
+
+
+def test_the_bundled_demo_suite_loads() -> None:
+    demo = load_suite(EXAMPLE.parent / "demo" / "suite.yaml")
+    assert 60 <= len(demo.cases) <= 100
+    tasks = {c.metadata["task"] for c in demo.cases}
+    assert tasks == {"qa", "extraction", "refusal", "arithmetic"}
+    assert all({"topic", "difficulty"} <= set(c.metadata) for c in demo.cases)
+    # Every case is scored by exactly one task scorer (plus the judge on QA).
+    for case in demo.cases:
+        task_scorers = [s.name for s in demo.scorers if s.applies(case) and s.name != "judge"]
+        assert task_scorers == [case.metadata["task"]], case.id

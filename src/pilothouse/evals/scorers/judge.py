@@ -220,7 +220,7 @@ def _response_format(low: int, high: int) -> dict[str, Any]:
         score.update(minimum=low, maximum=high)
     schema = {
         "type": "object",
-        "properties": {"score": score, "reason": {"type": "string"}},
+        "properties": {"score": score, "reason": {"type": "string", "maxLength": 160}},
         "required": ["score", "reason"],
     }
     return {"type": "json_schema", "json_schema": {"name": "judge_verdict", "schema": schema}}

@@ -63,8 +63,8 @@ def extract_json(text: str, *, lenient: bool) -> tuple[Any, str]:
 def _same(expected: Any, got: Any) -> bool:
     if isinstance(expected, bool) or isinstance(got, bool):
         return expected is got
-    if isinstance(expected, int | float) and isinstance(got, int | float):
-        return float(expected) == float(got)
+    if isinstance(expected, int | float) and isinstance(got, int | float | str):
+        return _as_number(got) == float(expected)  # "41" for 41 is the right value
     if isinstance(expected, str) and isinstance(got, str | int | float):
         return normalise(expected) == normalise(str(got))
     if isinstance(expected, dict) and isinstance(got, dict):
@@ -72,6 +72,13 @@ def _same(expected: Any, got: Any) -> bool:
     if isinstance(expected, list) and isinstance(got, list):
         return len(expected) == len(got) and all(map(_same, expected, got))
     return bool(expected == got)
+
+
+def _as_number(value: int | float | str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 class JsonSchemaScorer(Scorer[JsonSchemaConfig]):
