@@ -262,6 +262,26 @@ def test_a_running_gateway_over_http(workdir: Path, tmp_path: Path) -> None:
             store,
         )
         assert refused.exit_code == 2
+
+        # An `http` target: your service (here the gateway's own endpoint) with a templated
+        # body, a response path and a secret header from the environment.
+        http_suite = workdir / "http.yaml"
+        http_suite.write_text(
+            "name: http-app\ndataset: cases.jsonl\nscorers: [{type: contains}]\n"
+            "target: {http: {url: '" + gateway.url + "/v1/chat/completions', "
+            "body: {model: local, messages: [{role: user, content: '{{input}}'}]}, "
+            "response_path: choices.0.message.content, "
+            "headers: {Authorization: 'env:APP_TOKEN'}}}\n"
+        )
+        http_run = CliRunner().invoke(
+            app,
+            ["eval", "run", str(http_suite), "--store", store, "--json", str(tmp_path / "h.json")],
+            env={"APP_TOKEN": f"Bearer {key}", "COLUMNS": "200"},
+        )
+        assert http_run.exit_code == 0, http_run.output
+        cases = {c["case"]["id"]: c["samples"][0] for c in run_json(tmp_path / "h.json")["cases"]}
+        assert cases["hq"]["output"] == "Rotterdam"
+        assert cases["hq"]["request_ids"][0].startswith("req_")  # from x-request-id
     finally:
         gateway.stop()
 
@@ -319,3 +339,32 @@ def test_review_queue_feeds_calibration(workdir: Path) -> None:
         "plan-price",
         "refund-json",
     ]
+
+
+def test_a_python_app_whose_model_calls_join_the_case(workdir: Path, store_url: str) -> None:
+    (workdir / "support_app.py").write_text(
+        "async def answer(question, ctx):\n"
+        "    draft = await ctx.chat(question, model='local')\n"
+        "    return draft.strip()\n"
+    )
+    suite = workdir / "app.yaml"
+    suite.write_text(
+        "name: app\ntarget: {python: 'support_app:answer'}\ndataset: cases.jsonl\n"
+        "params: {max_tokens: 64}\nscorers: [{type: contains}]\n"
+    )
+    result = eval_cli(
+        "run",
+        str(suite),
+        "--config",
+        str(workdir / "gateway.yaml"),
+        "--json",
+        str(workdir / "app.json"),
+    )
+    assert result.exit_code == 0, result.output
+    samples = [s for c in run_json(workdir / "app.json")["cases"] for s in c["samples"]]
+    ledger = {row["request_id"]: row for row in stored_rows(store_url)}
+    for sample in samples:
+        (request_id,) = sample["request_ids"]  # the app's own gateway call
+        row = ledger[request_id]
+        assert row["metadata"]["eval_case"] == sample["case_id"]
+        assert sample["cost_pico"] == row["cost_pico"] > 0
