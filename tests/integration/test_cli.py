@@ -93,3 +93,20 @@ def test_slo_rules_from_config(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert "pilothouse-slo-chat-avail" in text and "14.4" in text
+
+
+def test_doctor_and_config_check_catch_a_missing_model(tmp_path: Path) -> None:
+    good = write_config(tmp_path / "ok.yaml", base_config(f"sqlite:///{tmp_path}/d.db", tmp_path))
+    doctor = cli("doctor", "--config", str(good))
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "store" in doctor.stdout and "FAIL" not in doctor.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("providers: {l: {type: llamacpp, model_path: /nowhere/model.gguf}}\n")
+    check = cli("config", "check", str(bad))
+    assert check.returncode == 2
+    assert "providers.l: model_path: '/nowhere/model.gguf' is not a file" in check.stderr
+    unreachable = write_config(
+        tmp_path / "pg.yaml", base_config("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    )
+    down = cli("doctor", "--config", str(unreachable))
+    assert down.returncode == 1 and "FAIL" in down.stdout

@@ -9,6 +9,9 @@ import typer
 from pilothouse import __version__
 from pilothouse.cli import evals, keys, report, review, serve, slo, traces, usage
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
+from pilothouse.config.schema import Settings
+from pilothouse.errors import PilothouseError
+from pilothouse.providers.base import provider_class
 
 app = typer.Typer(
     help="pilothouse: an OpenAI-compatible LLM gateway with exact costs, traces and evals.",
@@ -38,10 +41,19 @@ def version() -> None:
     print(__version__)
 
 
+def _preflight(settings: Settings) -> None:
+    for name, cfg in settings.provider_configs.items():
+        try:
+            provider_class(cfg.type).preflight(cfg)
+        except PilothouseError as exc:
+            fail(f"{settings.source}: providers.{name}: {exc.message}")
+
+
 @config_app.command("check")
 def config_check(path: Path) -> None:
     """Validate a config file without serving; exit 2 with the key path on error."""
     settings = settings_from(path)
+    _preflight(settings)
     console.print(
         f"[green]ok[/] {path}: {len(settings.providers)} provider(s), "
         f"{len(settings.models)} model alias(es): {', '.join(settings.models) or '-'}",
@@ -87,6 +99,18 @@ def chaos_serve(
     except (msgspec.ValidationError, ValueError) as exc:
         fail(f"{config}: {exc}")
     web.run_app(build_chaos_app(cfg), host=host, port=port, print=None)
+
+
+@app.command()
+def doctor(config: Path | None = ConfigOption) -> None:
+    """Check config, providers' local files, store (and migrations) and Redis."""
+    from pilothouse.cli.doctor import run_checks
+
+    settings = settings_from(config)
+    _preflight(settings)
+    ok = run(lambda: run_checks(settings))
+    if not ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -111,6 +111,11 @@ class BaseProvider:
         self.name = name
         self.config = config
 
+    @classmethod
+    def preflight(cls, config: Any) -> None:
+        """Checks beyond the schema that need no network (files exist, ...); raise ConfigError."""
+        return None
+
     async def start(self) -> None:
         return None
 

@@ -186,6 +186,10 @@ class LlamaCppProvider(BaseProvider):
         super().__init__(name, config)
         self._worker: ModelWorker | None = None
 
+    @classmethod
+    def preflight(cls, config: LlamaCppConfig) -> None:
+        resolve_model_path(config.model_path)
+
     @property
     def stats(self) -> WorkerStats:
         return self.worker.stats
