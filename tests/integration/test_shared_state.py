@@ -150,3 +150,28 @@ def test_key_revoked_in_store_without_redis_stops_working(tmp_path: Path) -> Non
         listed = httpx.get(gw.url + "/admin/keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
         assert key_id not in [k["id"] for k in listed.json()["data"]]
         assert "key_hash" not in listed.text and key not in listed.text
+
+
+def test_workers_share_limits_and_metrics(
+    postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    config = shared_config(postgres_url, tmp_path, redis_url, redis_prefix)
+    path = write_config(tmp_path / "pilothouse.yaml", config)
+    port = free_port()
+    gw = ProcessGateway(path, port, {})
+    gw.start_command(["serve", "--config", str(path), "--port", str(port), "--workers", "2"])
+    try:
+        _id, key = create_key(gw.url, rpm=8)
+        statuses = asyncio.run(fire([gw.url], key, 12))
+        scraper = create_key(gw.url, scopes=["metrics"])[1]
+        text = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {scraper}"}).text
+    finally:
+        gw.stop()
+    assert statuses.count(200) == 8 and statuses.count(429) == 4
+    served = [
+        line
+        for line in text.splitlines()
+        if line.startswith('pilothouse_requests_total{alias="chat"')
+    ]
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in served)
+    assert total == 12, served

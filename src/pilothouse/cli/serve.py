@@ -36,6 +36,7 @@ from pilothouse.telemetry.metrics import prepare_multiprocess_dir
 
 CONFIG_ENV = "PILOTHOUSE_CONFIG"  # only for handing the path to worker processes
 METRICS_ENV = "PILOTHOUSE_METRICS_DIR"  # the shared Prometheus multiprocess directory
+BIND_ENV = "PILOTHOUSE_BIND"  # host:port, for the workers' ready line
 log = logging.getLogger("pilothouse.serve")
 
 
@@ -87,7 +88,7 @@ def _install_sighup(rt: Runtime) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
-def make_app(settings: Settings) -> Starlette:
+def make_app(settings: Settings, ready_line: str | None = None) -> Starlette:
     rt = Runtime(settings)
     app = build_app(settings, runtime=rt)
     original = app.router.lifespan_context
@@ -96,6 +97,8 @@ def make_app(settings: Settings) -> Starlette:
     async def lifespan(a: Starlette) -> AsyncIterator[None]:
         async with original(a):
             _install_sighup(rt)
+            if ready_line:  # workers: the supervisor already holds the listening socket
+                print(ready_line, flush=True)
             yield
 
     app.router.lifespan_context = lifespan
@@ -127,7 +130,8 @@ def worker_app() -> Starlette:
             settings.telemetry, metrics_multiprocess_dir=os.environ.get(METRICS_ENV)
         ),
     )
-    return make_app(settings)
+    where = os.environ.get(BIND_ENV, "")
+    return make_app(settings, f"pilothouse ready on http://{where}  (worker {os.getpid()})")
 
 
 def serve(
@@ -189,6 +193,7 @@ def serve(
         )
         os.environ.update(prepare_multiprocess_dir(metrics_dir))
         os.environ[METRICS_ENV] = metrics_dir
+        os.environ[BIND_ENV] = f"{settings.server.host}:{settings.server.port}"
         uvicorn.run("pilothouse.cli.serve:worker_app", factory=True, workers=n_workers, **common)
         return
     console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)
