@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from pilothouse.evals.errors import EvalError
-from pilothouse.evals.model import Case, Verdict
+from pilothouse.evals.model import Verdict
 from pilothouse.evals.review import normalise_label
 from pilothouse.evals.scorers.base import ScoreContext, Scorer
 from pilothouse.evals.stats import cohen_kappa, confusion_matrix
@@ -112,15 +112,12 @@ async def calibrate(
                 return await s.evaluate(case, row.output, ctx)
 
         verdicts = await asyncio.gather(*(judge(r) for r in rows))
-        results.append(compare(chosen, rows, list(verdicts), cases))
+        results.append(compare(chosen, rows, list(verdicts)))
     return results
 
 
 def compare(
-    scorer: Scorer[Any],
-    rows: list[HumanLabel],
-    verdicts: list[Verdict | None],
-    cases: dict[str, Case],
+    scorer: Scorer[Any], rows: list[HumanLabel], verdicts: list[Verdict | None]
 ) -> Calibration:
     out = Calibration(scorer.name)
     pass_at = getattr(scorer, "pass_at", None)

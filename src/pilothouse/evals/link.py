@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -27,6 +27,9 @@ from pilothouse.evals.scorers.base import ChatReply
 from pilothouse.limits.money import usd_to_pico
 from pilothouse.store.tables import usage_records
 
+if TYPE_CHECKING:
+    from pilothouse.gateway.runtime import Runtime
+
 COST_HEADER = "x-pilothouse-cost-usd"
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
 _FATAL = {401: "refused the API key", 403: "does not allow this key", 404: "does not serve"}
@@ -37,7 +40,7 @@ class GatewayLink:
     client: httpx.AsyncClient
     description: str
     settings: Settings | None = None
-    runtime: Any = None  # gateway Runtime in embedded mode (ledger + engine)
+    runtime: Runtime | None = None  # embedded mode: the gateway's ledger and engine
     retries: int = 2
     backoff_s: float = 0.5
 
@@ -63,7 +66,7 @@ class GatewayLink:
 
     async def costs(self, request_ids: list[str]) -> dict[str, int]:
         """Exact pico-USD per request id from the ledger (embedded mode only)."""
-        if not self.embedded or not request_ids:
+        if self.runtime is None or not request_ids:
             return {}
         await self.runtime.ledger.flush()
         query = select(usage_records.c.request_id, usage_records.c.cost_pico).where(
