@@ -261,8 +261,9 @@ async def _report_data(
             record.info.baseline_id = wanted
     stored = record.info.summary or {}
     gates_spec = [msgspec.convert(g["gate"], GateSpec) for g in stored.get("gates", [])]
-    summary = summarise(record, baseline)
-    gates = evaluate_gates(gates_spec, record, summary, baseline)
+    stats = {"resamples": record.info.bootstrap, "seed": record.info.seed}
+    summary = summarise(record, baseline, **stats)
+    gates = evaluate_gates(gates_spec, record, summary, baseline, **stats)
     problems = list(stored.get("problems", []))
     if record.info.status not in ("completed", "incomplete"):
         problems.append(f"run status is {record.info.status}")

@@ -107,6 +107,8 @@ class RunInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     slices: list[str] = msgspec.field(default_factory=list)
     repeats: int = 1
     n_cases: int = 0
+    bootstrap: int = 2000  # resamples and seed: a report regenerated later shows the same CIs
+    seed: int = 0
     status: str = "running"
     gateway: str = ""
     version: str = ""

@@ -147,6 +147,8 @@ class SuiteRun:
             started_at=datetime.now(UTC),
             baseline_id=options.baseline_ref,
             case_order=[c.id for c in self.cases],
+            bootstrap=suite.spec.bootstrap,
+            seed=suite.spec.seed,
         )
         await self.store.create_run(info)
         return info, set()
