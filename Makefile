@@ -22,6 +22,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q
 
+## 80-case eval suite on the bundled local model; all four reports land in eval-reports/.
+eval-demo: $(STAMP)
+	mkdir -p eval-reports
+	$(BIN)/pilothouse eval run examples/evals/demo/suite.yaml \
+	  --store sqlite:///eval-reports/evals.db \
+	  --md eval-reports/demo.md --html eval-reports/demo.html \
+	  --junit eval-reports/demo.junit.xml --json eval-reports/demo.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks

@@ -17,7 +17,7 @@ import msgspec
 import yaml
 
 from pilothouse.config.schema import ModelConfig, PriceConfig, Secret, Settings
-from pilothouse.errors import ConfigError
+from pilothouse.errors import ConfigError, PilothouseError
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_RE = re.compile(r"^Object contains unknown field `([^`]*)`$")
@@ -150,6 +150,14 @@ def parse_settings(
                 )
         if model.retries < 0:
             raise _fail(source, f"models.{alias}.retries", "must be >= 0")
+    if settings.online_eval:
+        from pilothouse.evals.online import parse_online_config
+
+        base = Path(source).parent if not source.startswith("<") else Path.cwd()
+        try:
+            parse_online_config(settings.online_eval, base)
+        except PilothouseError as exc:
+            raise _fail(source, "online_eval", exc.message.removeprefix("online_eval: ")) from None
     server = settings.server
     if not 0 < server.port < 65536:
         raise _fail(source, "server.port", "must be between 1 and 65535")

@@ -149,6 +149,8 @@ class Settings(_Frozen, frozen=True):
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     slo: SLOSettings = msgspec.field(default_factory=SLOSettings)
     costs: CostsConfig = msgspec.field(default_factory=CostsConfig)
+    # Validated by the loader with the evals' own parser (same scorer syntax as suites).
+    online_eval: dict[str, Any] = msgspec.field(default_factory=dict)
     # Filled by the loader: each provider's validated config struct, by name.
     provider_configs: dict[str, Any] = msgspec.field(default_factory=dict)
     source: str = "<embedded default>"

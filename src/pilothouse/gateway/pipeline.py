@@ -18,6 +18,7 @@ from pilothouse.errors import PilothouseError
 from pilothouse.gateway import admission
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.limits.money import pico_to_str
 from pilothouse.providers.base import JSON, Usage
 from pilothouse.routing.router import Route
 from pilothouse.tokens import estimate_input, estimate_text
@@ -65,6 +66,9 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
         }
     )
     rt.telemetry.finish(ctx)
+    online = rt.online
+    if online is not None and ctx.status == 200 and ctx.endpoint == "chat" and ctx.response_body:
+        online.maybe_sample(ctx.request_id, ctx.alias, ctx.request_body or {}, ctx.response_body)
 
 
 def model_headers(ctx: RequestContext) -> dict[str, str]:
@@ -74,6 +78,8 @@ def model_headers(ctx: RequestContext) -> dict[str, str]:
     if ctx.provider:
         headers["x-pilothouse-target"] = f"{ctx.provider}/{ctx.upstream_model}"
     headers["x-pilothouse-attempts"] = str(ctx.attempt_count)
+    if not ctx.stream and ctx.status == 200:
+        headers["x-pilothouse-cost-usd"] = pico_to_str(ctx.cost_pico)
     return headers
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,6 +29,7 @@ from pilothouse.costs.budget_alerts import BudgetAlerts
 from pilothouse.costs.ledger import UsageLedger
 from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import ConfigError, StoreError
+from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_sink
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -93,6 +95,7 @@ class Runtime:
             self.engine, costs.budget_alert_thresholds, self.telemetry.alerts
         )
         self._cost_tasks: list[asyncio.Task[None]] = []
+        self.online = self._online_evaluator(settings)
         self.in_flight = 0
         self.draining = False
         self.background: set[asyncio.Task[Any]] = set()
@@ -118,6 +121,8 @@ class Runtime:
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         await self.ledger.start()
         await self.telemetry.start()
+        if self.online is not None:
+            await self.online.start()
         costs = self.settings.costs
         if costs.anomaly.enabled:
             self._cost_tasks.append(
@@ -157,6 +162,8 @@ class Runtime:
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
         await _cancel(*self._cost_tasks)
+        if self.online is not None:
+            await self.online.stop()
         await self.telemetry.stop()
         await self.ledger.stop()
         await _cancel(self._listener, self._key_watch)
@@ -164,6 +171,24 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+
+    def _online_evaluator(self, settings: Settings) -> OnlineEvaluator | None:
+        """Score a sample of live traffic with suite scorers (``online_eval:`` section)."""
+        if not settings.online_eval.get("rules"):
+            return None
+        source = settings.source
+        base = Path(source).parent if not source.startswith("<") else Path.cwd()
+        config = parse_online_config(settings.online_eval, base)
+        metrics = self.telemetry.metrics
+        return OnlineEvaluator(
+            config.rules,
+            store_sink(self.engine),
+            queue_size=config.queue_size,
+            workers=config.workers,
+            on_score=lambda s: metrics.observe_online_score(
+                alias=s.alias or "none", scorer=s.scorer, passed=s.passed
+            ),
+        )
 
     # -- in-flight accounting -------------------------------------------------------------
 

@@ -172,6 +172,12 @@ class GatewayMetrics:
             ("alias", "provider", "key", "team"),
             registry=reg,
         )
+        self.online_scores = Counter(
+            "pilothouse_online_eval_scores",
+            "Online evaluation verdicts on sampled live traffic.",
+            ("alias", "scorer", "result"),
+            registry=reg,
+        )
         self.cache_hits = Counter(CACHE_HITS, "Response cache hits.", ("alias",), registry=reg)
         self.cache_misses = Counter(
             CACHE_MISSES, "Response cache misses.", ("alias",), registry=reg
@@ -273,6 +279,13 @@ class GatewayMetrics:
     def observe_attempt(self, *, provider: str, model: str, outcome: str, latency_s: float) -> None:
         """Record one upstream attempt; ``outcome`` is e.g. ok, error, timeout, rate_limited."""
         self.upstream_duration.labels(provider, model, outcome).observe(latency_s)
+
+    def observe_online_score(self, *, alias: str, scorer: str, passed: bool | None) -> None:
+        """One online-eval verdict; ``result`` is pass, fail or error/unscored."""
+        result = "pass" if passed else ("fail" if passed is False else "none")
+        if self._known is not None and alias not in self._known:
+            alias = OTHER_ALIAS
+        self.online_scores.labels(alias, scorer, result).inc()
 
     def request_started(self) -> None:
         """Count a request as in flight; pair with :meth:`request_finished` in a finally."""

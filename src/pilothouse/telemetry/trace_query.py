@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.errors import InvalidRequestError, NotFoundError
+from pilothouse.evals.tables import eval_online_scores
 from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import feedback, spans, traces, usage_records
 
@@ -157,6 +158,7 @@ async def get_trace(engine: AsyncEngine, ident: str) -> dict[str, Any]:
             raise NotFoundError(f"no trace for {ident!r}")
         usage = None
         notes: list[dict[str, Any]] = []
+        online: list[dict[str, Any]] = []
         if row is not None and row.request_id:
             usage_row = (
                 await conn.execute(
@@ -167,6 +169,21 @@ async def get_trace(engine: AsyncEngine, ident: str) -> dict[str, Any]:
                 usage = {str(k): v for k, v in usage_row._asdict().items() if k != "cost_pico"}
                 usage["created_at"] = usage_row.created_at.isoformat()
                 usage["cost_usd"] = pico_to_str(usage_row.cost_pico)
+            online = [
+                {
+                    "scorer": e.scorer,
+                    "value": e.value,
+                    "passed": e.passed,
+                    "label": e.label,
+                    "explanation": e.explanation,
+                    "error": e.error,
+                }
+                for e in await conn.execute(
+                    select(eval_online_scores).where(
+                        eval_online_scores.c.request_id == row.request_id
+                    )
+                )
+            ]
             notes = [
                 {
                     "success": f.success,
@@ -199,6 +216,7 @@ async def get_trace(engine: AsyncEngine, ident: str) -> dict[str, Any]:
             ],
             "usage": usage,
             "feedback": notes,
+            "evaluations": online,
         }
     )
     return out
