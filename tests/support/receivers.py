@@ -1,8 +1,7 @@
-"""Small real HTTP receivers for tests: an OTLP collector and an alert webhook sink."""
+"""A real HTTP sink for tests: an OTLP collector or an alert webhook that keeps bodies."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.support.gateway import free_port
+from tests.support.aiohttp_thread import serve_in_thread
 
 
 @dataclass
@@ -24,9 +23,6 @@ class Received:
 def http_sink(path: str) -> Iterator[tuple[str, Received]]:
     """A POST endpoint on a free loopback port that keeps every body it receives."""
     received = Received()
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
 
     async def handle(request: web.Request) -> web.Response:
         received.bodies.append(await request.read())
@@ -34,26 +30,7 @@ def http_sink(path: str) -> Iterator[tuple[str, Received]]:
         received.arrived.set()
         return web.Response(status=200, body=b"", content_type="application/x-protobuf")
 
-    async def serve() -> web.AppRunner:
-        app = web.Application()
-        app.router.add_post(path, handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return runner
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        runner = loop.run_until_complete(serve())
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(10)
-    try:
-        yield f"http://127.0.0.1:{port}", received
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    app = web.Application()
+    app.router.add_post(path, handle)
+    with serve_in_thread(app) as url:
+        yield url, received
