@@ -64,6 +64,8 @@ _WORDISH: Final = re.compile(r"[A-Z]?[a-z]{2,}")
 #: Rules that may start right after a letter or digit; all others start a word.
 _MID_WORD: Final = frozenset({"card"})
 _PATTERN_CACHE: Final = 128
+_MEMO_MAX_LEN: Final = 64  # memoise results for strings up to this length
+_MEMO_SIZE: Final = 4096
 # (rule name, kind, regex). Order matters where two rules can start at one position.
 _RULES: Final[tuple[tuple[str, Kind, str], ...]] = (
     ("pem", "secret", r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----[\s\S]*?"
@@ -270,6 +272,7 @@ class Redactor:
                 raise ValueError(f"redaction pattern {extra.name!r}: {exc}") from None
             self._extra.append((compiled, extra.name, f"[{extra.name.upper()}]"))
         self._secret_keys = frozenset(k.lower() for k in config.secret_keys)
+        self._memo: dict[str, tuple[str, Counts]] = {}
         self._pattern(frozenset(self._kind))  # compile now: fail at start-up, not later
 
     def _pattern(self, included: frozenset[str]) -> re.Pattern[str] | None:
@@ -289,7 +292,21 @@ class Redactor:
         return pattern
 
     def redact_text(self, text: str) -> tuple[str, Counts]:
-        """``text`` with every detected value replaced, and how many of each kind."""
+        """``text`` with every detected value replaced, and how many of each kind.
+
+        Short strings repeat across requests (roles, model names, finish reasons),
+        so their results are memoised; the answer is a pure function of the text.
+        """
+        if len(text) > _MEMO_MAX_LEN:
+            return self._redact_text(text)
+        hit = self._memo.get(text)
+        if hit is None:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            hit = self._memo[text] = self._redact_text(text)
+        return hit[0], dict(hit[1])
+
+    def _redact_text(self, text: str) -> tuple[str, Counts]:
         counts: Counts = {}
         for extra, name, placeholder in self._extra:
             text, n = extra.subn(placeholder, text)
