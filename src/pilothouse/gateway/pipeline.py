@@ -152,7 +152,3 @@ async def embeddings(rt: Runtime, ctx: RequestContext, request: JSON) -> JSON:
         usage = Usage(estimate_input(request), 0, 0, estimated=True)
     price_usage(rt, ctx, usage)
     return result.body
-
-
-def now() -> float:
-    return time.perf_counter()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -255,16 +254,6 @@ class KeyStore:
                 select(api_keys.c.id).where(api_keys.c.revoked_at >= since - timedelta(seconds=2))
             )
             return [r.id for r in rows], now
-
-    async def hashes_by_id(self, ids: Iterable[str]) -> dict[str, str]:
-        wanted = list(ids)
-        if not wanted:
-            return {}
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(api_keys.c.id, api_keys.c.key_hash).where(api_keys.c.id.in_(wanted))
-            )
-            return {r.id: r.key_hash for r in rows}
 
 
 class _Row:

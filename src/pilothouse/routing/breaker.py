@@ -16,7 +16,6 @@ from typing import Literal
 from pilothouse.config.schema import BreakerConfig
 
 State = Literal["closed", "open", "half_open"]
-STATE_VALUE: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class CircuitBreaker:
