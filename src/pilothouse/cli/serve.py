@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -97,6 +98,10 @@ def make_app(settings: Settings, ready_line: str | None = None) -> Starlette:
     async def lifespan(a: Starlette) -> AsyncIterator[None]:
         async with original(a):
             _install_sighup(rt)
+            # Everything built at start-up lives for the whole process: keep it out of
+            # the cyclic GC's full collections, which otherwise stall requests.
+            gc.collect()
+            gc.freeze()
             if ready_line:  # workers: the supervisor already holds the listening socket
                 print(ready_line, flush=True)
             yield

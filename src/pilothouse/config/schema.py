@@ -61,7 +61,7 @@ class StoreConfig(_Frozen, frozen=True):
     migrate: bool = True
     spool_path: str = "./pilothouse-spool.jsonl"
     flush_interval_s: float = 0.2
-    batch_size: int = 500
+    batch_size: int = 200
     queue_size: int = 100_000
 
 

@@ -26,6 +26,8 @@ from pilothouse.telemetry.otlp_export import OtlpExporter
 from pilothouse.telemetry.spans import build_spans, trace_row
 
 log = logging.getLogger("pilothouse.traces")
+CPU_SLICE_S = 0.001  # longest stretch of trace building between yields to the event loop
+MAX_BATCH_SPANS = 500
 Item = tuple[RequestContext, float] | list[dict[str, Any]]
 
 
@@ -101,10 +103,19 @@ class TraceRecorder:
             await asyncio.sleep(self.config.flush_interval_s)  # batch the next writes
 
     async def _drain_once(self, first: Item | None = None) -> None:
+        """Build, redact and write one batch, yielding to requests every ~1 ms of work.
+
+        Building a trace costs a few hundred microseconds; done for a whole
+        batch in one go it would stall every request on this event loop.
+        """
         trace_rows: list[dict[str, Any]] = []
         span_rows: list[dict[str, Any]] = []
         pending = [first] if first is not None else []
-        while (pending or not self.queue.empty()) and len(span_rows) < 2000:
+        slice_start = time.perf_counter()
+        while (pending or not self.queue.empty()) and len(span_rows) < MAX_BATCH_SPANS:
+            if time.perf_counter() - slice_start > CPU_SLICE_S:
+                await asyncio.sleep(0)
+                slice_start = time.perf_counter()
             item = pending.pop() if pending else self.queue.get_nowait()
             if isinstance(item, list):
                 span_rows.extend(self._redact_spans(item))
