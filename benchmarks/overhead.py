@@ -137,10 +137,10 @@ def run_phase(
     else:
         kw["concurrency"] = pattern.concurrency
     quiet = servers.wait_for_quiet(everyone, args.quiet_threshold, args.quiet_wait)
-    before = sum(servers.mock_stats(mock).values())
+    before = servers.upstream_total(mock)
     meter = servers.CpuMeter(mock, server)
     result = run_client(loadgen_cmd(args, server, stream, **kw), args.phase_seconds)
-    upstream = sum(servers.mock_stats(mock).values()) - before
+    upstream = servers.upstream_total(mock) - before
     result["cpu"] = meter.stop(upstream) | {"quiet_gate": quiet}
     result["upstream_requests"] = upstream
     result["client_requests"] = min(args.warmup, pattern.requests) + result.get("completed", 0)
@@ -154,7 +154,7 @@ def soak(args: argparse.Namespace, mock: Server, server: Server, served: int) ->
     result: dict[str, Any] = {"rss_kib_before_soak": rss_before}
     if remaining:
         log(f"soak {server.name}: {remaining} more requests (cap {args.soak_seconds}s)")
-        before = sum(servers.mock_stats(mock).values())
+        before = servers.upstream_total(mock)
         cmd = loadgen_cmd(
             args,
             server,
@@ -165,7 +165,7 @@ def soak(args: argparse.Namespace, mock: Server, server: Server, served: int) ->
             max_seconds=args.soak_seconds,
         )
         run = run_client(cmd, args.soak_seconds)
-        served += sum(servers.mock_stats(mock).values()) - before
+        served += servers.upstream_total(mock) - before
         result["soak"] = {k: run.get(k) for k in ("completed", "errors", "rps", "elapsed_s")}
     result["requests_served"] = served
     result["rss_kib"] = server.rss_kib()
@@ -196,12 +196,12 @@ def wrk_crosscheck(
         ["wrk", "-t1", "-c64", f"-d{args.wrk_seconds}s", "-s", str(script), server.chat_url],
         args.client_cpus,
     )
-    before = sum(servers.mock_stats(mock).values())
+    before = servers.upstream_total(mock)
     out = subprocess.run(
         cmd, capture_output=True, text=True, timeout=args.wrk_seconds + 60, check=False
     ).stdout
     parsed: dict[str, Any] = {"non_2xx": 0}
-    parsed["upstream_requests"] = sum(servers.mock_stats(mock).values()) - before
+    parsed["upstream_requests"] = servers.upstream_total(mock) - before
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
             parsed["rps"] = float(line.split()[1])
@@ -251,6 +251,8 @@ def start_targets(
             args.gateway_cpus,
             workdir,
             args.pilothouse_log_level,
+            args.pilothouse_extra_yaml,
+            args.pilothouse_src,
         ),
         "litellm": lambda: servers.start_litellm(
             Path(args.bench_venv), args.litellm_port, args.mock_port, args.gateway_cpus, workdir
@@ -331,8 +333,12 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             for name, res in wrk.items():
                 served[name] += res["upstream_requests"]
         for name, server in targets.items():
-            if name != "direct" and args.rss_requests:
+            if name == "direct":
+                continue
+            if args.rss_requests:
                 rss[name] |= soak(args, mock, server, served[name])
+            else:
+                rss[name] |= {"requests_served": served[name], "rss_kib": server.rss_kib()}
     finally:
         codes = {name: srv.stop() for name, srv in targets.items() if name != "direct"}
         mock.stop()
@@ -390,6 +396,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--litellm-port", type=int, default=4200)
     p.add_argument("--pilothouse-bin", default=str(HERE.parent / ".venv" / "bin" / "pilothouse"))
     p.add_argument("--pilothouse-log-level", default="warning")
+    p.add_argument(
+        "--pilothouse-src",
+        help="run the gateway from this src/ directory (PYTHONPATH), e.g. an exported "
+        "snapshot of one commit, so edits landing in the work tree mid-run cannot mix in",
+    )
+    p.add_argument(
+        "--pilothouse-extra-yaml",
+        default="",
+        help="top-level YAML appended to the generated config, e.g. 'telemetry: {traces: false}'",
+    )
     p.add_argument("--bench-venv", default="/work/bench-venv")
     p.add_argument("--wrk", action="store_true", help="also measure c=64 throughput with wrk")
     p.add_argument("--wrk-seconds", type=int, default=10)
@@ -421,6 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         raw = orjson.loads(Path(args.report_only).read_bytes())
     else:
+        env = environment(args, sys.argv)  # before start: the code under test is loaded now
         workdir = Path(tempfile.mkdtemp(prefix="ph-overhead-"))
         try:
             raw = benchmark(args, workdir)
@@ -429,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"kept configs, logs and the gateway database in {workdir}")
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
-        raw["environment"] = environment(args, sys.argv)
+        raw["environment"] = env
         raw["wall_seconds"] = round(time.time() - started, 1)
         LAST_RAW.write_bytes(orjson.dumps(raw))
     report = summarise(raw, args) | {

@@ -107,6 +107,34 @@ def throughput(rep: dict[str, Any]) -> str:
     return _table(["target", "mode", "max sustained req/s", "at", "vs direct"], rows)
 
 
+def capacity(rep: dict[str, Any]) -> str:
+    cap = rep.get("cpu_capacity", {})
+    rows = []
+    for mode in rep["settings"]["modes"]:
+        ph = cap.get("pilothouse", {}).get(mode, {})
+        ll = cap.get("litellm", {}).get(mode, {})
+        ratio = ph.get("one_core_rps", 0) / ll["one_core_rps"] if ll and ph else None
+        rows.append(
+            [
+                mode,
+                _f(ph.get("cpu_us_per_request"), 0),
+                _f(ph.get("one_core_rps")),
+                _f(ll.get("cpu_us_per_request"), 0),
+                _f(ll.get("one_core_rps")),
+                _f(ratio, 1) + "x" if ratio else "n/a",
+            ]
+        )
+    header = [
+        "mode",
+        "pilothouse CPU µs/req",
+        "pilothouse req/s per core",
+        "LiteLLM CPU µs/req",
+        "LiteLLM req/s per core",
+        "ratio",
+    ]
+    return _table(header, rows)
+
+
 def memory(rep: dict[str, Any]) -> str:
     rows = []
     for name in GATEWAYS:
@@ -143,6 +171,8 @@ def render(rep: dict[str, Any]) -> str:
         "### Latency by pattern (medians over rounds; added = paired difference to direct)\n\n"
         + latency(rep),
         "### Sustained throughput (closed loop, zero errors)\n\n" + throughput(rep),
+        "### CPU cost per request (best closed-loop pattern; req/s per core = 1e6 / µs)\n\n"
+        + capacity(rep),
         "### Memory\n\n" + memory(rep),
         "### Cross-check with wrk (C client, closed loop, 64 connections)\n\n" + crosscheck(rep),
     ]

@@ -42,7 +42,9 @@ def environment(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     """Machine, versions and the exact command, so a number can be reproduced."""
     lscpu = dict(line.split(":", 1) for line in _sh(["lscpu"]).splitlines() if ":" in line)
     repo = str(HERE.parent)
+    src = args.pilothouse_src if getattr(args, "pilothouse_src", None) else None
     return {
+        "pilothouse_src": src or str(HERE.parent / "src"),
         "date_utc": _sh(["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"]),
         "cpu_model": lscpu.get("Model name", "").strip(),
         "cpus": lscpu.get("CPU(s)", "").strip(),
@@ -194,6 +196,33 @@ def max_sustained(
     return out
 
 
+def cpu_capacity(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
+    """Requests/s one core could carry at the gateway's measured CPU cost per request.
+
+    On a machine shared with other work, throughput depends on how much CPU
+    the gateway was *given*; CPU seconds per request do not, so this is the
+    steadier basis for comparing gateways (it ignores queueing and I/O waits).
+    Uses the cheapest closed-loop pattern, i.e. the one with the best batching.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, by_target in runs.items():
+        mode, pattern = key.split("/", 1)
+        if pattern.startswith("open_"):
+            continue
+        for name, rounds in by_target.items():
+            us = median_of(rounds, "cpu", "gateway_us_per_request")
+            if name == "direct" or not us:
+                continue
+            best = out.setdefault(name, {}).get(mode)
+            if best is None or us < best["cpu_us_per_request"]:
+                out[name][mode] = {
+                    "cpu_us_per_request": us,
+                    "one_core_rps": round(1e6 / us),
+                    "pattern": pattern,
+                }
+    return out
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 4) if a and b else None
 
@@ -259,6 +288,7 @@ def summarise(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             if name != "direct"
         },
         "client_ceiling_rps": best.get("direct"),
+        "cpu_capacity": cpu_capacity(runs),
         "summary": {
             key: {name: aggregate(rounds, args.rate) for name, rounds in by.items()}
             for key, by in runs.items()

@@ -162,8 +162,32 @@ def mock_stats(mock: Server) -> dict[str, int]:
     return http_json("GET", mock.base_url + "/_stats")[1]  # type: ignore[no-any-return]
 
 
-def pilothouse_config(port: int, upstream_port: int, workdir: Path, log_level: str) -> Path:
-    """The gateway config: one alias on the mock, a price so cost is computed."""
+def upstream_total(mock: Server, settle_s: float = 0.3, timeout: float = 10.0) -> int:
+    """Requests the mock has answered, once the count stops moving.
+
+    A client that stops at a deadline (or wrk at the end of its duration)
+    leaves requests in flight; a gateway still forwards them after the client
+    is gone, so reading the counter at once would miss them.
+    """
+    deadline = time.monotonic() + timeout
+    total = sum(mock_stats(mock).values())
+    while time.monotonic() < deadline:
+        time.sleep(settle_s)
+        again = sum(mock_stats(mock).values())
+        if again == total:
+            break
+        total = again
+    return total
+
+
+def pilothouse_config(
+    port: int, upstream_port: int, workdir: Path, log_level: str, extra: str = ""
+) -> Path:
+    """The gateway config: one alias on the mock, a price so cost is computed.
+
+    ``extra`` is appended verbatim (top-level YAML sections), for ablations
+    such as ``telemetry: {traces: false}``.
+    """
     text = f"""\
 server: {{host: 127.0.0.1, port: {port}, admin_key: "env:PILOTHOUSE_ADMIN_KEY",
           max_in_flight: 4096, log_level: {log_level}}}
@@ -176,17 +200,26 @@ prices:
   gpt-4o-mini: {{input: 0.15, output: 0.60}}
 """
     path = workdir / "pilothouse.yaml"
-    path.write_text(text)
+    path.write_text(text + (extra.strip() + "\n" if extra.strip() else ""))
     return path
 
 
 def start_pilothouse(
-    binary: str, port: int, upstream_port: int, cpus: str | None, workdir: Path, log_level: str
+    binary: str,
+    port: int,
+    upstream_port: int,
+    cpus: str | None,
+    workdir: Path,
+    log_level: str,
+    extra: str = "",
+    src: str | None = None,
 ) -> Server:
     """Start ``pilothouse serve`` and mint a virtual key through the admin API."""
-    config = pilothouse_config(port, upstream_port, workdir, log_level)
+    config = pilothouse_config(port, upstream_port, workdir, log_level, extra)
     cmd = [binary, "serve", "--config", str(config), "--port", str(port)]
     env = {"PILOTHOUSE_ADMIN_KEY": ADMIN_KEY, "MOCK_KEY": MOCK_API_KEY}
+    if src:  # PYTHONPATH wins over the editable install's path entry
+        env["PYTHONPATH"] = str(Path(src).resolve())
     proc, log = spawn("pilothouse", cmd, cpus, workdir, env)
     server = Server("pilothouse", proc, f"http://127.0.0.1:{port}", log_path=log)
     wait_ready(server, "/healthz", 60)
