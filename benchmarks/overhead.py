@@ -240,6 +240,8 @@ def start_targets(
     args: argparse.Namespace, workdir: Path
 ) -> tuple[Server, dict[str, Server], dict[str, str]]:
     """Mock first, then each gateway; a gateway that cannot start is reported, not fatal."""
+    for name in ("mock_port", "pilothouse_port", "litellm_port"):
+        setattr(args, name, servers.free_port(getattr(args, name)))
     mock = servers.start_mock(args.mock_port, args.client_cpus, workdir)
     targets: dict[str, Server] = {"direct": mock}
     unavailable: dict[str, str] = {}

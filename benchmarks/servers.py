@@ -12,6 +12,7 @@ import contextlib
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -87,6 +88,23 @@ def _rss_kib(pid: int) -> int:
 # lets the benchmark's processes win the CPU when they want it, so what is
 # measured is the gateway and not someone else's test suite.
 NICE = 0
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` if nothing listens there, else any free loopback port.
+
+    Two benchmark runs on one machine must never talk to each other's
+    servers (a taken port would make the readiness probe succeed against a
+    stranger's mock or gateway).
+    """
+    for port in (preferred, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free loopback port")
 
 
 def pinned(cmd: list[str], cpus: str | None) -> list[str]:
