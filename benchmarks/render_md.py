@@ -160,11 +160,18 @@ def crosscheck(rep: dict[str, Any]) -> str:
     return _table(["target", "wrk c=64 req/s", "non-2xx"], rows) if rows else "(not run)"
 
 
+def code_under_test(env: dict[str, Any]) -> str:
+    src = env.get("pilothouse_src", "")
+    if src and not src.endswith("/main/src"):
+        return f"from `{src}`"
+    dirty = " (dirty tree)" if env.get("pilothouse_tree_dirty") else ""
+    return f"{env.get('pilothouse_commit')}{dirty}"
+
+
 def render(rep: dict[str, Any]) -> str:
     env = rep["environment"]
     parts = [
-        f"Run {env['date_utc']} · pilothouse {env['pilothouse_commit']}"
-        f"{' (dirty tree)' if env['pilothouse_tree_dirty'] else ''} · "
+        f"Run {env['date_utc']} · pilothouse {code_under_test(env)} · "
         f"LiteLLM {env['versions']['litellm']} · `{env['command']}` · "
         f"{rep['wall_seconds'] / 60:.0f} min",
         "### Targets\n\n" + targets(rep),
@@ -186,11 +193,43 @@ def render(rep: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def compare(paths: list[Path]) -> str:
+    """One line per run (e.g. config ablations of the same code), key numbers only."""
+    rows = []
+    for path in paths:
+        rep = orjson.loads(path.read_bytes())
+        s, added = rep["summary"], rep["added_latency_ms"].get("pilothouse", {})
+        row = [path.stem]
+        for mode in ("json", "stream"):
+            closed = s.get(f"{mode}/closed_c16", {}).get("pilothouse", {})
+            opened = added.get(f"{mode}/open_{rep['settings']['rate']:g}rps", {})
+            row += [
+                _f(closed.get("rps"), 0),
+                _f(closed.get("gateway_cpu_us_per_request"), 0),
+                _f(opened.get("p50"), 2),
+                _f(opened.get("p99"), 1),
+            ]
+        rows.append(row)
+    header = ["run"]
+    for mode in ("json", "stream"):
+        header += [
+            f"{mode} c16 req/s",
+            f"{mode} c16 CPU µs/req",
+            f"{mode} 500/s added p50",
+            f"{mode} 500/s added p99",
+        ]
+    return _table(header, rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("report", type=Path)
+    p.add_argument("report", type=Path, nargs="+")
+    p.add_argument("--compare", action="store_true", help="one summary line per report")
     args = p.parse_args()
-    print(render(orjson.loads(args.report.read_bytes())))
+    if args.compare:
+        print(compare(args.report))
+    else:
+        print(render(orjson.loads(args.report[0].read_bytes())))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,10 @@ def environment(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "memory": (_sh(["free", "-h"]).splitlines() or ["", ""])[1].split()[1:2],
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "pilothouse_commit": _sh(["git", "-C", repo, "rev-parse", "--short", "HEAD"]),
+        # With --pilothouse-src the code under test is that directory, not the work tree.
+        "pilothouse_commit": None
+        if src
+        else _sh(["git", "-C", repo, "rev-parse", "--short", "HEAD"]),
         "pilothouse_tree_dirty": bool(
             _sh(["git", "-C", repo, "status", "--porcelain", "--", "src"])
         ),
