@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pilothouse.store.tables import usage_records
 
 log = logging.getLogger("pilothouse.ledger")
+WRITE_CHUNK = 50  # rows per INSERT statement
 Row = dict[str, Any]
 
 
@@ -152,7 +153,10 @@ class UsageLedger:
     async def _write(self, batch: list[Row]) -> None:
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(self._insert, batch)
+                # One transaction, small statements: parameters are prepared on the
+                # event loop, and a single huge executemany would stall requests.
+                for start in range(0, len(batch), WRITE_CHUNK):
+                    await conn.execute(self._insert, batch[start : start + WRITE_CHUNK])
         except Exception as exc:  # any store failure: keep the money, write it down locally
             if self.store_ok:
                 log.warning(

@@ -28,6 +28,7 @@ from pilothouse.telemetry.spans import build_spans, trace_row
 log = logging.getLogger("pilothouse.traces")
 CPU_SLICE_S = 0.001  # longest stretch of trace building between yields to the event loop
 MAX_BATCH_SPANS = 500
+WRITE_CHUNK = 50  # rows per INSERT statement
 Item = tuple[RequestContext, float] | list[dict[str, Any]]
 
 
@@ -162,10 +163,14 @@ class TraceRecorder:
     ) -> None:
         try:
             async with self.engine.begin() as conn:
-                if trace_rows:
-                    await conn.execute(self._insert_trace, trace_rows)
-                if span_rows:
-                    await conn.execute(self._insert_span, span_rows)
+                # Small statements: SQLAlchemy prepares parameters on the event loop,
+                # so one huge executemany would stall requests for milliseconds.
+                for statement, rows in (
+                    (self._insert_trace, trace_rows),
+                    (self._insert_span, span_rows),
+                ):
+                    for start in range(0, len(rows), WRITE_CHUNK):
+                        await conn.execute(statement, rows[start : start + WRITE_CHUNK])
         except Exception as exc:
             self.dropped += len(trace_rows) or 1
             if self.on_drop is not None:
