@@ -81,7 +81,7 @@ class ChatStream:
         self.completed = False
         self.closed = False
         self.opened: OpenStream | None = None
-        self.pending: asyncio.Future[JSON] | None = None
+        self.pending: asyncio.Future[Any] | None = None
         self.first_chunk: JSON | None = None
 
     def _observe(self, chunk: JSON) -> JSON | None:
@@ -122,20 +122,39 @@ class ChatStream:
             self.close()
 
     async def _relay(self, opened: OpenStream) -> AsyncIterator[bytes]:
-        chunk: JSON | None = opened.first
+        """Forward chunks; whatever is already buffered goes out in one write.
+
+        One pump task reads the upstream into a small queue, so the common case
+        (chunks arriving in bursts) costs no timer or task per chunk; a timed
+        wait only happens when the upstream is silent, and then yields keep-alives.
+        """
+        queue: asyncio.Queue[JSON | BaseException | None] = asyncio.Queue(PUMP_BUFFER)
+        self.pending = asyncio.ensure_future(_pump(opened.rest, queue))
+        out: list[bytes] = []
+        item: object = opened.first
         try:
-            while chunk is not None:
-                out = self._observe(chunk)
-                if out is not None:
-                    yield event(out)
-                self.pending = asyncio.ensure_future(opened.rest.__anext__())
-                async for beat in _await_with_keepalive(self.pending, self.keepalive):
-                    yield beat
-                try:
-                    chunk = self.pending.result()
-                except StopAsyncIteration:
-                    chunk = None
-                self.pending = None
+            while True:
+                while isinstance(item, dict):
+                    forwarded = self._observe(item)
+                    if forwarded is not None:
+                        out.append(event(forwarded))
+                    try:
+                        item = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        item = _PENDING
+                if out:
+                    yield b"".join(out)
+                    out.clear()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is None:
+                    break
+                while True:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), self.keepalive)
+                        break
+                    except TimeoutError:
+                        yield KEEPALIVE
         except ProviderError as exc:
             opened.target.breaker.record_failure()
             cls = UpstreamTimeoutError if exc.timeout else UpstreamError
@@ -198,6 +217,28 @@ class ChatStream:
                 }
             ],
         }
+
+
+PUMP_BUFFER = 64  # chunks read ahead of a slow client; then the upstream waits
+
+
+_PENDING = object()  # nothing buffered yet: wait for the upstream
+
+
+async def _pump(
+    rest: AsyncIterator[JSON], queue: asyncio.Queue[JSON | BaseException | None]
+) -> None:
+    """Read the upstream stream into ``queue``; ``None`` marks its end, an exception a failure."""
+    try:
+        async for chunk in rest:
+            await queue.put(chunk)
+    except ProviderError as exc:
+        await queue.put(exc)
+        return
+    except Exception as exc:  # a provider bug must end the stream cleanly, not hang it
+        await queue.put(ProviderError(f"upstream stream failed: {type(exc).__name__}"))
+        return
+    await queue.put(None)
 
 
 async def _quiet(coro: Any) -> None:
