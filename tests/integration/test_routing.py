@@ -227,3 +227,24 @@ def test_every_request_writes_exactly_one_usage_record(tmp_path: Path) -> None:
             r.headers["x-request-id"] for r in ids
         )
         assert sorted(r["status"] for r in rows) == [200, 200, 401, 404, 502]
+
+
+def test_client_leaving_mid_upload_is_recorded_as_499(tmp_path: Path) -> None:
+    import socket
+
+    providers = {"c": {"type": "chaos"}}
+    models = {"chat": {"targets": [{"provider": "c", "model": "m"}]}}
+    with gateway_with(tmp_path, providers, models) as gw:
+        key = gw.create_key()
+        with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                + f"Authorization: Bearer {key}\r\n".encode()
+                + b'Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"model":'
+            )
+        rows: list[dict[str, Any]] = []
+        for _ in range(200):  # bounded wait for the server to notice the hang-up
+            rows = usage_rows(gw)
+            if rows:
+                break
+        assert [(r["status"], r["error_type"]) for r in rows] == [(499, "client_closed")]

@@ -188,6 +188,8 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": int(settings.server.drain_timeout_s),
         "lifespan": "on",
+        "proxy_headers": False,  # bound to loopback by default; no X-Forwarded-* trust
+        "server_header": False,
     }
     if n_workers > 1:
         if config is not None:

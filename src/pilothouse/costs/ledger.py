@@ -59,6 +59,7 @@ class UsageLedger:
         self.spooled = 0
         self.store_ok = True
         self._task: asyncio.Task[None] | None = None
+        self._taken: list[Row] = []  # out of the queue, not yet committed
         self._replay_task: asyncio.Task[None] | None = None
         dialect = engine.dialect.name
         self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
@@ -102,7 +103,10 @@ class UsageLedger:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._replay_task = None
-        leftovers = []
+        # Rows the writer had taken but not yet committed when it was cancelled:
+        # inserts are idempotent, so writing them again is safe.
+        leftovers = list(self._taken)
+        self._taken = []
         while not self.queue.empty():
             item = self.queue.get_nowait()
             if isinstance(item, dict):
@@ -119,6 +123,7 @@ class UsageLedger:
         while True:
             item = await self.queue.get()
             batch: list[Row] = []
+            self._taken = batch  # visible to stop() if this task is cancelled mid-batch
             waiters: list[asyncio.Future[None]] = []
             self._take(item, batch, waiters)
             loop = asyncio.get_running_loop()
@@ -137,6 +142,7 @@ class UsageLedger:
                 self._take(item, batch, waiters)
             if batch:
                 await self._write(batch)
+            self._taken = []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)

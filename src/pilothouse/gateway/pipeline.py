@@ -42,7 +42,7 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
     key = ctx.key
     rt.ledger.record(
         {
-            "id": str(ULID()).lower(),
+            "id": ctx.request_id.removeprefix("req_"),  # one ULID per request
             "request_id": ctx.request_id,
             "created_at": datetime.now(UTC),
             "key_id": key.id if key else None,

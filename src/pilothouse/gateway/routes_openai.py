@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -80,6 +80,9 @@ def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Await
             response = await handler(rt, ctx, request)
             handed_off = isinstance(response, ManagedStream)
             return response
+        except (ClientDisconnect, asyncio.CancelledError):
+            ctx.status, ctx.error_type = 499, "client_closed"  # the caller left; not our error
+            raise
         except Exception as exc:
             pipeline.fail(ctx, exc)
             response = error_response(exc, ctx.request_id)
