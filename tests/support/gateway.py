@@ -163,6 +163,7 @@ class ProcessGateway:
             try:
                 line = lines.get(timeout=timeout)
             except queue.Empty:
+                self.stop()  # never leave a half-started gateway behind
                 raise RuntimeError(
                     f"gateway did not become ready: {''.join(self.output)}"
                 ) from None
