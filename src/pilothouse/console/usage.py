@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from pilothouse.costs.report import meta_text, team_expr
+from pilothouse.costs.usage_query import day_bucket, usage_aggregates, usage_counts
 from pilothouse.store.tables import api_keys, usage_records
 
 u = usage_records
@@ -50,13 +51,6 @@ class UsageReport:
     days: list[tuple[str, Totals]] = field(default_factory=list)
 
 
-def day_bucket(dialect: str, column: Any) -> ColumnElement[Any]:
-    """The UTC calendar day of a timestamp as ``YYYY-MM-DD`` on either database."""
-    if dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", column)
-
-
 def dimension_column(by: str) -> ColumnElement[Any]:
     """The grouping expression; a team comes from the request metadata, else the key's."""
     if by == "model":
@@ -72,26 +66,8 @@ def dimension_column(by: str) -> ColumnElement[Any]:
     raise ValueError(f"unknown dimension {by!r}")
 
 
-def _aggregates() -> list[Any]:
-    return [
-        func.count().label("requests"),
-        func.sum(case((u.c.status >= 400, 1), else_=0)).label("errors"),
-        func.sum(u.c.input_tokens).label("input_tokens"),
-        func.sum(u.c.output_tokens).label("output_tokens"),
-        func.sum(u.c.cached_input_tokens).label("cached_input_tokens"),
-        func.sum(u.c.cost_pico).label("cost_pico"),
-    ]
-
-
 def _totals(row: Any) -> Totals:
-    return Totals(
-        requests=int(row.requests or 0),
-        errors=int(row.errors or 0),
-        input_tokens=int(row.input_tokens or 0),
-        output_tokens=int(row.output_tokens or 0),
-        cached_input_tokens=int(row.cached_input_tokens or 0),
-        cost_pico=int(row.cost_pico or 0),
-    )
+    return Totals(**usage_counts(row))
 
 
 def _range(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
@@ -136,9 +112,9 @@ async def daily(
     conds = _range(since, until)
     day = day_bucket(engine.dialect.name, u.c.created_at).label("day")
     async with engine.connect() as conn:
-        total = _totals((await conn.execute(select(*_aggregates()).where(*conds))).one())
+        total = _totals((await conn.execute(select(*usage_aggregates()).where(*conds))).one())
         by_day = await conn.execute(
-            select(day, *_aggregates()).where(*conds).group_by(day).order_by(day)
+            select(day, *usage_aggregates()).where(*conds).group_by(day).order_by(day)
         )
         found = {str(row.day): _totals(row) for row in by_day}
     return UsageReport(total, fill_days(found, since, until, now or datetime.now(UTC)))
@@ -155,7 +131,7 @@ async def breakdown(
     """Totals per model, key, team, provider, feature or user; most expensive first."""
     group = dimension_column(by).label("grp")
     query = (
-        select(group, *_aggregates())
+        select(group, *usage_aggregates())
         .select_from(u.outerjoin(api_keys, api_keys.c.id == u.c.key_id))
         .where(*_range(since, until))
         .group_by(group)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
+from pilothouse.costs.usage_query import day_bucket, usage_aggregates, usage_counts
 from pilothouse.errors import InvalidRequestError
 from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import api_keys as k
@@ -80,12 +81,6 @@ def task_expr() -> ColumnElement[Any]:
     return func.coalesce(meta_text(u.c["metadata"], "task_id"), u.c.request_id)
 
 
-def _day(engine: AsyncEngine) -> ColumnElement[Any]:
-    if engine.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", u.c.created_at), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", u.c.created_at)
-
-
 def _group_columns(engine: AsyncEngine, group: str) -> list[ColumnElement[Any]]:
     """Columns selected (and grouped on) for one group name; ``key`` also shows the name."""
     if group == "key":
@@ -97,7 +92,7 @@ def _group_columns(engine: AsyncEngine, group: str) -> list[ColumnElement[Any]]:
         "model": u.c.alias,
         "provider": u.c.provider,
         "upstream_model": u.c.upstream_model,
-        "day": _day(engine),
+        "day": day_bucket(engine.dialect.name, u.c.created_at),
     }[group]
     return [expr.label(group)]
 
@@ -121,12 +116,7 @@ def _outcomes() -> Subquery:
 def _aggregates(outcome: Subquery) -> list[ColumnElement[Any]]:
     task = task_expr()
     return [
-        func.count().label("requests"),
-        func.sum(case((u.c.status >= 400, 1), else_=0)).label("errors"),
-        func.sum(u.c.input_tokens).label("input_tokens"),
-        func.sum(u.c.output_tokens).label("output_tokens"),
-        func.sum(u.c.cached_input_tokens).label("cached_input_tokens"),
-        func.sum(u.c.cost_pico).label("cost_pico"),
+        *usage_aggregates(),
         func.count(func.distinct(task)).label("tasks"),
         func.count(func.distinct(case((outcome.c.success.is_not(None), task)))).label(
             "rated_tasks"
@@ -162,15 +152,12 @@ def per_success_pico(cost_pico: int, successes: int) -> int | None:
 
 
 def _totals(row: Any) -> dict[str, Any]:
-    cost = int(row.cost_pico or 0)
+    counts: dict[str, Any] = usage_counts(row)
+    cost = counts.pop("cost_pico")
     successes = int(row.successful_tasks or 0)
     per_success = per_success_pico(cost, successes)
     return {
-        "requests": int(row.requests or 0),
-        "errors": int(row.errors or 0),
-        "input_tokens": int(row.input_tokens or 0),
-        "output_tokens": int(row.output_tokens or 0),
-        "cached_input_tokens": int(row.cached_input_tokens or 0),
+        **counts,
         "cost_usd": pico_to_str(cost),
         "tasks": int(row.tasks or 0),
         "rated_tasks": int(row.rated_tasks or 0),

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -36,10 +36,35 @@ def parse_time(value: str | None, param: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _day(engine: AsyncEngine) -> ColumnElement[Any]:
-    if engine.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", u.c.created_at), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", u.c.created_at)
+def day_bucket(dialect: str, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp as ``YYYY-MM-DD`` on either database."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+def usage_aggregates() -> list[ColumnElement[Any]]:
+    """Request count, errors, tokens and exact cost over ledger rows (shared by all reports)."""
+    return [
+        func.count().label("requests"),
+        func.sum(case((u.c.status >= 400, 1), else_=0)).label("errors"),
+        func.sum(u.c.input_tokens).label("input_tokens"),
+        func.sum(u.c.output_tokens).label("output_tokens"),
+        func.sum(u.c.cached_input_tokens).label("cached_input_tokens"),
+        func.sum(u.c.cost_pico).label("cost_pico"),
+    ]
+
+
+def usage_counts(row: Any) -> dict[str, int]:
+    """The integers of :func:`usage_aggregates` from a result row (NULL sums are 0)."""
+    return {
+        "requests": int(row.requests or 0),
+        "errors": int(row.errors or 0),
+        "input_tokens": int(row.input_tokens or 0),
+        "output_tokens": int(row.output_tokens or 0),
+        "cached_input_tokens": int(row.cached_input_tokens or 0),
+        "cost_pico": int(row.cost_pico or 0),
+    }
 
 
 def _group_column(engine: AsyncEngine, group_by: str) -> ColumnElement[Any]:
@@ -48,19 +73,14 @@ def _group_column(engine: AsyncEngine, group_by: str) -> ColumnElement[Any]:
         "model": u.c.alias,
         "provider": u.c.provider,
         "upstream_model": u.c.upstream_model,
-        "day": _day(engine),
+        "day": day_bucket(engine.dialect.name, u.c.created_at),
     }[group_by]
 
 
 def _totals(row: Any) -> dict[str, Any]:
-    return {
-        "requests": int(row.requests or 0),
-        "errors": int(row.errors or 0),
-        "input_tokens": int(row.input_tokens or 0),
-        "output_tokens": int(row.output_tokens or 0),
-        "cached_input_tokens": int(row.cached_input_tokens or 0),
-        "cost_usd": pico_to_str(int(row.cost_pico or 0)),
-    }
+    counts: dict[str, Any] = usage_counts(row)
+    counts["cost_usd"] = pico_to_str(counts.pop("cost_pico"))
+    return counts
 
 
 async def usage_summary(
@@ -74,14 +94,7 @@ async def usage_summary(
 ) -> dict[str, Any]:
     if group_by is not None and group_by not in GROUPS:
         raise InvalidRequestError(f"`group_by` must be one of {GROUPS}", param="group_by")
-    aggregates = [
-        func.count().label("requests"),
-        func.sum((u.c.status >= 400).cast(u.c.attempts.type)).label("errors"),
-        func.sum(u.c.input_tokens).label("input_tokens"),
-        func.sum(u.c.output_tokens).label("output_tokens"),
-        func.sum(u.c.cached_input_tokens).label("cached_input_tokens"),
-        func.sum(u.c.cost_pico).label("cost_pico"),
-    ]
+    aggregates = usage_aggregates()
     filters = []
     if key_id:
         filters.append(u.c.key_id == key_id)
