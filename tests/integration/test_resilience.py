@@ -21,7 +21,7 @@ from tests.support.gateway import (
     write_config,
 )
 from tests.support.ledger import stored_rows
-from tests.support.services import psql
+from tests.support.services import psql, psql_values
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "keep every record"}]
@@ -171,22 +171,10 @@ def test_migrations_on_postgres_and_refusal_when_told_not_to(
     for _ in range(2):  # idempotent
         upgraded = run_cli("db", "upgrade", "--config", str(path))
         assert upgraded.returncode == 0, upgraded.stderr
-    psql_tables = subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            postgres_url.rsplit("/", 1)[1],
-            "-tAc",
-            "select tablename from pg_tables where schemaname='public' order by 1",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    psql_tables = psql_values(
+        postgres_url.rsplit("/", 1)[1],
+        "select tablename from pg_tables where schemaname='public' order by 1",
+    )
     assert {"alembic_version", "api_keys", "usage_records"} <= set(psql_tables)
     psql("SELECT 1")
 

@@ -41,6 +41,12 @@ def psql(sql: str) -> None:
     subprocess.run([*PG_ADMIN, "-c", sql], check=True, capture_output=True)
 
 
+def psql_values(database: str, sql: str) -> list[str]:
+    """Run a query in ``database``; one value per output line."""
+    argv = [*PG_ADMIN[:6], database, "-tAc", sql]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()
+
+
 @contextlib.contextmanager
 def temporary_postgres_database() -> Iterator[str]:
     name = f"ph_{secrets.token_hex(5)}"
