@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from redis.asyncio import Redis
 
@@ -118,8 +118,10 @@ class RedisBudgets:
     async def _key(self, key_id: str, period: str) -> str:
         name = f"{self.prefix}{key_id}:{period}"
         if name not in self._initialised:
-            if not await self.redis.hexists(name, "spent"):
-                await self.redis.hsetnx(name, "spent", await self.loader(key_id, period))
+            # redis-py types hash commands as "Awaitable[T] | T" (sync and async share them).
+            if not await cast("Awaitable[bool]", self.redis.hexists(name, "spent")):
+                spent = await self.loader(key_id, period)
+                await cast("Awaitable[bool]", self.redis.hsetnx(name, "spent", str(spent)))
             self._initialised.add(name)
         return name
 
@@ -135,5 +137,5 @@ class RedisBudgets:
 
     async def spent(self, key_id: str, period: str) -> int:
         name = await self._key(key_id, period)
-        value = await self.redis.hget(name, "spent")
+        value = await cast("Awaitable[str | None]", self.redis.hget(name, "spent"))
         return int(value or 0)
