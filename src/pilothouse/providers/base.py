@@ -144,6 +144,7 @@ _BUILTIN: dict[str, str] = {
     "anthropic": "pilothouse.providers.anthropic:AnthropicProvider",
     "llamacpp": "pilothouse.providers.llamacpp:LlamaCppProvider",
     "chaos": "pilothouse.providers.chaos:ChaosProvider",
+    "gemini": "pilothouse.providers.gemini:GeminiProvider",
 }
 
 
