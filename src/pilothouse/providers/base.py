@@ -145,6 +145,7 @@ _BUILTIN: dict[str, str] = {
     "llamacpp": "pilothouse.providers.llamacpp:LlamaCppProvider",
     "chaos": "pilothouse.providers.chaos:ChaosProvider",
     "gemini": "pilothouse.providers.gemini:GeminiProvider",
+    "bedrock": "pilothouse.providers.bedrock:BedrockProvider",
 }
 
 
