@@ -15,7 +15,13 @@ from starlette.routing import Route
 from pilothouse import __version__, console
 from pilothouse.config.schema import Settings
 from pilothouse.errors import NotFoundError, PilothouseError
-from pilothouse.gateway import routes_admin, routes_feedback, routes_openai, routes_telemetry
+from pilothouse.gateway import (
+    routes_admin,
+    routes_anthropic,
+    routes_feedback,
+    routes_openai,
+    routes_telemetry,
+)
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.routes_openai import json_response
 from pilothouse.gateway.runtime import Runtime
@@ -82,6 +88,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *routes_openai.routes(),
+        *routes_anthropic.routes(),
         *routes_admin.routes(),
         *console.routes(),
         *routes_telemetry.routes(),
