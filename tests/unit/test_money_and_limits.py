@@ -83,11 +83,13 @@ async def test_budget_reservations_never_overshoot_under_concurrency() -> None:
         return 900
 
     budgets = MemoryBudgets(loader)
-    grants = await asyncio.gather(*(budgets.reserve("k", "total", 1000, 30) for _ in range(50)))
-    granted = sum(1 for g in grants if g is None)
-    assert granted == 3
-    for _ in range(granted):
-        await budgets.settle("k", "total", 30, 30)
+    grants = await asyncio.gather(
+        *(budgets.reserve("k", "total", 1000, 30, f"r{i}") for i in range(50))
+    )
+    granted = [f"r{i}" for i, g in enumerate(grants) if g is None]
+    assert len(granted) == 3
+    for lease in granted:
+        await budgets.settle("k", "total", lease, 30)
     assert await budgets.spent("k", "total") == 990
 
 

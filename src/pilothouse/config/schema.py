@@ -120,6 +120,15 @@ class PriceConfig(_Frozen, frozen=True):
 class LimitsConfig(_Frozen, frozen=True):
     default_output_estimate: int = 256
     dev_key_name: str = "dev"
+    # Budget reservations are leases: a replica that dies mid-request frees them after this.
+    reservation_lease_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.reservation_lease_s <= 86_400:
+            raise ValueError(
+                "reservation_lease_s must be between 0.05 and 86400, "
+                f"got {self.reservation_lease_s}"
+            )
 
 
 class TelemetryConfig(_Frozen, frozen=True):

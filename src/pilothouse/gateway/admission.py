@@ -116,13 +116,19 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
             if price is not None:
                 worst = max(worst, price.worst_case_pico(upper_in, out))
         period = period_key(key.budget_period)
-        left = await rt.budgets.reserve(key.id, period, key.budget_pico, worst)
-        if left is not None:
+        refusal = await rt.budgets.reserve(key.id, period, key.budget_pico, worst, ctx.request_id)
+        if refusal is not None:
             await _release_rate(rt, ctx, route)
+            if refusal.frozen:
+                raise QuotaExceededError(
+                    f"budget frozen for key `{key.name}` ({key.budget_period}): an upstream "
+                    "reported more usage than was reserved; it reopens next period or when "
+                    "the key's budget is changed"
+                )
             raise QuotaExceededError(
-                f"budget exhausted for key `{key.name}`: {pico_to_str(left)} USD left of "
-                f"{pico_to_str(key.budget_pico)} ({key.budget_period}); this request may cost "
-                f"up to {pico_to_str(worst)} USD"
+                f"budget exhausted for key `{key.name}`: {pico_to_str(refusal.left)} USD left "
+                f"of {pico_to_str(key.budget_pico)} ({key.budget_period}); this request may "
+                f"cost up to {pico_to_str(worst)} USD"
             )
         ctx.reserved_pico = worst
 
@@ -158,7 +164,7 @@ async def settle(rt: Runtime, ctx: RequestContext) -> None:
         await _reconcile_tokens(rt, ctx, ctx.alias or "", used - ctx.reserved_tokens)
     if ctx.reserved_pico or (key.budget_pico is not None and ctx.cost_pico):
         period = period_key(key.budget_period)
-        await rt.budgets.settle(key.id, period, ctx.reserved_pico, ctx.cost_pico)
+        await rt.budgets.settle(key.id, period, ctx.request_id, ctx.cost_pico)
         if key.budget_pico is not None and rt.settings.costs.budget_alert_thresholds:
             spent = await rt.budgets.spent(key.id, period)
             rt.budget_alerts.observe(key, spent, datetime.now(UTC))

@@ -58,6 +58,7 @@ class Runtime:
             Redis.from_url(settings.redis.url) if settings.redis.url else None
         )
         prefix = settings.redis.prefix
+        lease_s = settings.limits.reservation_lease_s
         self.keys = KeyStore(self.engine)
         self.key_cache = KeyCache(self.keys)
         self.limiter: RateLimiter
@@ -65,10 +66,10 @@ class Runtime:
         self.cache: ResponseCache
         if self.redis is not None:
             self.limiter = RedisRateLimiter(self.redis, prefix)
-            self.budgets = RedisBudgets(self.redis, prefix, self.spent_from_ledger)
+            self.budgets = RedisBudgets(self.redis, prefix, self.spent_from_ledger, lease_s)
         else:
             self.limiter = MemoryRateLimiter()
-            self.budgets = MemoryBudgets(self.spent_from_ledger)
+            self.budgets = MemoryBudgets(self.spent_from_ledger, lease_s)
         if settings.cache.backend == "redis":
             if self.redis is None:
                 raise ConfigError(f"{settings.source}: cache.backend: redis needs redis.url")
@@ -101,6 +102,7 @@ class Runtime:
         self.background: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._key_watch: asyncio.Task[None] | None = None
+        self._lease_renewal: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -136,6 +138,7 @@ class Runtime:
                 )
             )
         self._key_watch = asyncio.create_task(self._watch_revocations(), name="key-watch")
+        self._lease_renewal = asyncio.create_task(self._renew_leases(), name="budget-leases")
 
     async def _prepare_store(self) -> None:
         url = redact_url(self.settings.store.url)
@@ -161,7 +164,7 @@ class Runtime:
             await asyncio.wait_for(self._idle.wait(), self.settings.server.drain_timeout_s)
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
-        await _cancel(*self._cost_tasks)
+        await _cancel(*self._cost_tasks, self._lease_renewal)
         if self.online is not None:
             await self.online.stop()
         await self.telemetry.stop()
@@ -265,6 +268,15 @@ class Runtime:
                 continue
             for key_id in revoked:
                 self.key_cache.forget(key_id)
+
+    async def _renew_leases(self) -> None:
+        """Keep this replica's budget leases alive (a third of the lease, so one miss is fine)."""
+        while True:
+            await asyncio.sleep(self.settings.limits.reservation_lease_s / 3)
+            try:
+                await self.budgets.renew()
+            except Exception as exc:  # redis briefly down: leases may lapse, never crash
+                log.warning("budget lease renewal failed: %s", exc)
 
     async def spent_from_ledger(self, key_id: str, period: str) -> int:
         """Spent pico-USD for a key in a budget period, from the usage ledger."""
