@@ -26,6 +26,23 @@ ConfigOption = typer.Option(
 )
 
 
+ActorOption = typer.Option(
+    None, "--actor", help="Principal recorded in the audit log. Default: cli:<user>."
+)
+
+
+def actor_name(actor: str | None) -> str:
+    """Who a CLI write acts as: ``--actor``, else ``cli:<login user>``."""
+    if actor:
+        return actor
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no passwd entry (containers): still attributable to the CLI
+        return "cli:unknown"
+
+
 def settings_from(path: Path | None) -> Settings:
     try:
         return load_settings(path)

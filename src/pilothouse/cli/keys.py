@@ -9,7 +9,14 @@ import orjson
 import typer
 from rich.table import Table
 
-from pilothouse.cli.common import ConfigOption, console, run, with_engine
+from pilothouse.cli.common import (
+    ActorOption,
+    ConfigOption,
+    actor_name,
+    console,
+    run,
+    with_engine,
+)
 from pilothouse.limits.keys import KeyStore
 
 app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args_is_help=True)
@@ -29,6 +36,10 @@ def create(
     budget_period: str = typer.Option("total", help="total, day or month."),
     metadata: str | None = typer.Option(None, help='JSON object, e.g. \'{"team": "search"}\''),
     admin: bool = typer.Option(False, "--admin", help="Grant the admin scope as well."),
+    role: str | None = typer.Option(
+        None, "--role", help="Make it an admin principal: admin, operator, viewer or finance."
+    ),
+    actor: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Create a key. The secret is printed once and never stored."""
@@ -42,7 +53,10 @@ def create(
         spec["metadata"] = orjson.loads(metadata)
     if admin:
         spec["scopes"] = ["inference", "admin"]
-    record, secret = run(lambda: _with_store(config, lambda ks: ks.create(spec)))
+    if role:
+        spec["role"] = role
+    who = actor_name(actor)
+    record, secret = run(lambda: _with_store(config, lambda ks: ks.create(spec, actor=who)))
     console.print(f"created key [bold]{record.id}[/] ({record.name})")
     console.print("secret (shown once, store it now):")
     print(secret)
@@ -74,7 +88,10 @@ def list_keys(
 
 
 @app.command()
-def revoke(key_id: str, config: Path | None = ConfigOption) -> None:
+def revoke(
+    key_id: str, actor: str | None = ActorOption, config: Path | None = ConfigOption
+) -> None:
     """Revoke a key; running gateways stop accepting it within about a second."""
-    record = run(lambda: _with_store(config, lambda ks: ks.revoke(key_id)))
+    who = actor_name(actor)
+    record = run(lambda: _with_store(config, lambda ks: ks.revoke(key_id, actor=who)))
     console.print(f"revoked {record.id} ({record.name})")

@@ -36,12 +36,14 @@ def same_secret(a: str, b: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who signed in: the configured admin key, or a virtual key with the admin scope."""
+    """Who signed in: the configured admin key (``bootstrap``) or a named admin key with a role."""
 
     kind: str  # "admin_key" | "virtual_key"
     label: str
     key_id: str | None = None
     fingerprint: str | None = None  # HMAC of the admin key, to notice it changed
+    role: str = "admin"  # admin | operator | viewer | finance (gateway/authz.py)
+    name: str = "bootstrap"  # the principal's name, as the audit log records it
 
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ from pilothouse.console.web import (
     template_env,
 )
 from pilothouse.errors import AuthenticationError, PermissionDeniedError, PilothouseError
+from pilothouse.gateway.authz import allows
 from pilothouse.gateway.runtime import Runtime
 
 log = logging.getLogger("pilothouse.console")
@@ -78,12 +79,25 @@ class Console:
             return None
         return session
 
-    def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    def page(
+        self, handler: Page, action: str = "console.read"
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A signed-in page whose ``action`` the principal's role must allow (else 403)."""
+
         async def endpoint(request: Request) -> Response:
             rt: Runtime = request.app.state.runtime
             session = await self.session_for(rt, request)
             if session is None:
                 return redirect(login_url(request))
+            if not allows(session.principal.role, action):
+                return self.render(
+                    request,
+                    "error.html",
+                    session,
+                    403,
+                    title="Not for your role",
+                    message=f"The {session.principal.role} role may not open this page.",
+                )
             try:
                 return await handler(rt, request, session)
             except Exception:
@@ -147,7 +161,7 @@ class Console:
         except (AuthenticationError, PermissionDeniedError) as exc:
             self.throttle.failed(client)
             message = (
-                "This key is valid but does not have the admin scope."
+                "This key is valid but does not have the admin scope (no admin role)."
                 if isinstance(exc, PermissionDeniedError)
                 else "That is not a valid admin key."
             )
@@ -347,14 +361,22 @@ class Console:
             Route(f"{PREFIX}/login", self.login, methods=["POST"]),
             Route(f"{PREFIX}/logout", self.logout, methods=["POST"]),
             Route(f"{PREFIX}/static/{{name}}", self.static_file, methods=["GET"]),
-            Route(f"{PREFIX}/requests", self.page(self.requests_page), methods=["GET"]),
             Route(
-                f"{PREFIX}/requests/{{request_id}}", self.page(self.request_detail), methods=["GET"]
+                f"{PREFIX}/requests", self.page(self.requests_page, "traces.read"), methods=["GET"]
             ),
-            Route(f"{PREFIX}/find", self.page(self.find), methods=["GET"]),
-            Route(f"{PREFIX}/traces/{{trace_id}}", self.page(self.trace_detail), methods=["GET"]),
-            Route(f"{PREFIX}/usage", self.page(self.usage_page), methods=["GET"]),
-            Route(f"{PREFIX}/costs", self.page(self.costs_page), methods=["GET"]),
+            Route(
+                f"{PREFIX}/requests/{{request_id}}",
+                self.page(self.request_detail, "traces.read"),
+                methods=["GET"],
+            ),
+            Route(f"{PREFIX}/find", self.page(self.find, "traces.read"), methods=["GET"]),
+            Route(
+                f"{PREFIX}/traces/{{trace_id}}",
+                self.page(self.trace_detail, "traces.read"),
+                methods=["GET"],
+            ),
+            Route(f"{PREFIX}/usage", self.page(self.usage_page, "usage.read"), methods=["GET"]),
+            Route(f"{PREFIX}/costs", self.page(self.costs_page, "costs.read"), methods=["GET"]),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from pilothouse import audit
 from pilothouse.console.auth import LoginCsrf, Principal, Session
 from pilothouse.console.formatting import FILTERS
 from pilothouse.errors import NotFoundError
@@ -149,12 +150,29 @@ def client_id(request: Request) -> str:
 
 async def sign_in(rt: Runtime, csrf: LoginCsrf, secret: str) -> Principal:
     """Check a submitted key exactly as the admin API does; who it is, for the session."""
-    record = await admin_principal(rt, secret.strip() or None)
-    if record is None:
+    who = await admin_principal(rt, secret.strip() or None)
+    if who.key_id is None:
         admin = rt.settings.server.admin_key
-        assert admin is not None  # admin_principal returns None only for the admin key
-        return Principal("admin_key", "admin key", fingerprint=csrf.fingerprint(admin.get()))
-    return Principal("virtual_key", f"{record.name} ({record.id})", key_id=record.id)
+        assert admin is not None  # only the config admin key has no key id
+        principal = Principal(
+            "admin_key", "admin key", fingerprint=csrf.fingerprint(admin.get()), name=who.name
+        )
+    else:
+        principal = Principal(
+            "virtual_key",
+            f"{who.name} ({who.key_id})",
+            key_id=who.key_id,
+            role=who.role,
+            name=who.name,
+        )
+    await audit.append(
+        rt.engine,
+        actor=who.name,
+        action="console.login",
+        target=who.key_id or who.name,
+        details={"role": who.role},
+    )
+    return principal
 
 
 async def still_valid(rt: Runtime, csrf: LoginCsrf, session: Session) -> bool:
@@ -169,7 +187,7 @@ async def still_valid(rt: Runtime, csrf: LoginCsrf, session: Session) -> bool:
         record = await rt.keys.get(principal.key_id)
     except NotFoundError:
         return False
-    return not record.revoked and "admin" in record.scopes
+    return not record.revoked and record.admin_role == session.principal.role
 
 
 def page_context(request: Request, session: Session | None, **extra: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pilothouse.gateway import (
     routes_anthropic,
     routes_feedback,
     routes_openai,
+    routes_releases,
     routes_telemetry,
 )
 from pilothouse.gateway.http_errors import error_response
@@ -51,7 +52,12 @@ async def readyz(request: Request) -> Response:
     ready = all(v == "ok" for v in checks.values())
     if not rt.ledger.store_ok:
         checks["ledger"] = "spooling to disk"
-    body = {"ready": ready, "checks": checks, "in_flight": rt.in_flight}
+    body = {
+        "ready": ready,
+        "checks": checks,
+        "in_flight": rt.in_flight,
+        "route_version": rt.route_version,
+    }
     return json_response(body, status=200 if ready else 503)
 
 
@@ -93,6 +99,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *console.routes(),
         *routes_telemetry.routes(),
         *routes_feedback.routes(),
+        *routes_releases.routes(),
     ]
     return Starlette(
         routes=routes,

@@ -1,4 +1,4 @@
-"""Admin API: keys, usage, config reload. Admin key (or a key with the admin scope) only."""
+"""Admin API: keys, usage, config reload; every route checks its action against the role."""
 
 from __future__ import annotations
 
@@ -13,49 +13,66 @@ from pilothouse.config.load import load_settings
 from pilothouse.costs.usage_query import parse_time, usage_summary
 from pilothouse.errors import AuthenticationError, PermissionDeniedError, PilothouseError
 from pilothouse.gateway import admission, validate
+from pilothouse.gateway.authz import BOOTSTRAP, Principal, authorize
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.pipeline import new_request_id
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
-from pilothouse.limits.keys import KeyRecord
 
 
-async def admin_principal(
-    rt: Runtime, secret: str | None, scope: str = "admin"
-) -> KeyRecord | None:
-    """Who is calling: ``None`` for the config admin key, else the virtual key that passed.
+async def admin_principal(rt: Runtime, secret: str | None) -> Principal:
+    """Who is calling: ``bootstrap`` for the config admin key, else the named admin key.
 
-    The config admin key passes every check; virtual keys need ``scope`` (or admin).
+    Raises 401 for a missing/unknown key and 403 for a key that is no admin principal.
     """
     if secret is None:
         raise AuthenticationError("missing admin key: send `Authorization: Bearer <admin key>`")
-    admin = rt.settings.server.admin_key
-    if admin is not None and hmac.compare_digest(secret.encode(), admin.get().encode()):
-        return None
+    admin_key = rt.settings.server.admin_key
+    if admin_key is not None and hmac.compare_digest(secret.encode(), admin_key.get().encode()):
+        return Principal(BOOTSTRAP, "admin")
     record = await rt.key_cache.lookup(secret)
     if record is None:
         raise AuthenticationError("invalid admin key")
-    if scope not in record.scopes and "admin" not in record.scopes:
-        raise PermissionDeniedError(
-            f"this key does not have the {scope} scope", code=f"not_{scope}"
-        )
-    return record
+    role = record.admin_role
+    if role is None:
+        raise PermissionDeniedError("this key is not an admin principal", code="not_admin")
+    return Principal(record.name, role, record.id)
+
+
+async def require(rt: Runtime, request: Request, action: str) -> Principal:
+    """Authenticate the caller and check ``action`` against its role (the one check)."""
+    principal = authorize(await admin_principal(rt, admission.bearer(request.headers)), action)
+    request.state.principal = principal
+    return principal
+
+
+def principal_of(request: Request) -> Principal:
+    """The principal :func:`admin` authorised for this request."""
+    principal: Principal = request.state.principal
+    return principal
 
 
 async def require_scope(rt: Runtime, request: Request, scope: str = "admin") -> None:
-    await admin_principal(rt, admission.bearer(request.headers), scope)
+    """Legacy scope check: a key with ``scope`` passes, else the role must allow ``scope.read``."""
+    secret = admission.bearer(request.headers)
+    if secret is not None and scope != "admin":
+        record = await rt.key_cache.lookup(secret)
+        if record is not None and scope in record.scopes:
+            return
+    await require(rt, request, f"{scope}.read" if scope != "admin" else "admin")
 
 
-async def require_admin(rt: Runtime, request: Request) -> None:
-    await require_scope(rt, request, "admin")
+def admin(handler: Any, action: str = "admin") -> Any:
+    """Wrap an admin handler: authenticate, authorise ``action``, render errors.
 
+    Without an ``action`` only the admin role passes (fail closed).
+    """
 
-def admin(handler: Any) -> Any:
     async def wrapped(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
         request_id = new_request_id()
         try:
-            await require_admin(rt, request)
+            await require(rt, request, action)
             response: Response = await handler(rt, request)
         except PilothouseError as exc:
             return error_response(exc, request_id)
@@ -64,6 +81,7 @@ def admin(handler: Any) -> Any:
         response.headers["x-request-id"] = request_id
         return response
 
+    wrapped.action = action  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -74,7 +92,7 @@ async def _json_body(rt: Runtime, request: Request) -> Any:
 
 async def create_key(rt: Runtime, request: Request) -> Response:
     spec = await _json_body(rt, request)
-    record, secret = await rt.keys.create(spec)
+    record, secret = await rt.keys.create(spec, actor=principal_of(request).name)
     return json_response({**record.public(), "key": secret}, status=201)
 
 
@@ -86,7 +104,7 @@ async def list_keys(rt: Runtime, request: Request) -> Response:
 
 async def revoke_key(rt: Runtime, request: Request) -> Response:
     key_id = request.path_params["key_id"]
-    record = await rt.keys.revoke(key_id)
+    record = await rt.keys.revoke(key_id, actor=principal_of(request).name)
     await rt.revoke(key_id)
     return json_response(record.public())
 
@@ -110,15 +128,15 @@ async def reload_config(rt: Runtime, request: Request) -> Response:
     if source.startswith("<"):
         return json_response({"reloaded": False, "reason": "running on the embedded default"})
     settings = load_settings(source)
-    await rt.reload(settings)
+    await rt.reload(settings, actor=principal_of(request).name)
     return json_response({"reloaded": True, "source": source, "models": sorted(settings.models)})
 
 
 def routes() -> list[Route]:
     return [
-        Route("/admin/keys", admin(create_key), methods=["POST"]),
-        Route("/admin/keys", admin(list_keys), methods=["GET"]),
-        Route("/admin/keys/{key_id}", admin(revoke_key), methods=["DELETE"]),
-        Route("/admin/usage", admin(usage), methods=["GET"]),
-        Route("/admin/reload", admin(reload_config), methods=["POST"]),
+        Route("/admin/keys", admin(create_key, "keys.write"), methods=["POST"]),
+        Route("/admin/keys", admin(list_keys, "keys.read"), methods=["GET"]),
+        Route("/admin/keys/{key_id}", admin(revoke_key, "keys.write"), methods=["DELETE"]),
+        Route("/admin/usage", admin(usage, "usage.read"), methods=["GET"]),
+        Route("/admin/reload", admin(reload_config, "config.reload"), methods=["POST"]),
     ]

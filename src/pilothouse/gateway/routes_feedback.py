@@ -48,5 +48,5 @@ async def costs_report(rt: Runtime, request: Request) -> Response:
 def routes() -> list[Route]:
     return [
         Route("/v1/feedback", post_feedback, methods=["POST"]),
-        Route("/admin/reports/costs", admin(costs_report), methods=["GET"]),
+        Route("/admin/reports/costs", admin(costs_report, "costs.read"), methods=["GET"]),
     ]

@@ -14,7 +14,7 @@ from pilothouse.errors import InvalidRequestError
 from pilothouse.gateway import admission
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.pipeline import new_request_id
-from pilothouse.gateway.routes_admin import admin, require_scope
+from pilothouse.gateway.routes_admin import admin, principal_of, require_scope
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.telemetry.otlp_receive import parse_request, span_rows
@@ -80,7 +80,34 @@ async def traces_list(rt: Runtime, request: Request) -> Response:
 async def trace_detail(rt: Runtime, request: Request) -> Response:
     await rt.ledger.flush()
     await rt.telemetry.traces.flush()
-    return json_response(await get_trace(rt.engine, request.path_params["ident"]))
+    trace = await get_trace(rt.engine, request.path_params["ident"])
+    if principal_of(request).redacted:
+        trace = redact_trace(trace)
+    return json_response(trace)
+
+
+REDACTED = "[redacted for viewer role]"
+
+
+def redact_trace(trace: dict[str, Any]) -> dict[str, Any]:
+    """A viewer's copy of a trace: timings, ids and costs, no prompt or completion text."""
+    out = {**trace, "request": REDACTED, "response": REDACTED}
+    out["spans"] = [{**s, "events": [], "attributes": _no_content(s)} for s in trace["spans"]]
+    out["feedback"] = [{**f, "comment": None} for f in trace.get("feedback") or []]
+    out["evaluations"] = [{**e, "explanation": None} for e in trace.get("evaluations") or []]
+    return out
+
+
+def _no_content(span: dict[str, Any]) -> dict[str, Any]:
+    attrs = span.get("attributes") or {}
+    return {
+        k: v
+        for k, v in attrs.items()
+        if not any(
+            w in k for w in ("content", "prompt", "completion", "message", "input", "output")
+        )
+        or isinstance(v, int | float)
+    }
 
 
 async def slo_status(rt: Runtime, request: Request) -> Response:
@@ -93,7 +120,7 @@ def routes() -> list[Route]:
     return [
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/traces", receive_traces, methods=["POST"]),
-        Route("/admin/traces", admin(traces_list), methods=["GET"]),
-        Route("/admin/traces/{ident}", admin(trace_detail), methods=["GET"]),
-        Route("/admin/slo", admin(slo_status), methods=["GET"]),
+        Route("/admin/traces", admin(traces_list, "traces.read"), methods=["GET"]),
+        Route("/admin/traces/{ident}", admin(trace_detail, "traces.read"), methods=["GET"]),
+        Route("/admin/slo", admin(slo_status, "slo.read"), methods=["GET"]),
     ]

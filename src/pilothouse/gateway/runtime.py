@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pilothouse import audit
 from pilothouse.cache.response_cache import (
     MemoryResponseCache,
     RedisResponseCache,
@@ -34,6 +35,7 @@ from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets,
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from pilothouse.providers.base import Provider, provider_class
+from pilothouse.releases import routes as release_routes
 from pilothouse.routing.router import Router
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 from pilothouse.store.tables import usage_records
@@ -103,6 +105,7 @@ class Runtime:
         self._listener: asyncio.Task[None] | None = None
         self._key_watch: asyncio.Task[None] | None = None
         self._lease_renewal: asyncio.Task[None] | None = None
+        self.route_version = release_routes.route_hash(settings.models)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -112,6 +115,7 @@ class Runtime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self._prepare_store()
+        await self._record_routes("startup")
         if self.redis is not None:
             try:
                 await self.redis.ping()
@@ -212,8 +216,12 @@ class Runtime:
 
     # -- config reload ------------------------------------------------------------------
 
-    async def reload(self, settings: Settings) -> None:
-        """Swap providers and routes for a new config; in-flight requests keep the old ones."""
+    async def reload(self, settings: Settings, *, actor: str = "signal") -> None:
+        """Swap providers and routes for a new config; in-flight requests keep the old ones.
+
+        Audited as ``config.reload`` by ``actor`` (``signal`` for SIGHUP); a changed
+        ``models`` section stores a new route version.
+        """
         providers = build_providers(settings)
         await asyncio.gather(*(p.start() for p in providers.values()))
         old = self.providers
@@ -225,6 +233,22 @@ class Runtime:
         self.spend_anomalies.config = settings.costs.anomaly
         self.budget_alerts.thresholds = sorted(settings.costs.budget_alert_thresholds)
         self.spawn(self._close_later(old))
+        await self._record_routes(actor)
+        await audit.append(
+            self.engine,
+            actor=actor,
+            action="config.reload",
+            target=settings.source,
+            details={"models": sorted(settings.models), "route_version": self.route_version},
+        )
+
+    async def _record_routes(self, actor: str) -> None:
+        """Store this config's route version if its ``models`` differ from the last one."""
+        digest, _stored = await release_routes.record(
+            self.engine, self.settings.models, actor=actor, source=self.settings.source
+        )
+        self.route_version = digest
+        self.telemetry.metrics.set_route_version(digest)
 
     async def _close_later(self, providers: dict[str, Provider]) -> None:
         with contextlib.suppress(TimeoutError):

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
+from pilothouse import audit
 from pilothouse.errors import InvalidRequestError, NotFoundError
 from pilothouse.limits.money import pico_to_str, usd_to_pico
 from pilothouse.store.tables import api_keys
@@ -25,6 +26,8 @@ KEY_PREFIX = "ph-"
 BudgetPeriod = Literal["total", "day", "month"]
 PERIODS: tuple[str, ...] = ("total", "day", "month")
 SCOPES: tuple[str, ...] = ("inference", "admin", "metrics")
+ROLES: tuple[str, ...] = ("admin", "operator", "viewer", "finance")
+RESERVED_NAMES = ("bootstrap", "signal")
 
 
 def generate_secret() -> str:
@@ -58,6 +61,7 @@ class KeyRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     revoked: bool = False
+    role: str | None = None  # admin principal role; None for inference-only keys
 
     def allows(self, alias: str) -> bool:
         return self.models is None or alias in self.models
@@ -81,7 +85,15 @@ class KeyRecord:
             "metadata": self.metadata,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "revoked": self.revoked,
+            "role": self.admin_role,
         }
+
+    @property
+    def admin_role(self) -> str | None:
+        """The admin role: ``role``, or ``admin`` for legacy admin-scope keys."""
+        if self.role is not None:
+            return self.role
+        return "admin" if "admin" in self.scopes else None
 
 
 def _record(row: Any) -> KeyRecord:
@@ -106,6 +118,7 @@ def _record(row: Any) -> KeyRecord:
         metadata=row.metadata or {},
         created_at=created,
         revoked=row.revoked_at is not None,
+        role=getattr(row, "role", None),
     )
 
 
@@ -132,6 +145,7 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         "budget_period",
         "metadata",
         "scopes",
+        "role",
     }
     unknown = sorted(set(spec) - allowed)
     if unknown:
@@ -174,6 +188,13 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         raise InvalidRequestError(
             f"`budget_period` must be one of {PERIODS}", param="budget_period"
         )
+    role = spec.get("role")
+    if role is not None and role not in ROLES:
+        raise InvalidRequestError(f"`role` must be one of {ROLES}", param="role")
+    if role is not None and (name.strip() in RESERVED_NAMES or name.startswith("cli:")):
+        raise InvalidRequestError(
+            f"`name` {name!r} is reserved for a built-in principal", param="name"
+        )
     metadata = spec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidRequestError("`metadata` must be an object", param="metadata")
@@ -187,6 +208,7 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         "budget_pico": budget_pico,
         "budget_period": period,
         "metadata": metadata,
+        "role": role,
     }
 
 
@@ -196,8 +218,11 @@ class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create(self, spec: dict[str, Any]) -> tuple[KeyRecord, str]:
-        """Create a key from a validated spec; returns the record and the one-time secret."""
+    async def create(self, spec: dict[str, Any], *, actor: str = "system") -> tuple[KeyRecord, str]:
+        """Create a key from a validated spec; returns the record and the one-time secret.
+
+        The row and its ``key.create`` audit entry commit together.
+        """
         values = validate_key_spec(spec)
         secret = generate_secret()
         row = {
@@ -210,6 +235,13 @@ class KeyStore:
         }
         async with self.engine.begin() as conn:
             await conn.execute(api_keys.insert().values(**row))
+            await audit.append(
+                conn,
+                actor=actor,
+                action="key.create",
+                target=row["id"],
+                details={"name": row["name"], "role": row["role"], "scopes": row["scopes"]},
+            )
         return _record(_Row(row)), secret
 
     async def list_all(self, *, include_revoked: bool = False) -> list[KeyRecord]:
@@ -234,13 +266,15 @@ class KeyStore:
             ).first()
         return _record(row) if row is not None else None
 
-    async def revoke(self, key_id: str) -> KeyRecord:
+    async def revoke(self, key_id: str, *, actor: str = "system") -> KeyRecord:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
+            if result.rowcount:
+                await audit.append(conn, actor=actor, action="key.revoke", target=key_id)
         record = await self.get(key_id)
         if result.rowcount == 0 and not record.revoked:  # pragma: no cover - race only
             raise NotFoundError(f"no key with id {key_id!r}")

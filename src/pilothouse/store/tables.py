@@ -39,6 +39,8 @@ api_keys = Table(
     Column("metadata", JSON, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # Admin principals: admin | operator | viewer | finance (None: an inference-only key).
+    Column("role", String(16), nullable=True),
 )
 
 usage_records = Table(
@@ -65,6 +67,12 @@ usage_records = Table(
     Column("ttft_ms", Float, nullable=True),
     Column("cache_hit", Boolean, nullable=False, default=False),
     Column("metadata", JSON, nullable=True),
+    # Releases: which prompt version and route version produced this answer.
+    Column("prompt_name", String(200), nullable=True),
+    Column("prompt_version", Integer, nullable=True),
+    Column("prompt_label", String(64), nullable=True),
+    Column("prompt_hash", String(64), nullable=True),
+    Column("route_version", String(64), nullable=True),
     Index("ix_usage_created_at", "created_at"),
     Index("ix_usage_key_created", "key_id", "created_at"),
     Index("ix_usage_alias_created", "alias", "created_at"),
@@ -91,6 +99,8 @@ traces = Table(
     Column("task_id", String(200), nullable=True),
     Column("prompt_name", String(200), nullable=True),
     Column("prompt_version", String(64), nullable=True),
+    Column("prompt_label", String(64), nullable=True),
+    Column("prompt_hash", String(64), nullable=True),
     Column("duration_ms", Float, nullable=True),
     Column("ttft_ms", Float, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),

@@ -223,6 +223,13 @@ class GatewayMetrics:
             registry=reg,
             multiprocess_mode="livemin",
         )
+        self.route_version = Gauge(
+            "pilothouse_route_version_info",
+            "1 for the route-version hash (of the `models` config) this replica serves.",
+            ("hash",),
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
         self._alias_series: dict[tuple[str, str], _AliasSeries] = {}
         self._status_children: dict[tuple[str, str, int], Counter] = {}
         self._cost_children: dict[tuple[str, str, str, str], Counter] = {}
@@ -299,6 +306,11 @@ class GatewayMetrics:
     def set_breaker_state(self, target: str, state: BreakerState) -> None:
         """``target`` is ``provider/model``; state as the breaker names it."""
         self.breaker_state.labels(target).set(_BREAKER_VALUES[state])
+
+    def set_route_version(self, digest: str) -> None:
+        """Exactly one series: the route version now served (replicas that differ show)."""
+        self.route_version.clear()
+        self.route_version.labels(digest).set(1)
 
     def set_queue_depth(self, queue: str, depth: int) -> None:
         self.queue_depth.labels(queue).set(depth)

@@ -1,0 +1,92 @@
+"""Admin principals and roles: one table of role → allowed actions, one check.
+
+Every admin route names the action it performs (``keys.write``,
+``traces.read`` …) and calls :func:`authorize`; nothing else decides who may
+do what, so the role matrix below is the whole policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pilothouse.errors import PermissionDeniedError
+
+ROLES: tuple[str, ...] = ("admin", "operator", "viewer", "finance")
+BOOTSTRAP = "bootstrap"
+
+READS: frozenset[str] = frozenset(
+    {
+        "keys.read",
+        "usage.read",
+        "costs.read",
+        "traces.read",
+        "slo.read",
+        "metrics.read",
+        "prompts.read",
+        "routes.read",
+        "lineage.read",
+        "audit.read",
+        "console.read",
+    }
+)
+OPERATOR: frozenset[str] = frozenset(
+    {
+        "keys.read",
+        "keys.write",
+        "prompts.read",
+        "prompts.write",
+        "labels.write",
+        "prompts.approve",
+        "rollouts.read",
+        "rollouts.write",
+        "config.reload",
+        "routes.read",
+        "console.read",
+    }
+)
+FINANCE: frozenset[str] = frozenset({"usage.read", "costs.read", "console.read"})
+ALLOWED: dict[str, frozenset[str] | None] = {
+    "admin": None,  # everything
+    "operator": OPERATOR,
+    "viewer": READS,
+    "finance": FINANCE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: ``bootstrap`` (the config admin key) or a named admin key."""
+
+    name: str
+    role: str
+    key_id: str | None = None
+
+    def may(self, action: str) -> bool:
+        allowed = ALLOWED.get(self.role, frozenset())
+        return allowed is None or action in allowed
+
+    @property
+    def redacted(self) -> bool:
+        """Viewers read traces with their content redacted."""
+        return self.role == "viewer"
+
+
+def allows(role: str, action: str) -> bool:
+    return Principal("-", role).may(action)
+
+
+def authorize(principal: Principal, action: str) -> Principal:
+    """Raise 403 unless the principal's role includes ``action``."""
+    if not principal.may(action):
+        raise PermissionDeniedError(
+            f"principal {principal.name!r} (role {principal.role}) may not {action}",
+            code="forbidden_for_role",
+        )
+    return principal
+
+
+def key_role(role: str | None, scopes: frozenset[str]) -> str | None:
+    """A key's admin role: its ``role``, or ``admin`` for legacy admin-scope keys."""
+    if role is not None:
+        return role
+    return "admin" if "admin" in scopes else None

@@ -1,0 +1,64 @@
+"""Admin API for releases: the audit log, route versions (prompts and lineage join later)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pilothouse.audit import log
+from pilothouse.costs.usage_query import parse_time
+from pilothouse.errors import InvalidRequestError
+from pilothouse.gateway.routes_admin import admin
+from pilothouse.gateway.routes_openai import json_response
+from pilothouse.gateway.runtime import Runtime
+from pilothouse.releases import routes as route_versions
+
+AUDIT_PAGE = 500
+
+
+def _int_param(raw: str | None, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise InvalidRequestError(f"`{name}` must be a non-negative integer", param=name)
+    return int(raw)
+
+
+async def audit_list(rt: Runtime, request: Request) -> Response:
+    """``GET /admin/audit?since=&actor=&action=&cursor=``: rows oldest first, paged by seq."""
+    q = request.query_params
+    limit = min(_int_param(q.get("limit"), "limit", AUDIT_PAGE), AUDIT_PAGE) or AUDIT_PAGE
+    rows = await log.read_rows(
+        rt.engine,
+        since=parse_time(q.get("since"), "since"),
+        actor=q.get("actor") or None,
+        action=q.get("action") or None,
+        after_seq=_int_param(q.get("cursor"), "cursor", 0),
+        limit=limit,
+    )
+    next_cursor = str(rows[-1]["seq"]) if len(rows) == limit else None
+    return json_response({"data": [log.public(r) for r in rows], "next_cursor": next_cursor})
+
+
+async def audit_head(rt: Runtime, request: Request) -> Response:
+    seq, digest = await log.head(rt.engine)
+    return json_response({"seq": seq, "head": digest})
+
+
+async def routes_list(rt: Runtime, request: Request) -> Response:
+    versions = await route_versions.list_versions(rt.engine)
+    return json_response({"current": rt.route_version, "data": versions})
+
+
+async def routes_show(rt: Runtime, request: Request) -> Response:
+    return json_response(await route_versions.get_version(rt.engine, request.path_params["ref"]))
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/admin/audit", admin(audit_list, "audit.read"), methods=["GET"]),
+        Route("/admin/audit/head", admin(audit_head, "audit.read"), methods=["GET"]),
+        Route("/admin/routes", admin(routes_list, "routes.read"), methods=["GET"]),
+        Route("/admin/routes/{ref}", admin(routes_show, "routes.read"), methods=["GET"]),
+    ]

@@ -1,0 +1,1 @@
+"""Releases: versioned prompt bundles, labels with promotion gates, route versions, lineage."""
