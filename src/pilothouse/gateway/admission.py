@@ -90,7 +90,7 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
         out_est = request.get("max_completion_tokens") or request.get("max_tokens")
         if not isinstance(out_est, int):
             out_est = rt.settings.limits.default_output_estimate
-        tokens = estimate_input(request) + (out_est if ctx.endpoint == "chat" else 0)
+        tokens = estimate_input(request) + (out_est if ctx.endpoint != "embeddings" else 0)
         takes = _rate_takes(key, alias, tokens)
         for take in takes:
             if take.amount > take.limit:
@@ -110,7 +110,7 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
     if key.budget_pico is not None:
         worst = 0
         upper_in = input_upper_bound(request)
-        out = _output_budget(request, route) if ctx.endpoint == "chat" else 0
+        out = _output_budget(request, route) if ctx.endpoint != "embeddings" else 0
         for target in route.targets:
             price = rt.prices.get(target.config.model)
             if price is not None:

@@ -21,6 +21,7 @@ from pilothouse.gateway import (
     routes_feedback,
     routes_openai,
     routes_releases,
+    routes_responses,
     routes_telemetry,
 )
 from pilothouse.gateway.http_errors import error_response
@@ -95,6 +96,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         *routes_openai.routes(),
         *routes_anthropic.routes(),
+        *routes_responses.routes(),
         *routes_admin.routes(),
         *console.routes(),
         *routes_telemetry.routes(),

@@ -67,7 +67,12 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
     )
     rt.telemetry.finish(ctx)
     online = rt.online
-    if online is not None and ctx.status == 200 and ctx.endpoint == "chat" and ctx.response_body:
+    if (
+        online is not None
+        and ctx.status == 200
+        and ctx.endpoint != "embeddings"
+        and ctx.response_body
+    ):
         online.maybe_sample(ctx.request_id, ctx.alias, ctx.request_body or {}, ctx.response_body)
 
 

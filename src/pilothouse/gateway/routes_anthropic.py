@@ -28,6 +28,8 @@ from pilothouse.gateway.routes_openai import (
 )
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.gateway.sse import ManagedStream
+from pilothouse.gateway.sse_reframe import split_frames
+from pilothouse.providers.base import JSON
 from pilothouse.tokens import estimate_input
 
 ERROR_KINDS = {
@@ -40,12 +42,16 @@ ERROR_KINDS = {
 }
 
 
+async def _to_chat(body: JSON) -> JSON:
+    return to_chat(body)
+
+
 def message_id(ctx: RequestContext) -> str:
     return "msg_" + ctx.request_id.removeprefix("req_")
 
 
 async def messages(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
-    body, route = await _prepare(rt, ctx, request, validate.chat_request, translate=to_chat)
+    body, route = await _prepare(rt, ctx, request, validate.chat_request, translate=_to_chat)
     if body.get("stream") is True:
         ctx.stream = True
         response = await _stream(rt, ctx, body, route, request)
@@ -80,25 +86,18 @@ async def translate_stream(
 def translate_frames(data: bytes, encoder: EventEncoder) -> tuple[list[bytes], bytes]:
     """Translate every complete SSE frame in ``data``; returns the output and the remainder."""
     out: list[bytes] = []
-    *frames, rest = data.split(b"\n\n")
-    for frame in frames:
-        if frame.startswith(b":"):
-            out.append(frame + b"\n\n")  # keep-alive comments pass through
-            continue
-        if not frame.startswith(b"data: "):
-            continue
-        payload = frame[6:]
-        if payload == b"[DONE]":
+    frames, rest = split_frames(data)
+    for kind, value in frames:
+        if kind == "comment":
+            out.append(value)  # keep-alive comments pass through
+        elif kind == "done":
             out += encoder.done()
-            continue
-        chunk = orjson.loads(payload)
-        error = chunk.get("error") if "choices" not in chunk else None
-        if isinstance(error, dict):
-            kind = ERROR_KINDS.get(str(error.get("type")), "api_error")
-            body = {"type": "error", "error": {"type": kind, "message": error.get("message")}}
+        elif kind == "error":
+            error_kind = ERROR_KINDS.get(str(value.get("type")), "api_error")
+            body = {"type": "error", "error": {"type": error_kind, "message": value.get("message")}}
             out.append(b"event: error\ndata: " + orjson.dumps(body) + b"\n\n")
-            continue
-        out += encoder.chunk(chunk)
+        else:
+            out += encoder.chunk(value)
     return out, rest
 
 
@@ -147,7 +146,7 @@ async def count_tokens(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    endpoint = anthropic_errors(model_endpoint("chat", messages))
+    endpoint = anthropic_errors(model_endpoint("messages", messages))
     return [
         Route("/v1/messages", endpoint, methods=["POST"]),
         Route("/v1/messages/count_tokens", anthropic_errors(count_tokens), methods=["POST"]),

@@ -102,14 +102,14 @@ async def _prepare(
     ctx: RequestContext,
     request: Request,
     check: Callable[[JSON], str],
-    translate: Callable[[JSON], JSON] | None = None,
+    translate: Callable[[JSON], Awaitable[JSON]] | None = None,
 ) -> tuple[JSON, Any]:
     """Auth, body, validation, route and admission; ``translate`` maps other API shapes in."""
     ctx.key = await admission.authenticate(rt, request.headers)
     raw = await read_body(request, rt.settings.server.max_body_bytes)
     body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
     if translate is not None:
-        body = translate(body)
+        body = await translate(body)
     ctx.request_body = body
     ctx.alias = check(body)
     route = rt.router.route(ctx.alias)

@@ -154,3 +154,18 @@ feedback = Table(
     Index("ix_feedback_request", "request_id"),
     Index("ix_feedback_task", "task_id"),
 )
+
+# Stored Responses API answers (``store: true``), for GET and ``previous_response_id``.
+# ``conversation`` is the chat messages so far, without instructions; only the key that
+# created a response can read, continue or delete it.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("alias", String(200), nullable=False),
+    Column("conversation", JSON, nullable=False),
+    Column("response", JSON, nullable=False),
+    Index("ix_responses_key_created", "key_id", "created_at"),
+)

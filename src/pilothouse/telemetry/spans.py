@@ -83,7 +83,7 @@ def root_attributes(ctx: RequestContext) -> dict[str, Any]:
     body = ctx.request_body or {}
     response = ctx.response_body or {}
     attrs: dict[str, Any] = {
-        "gen_ai.operation.name": "chat" if ctx.endpoint == "chat" else "embeddings",
+        "gen_ai.operation.name": "embeddings" if ctx.endpoint == "embeddings" else "chat",
         "gen_ai.request.model": ctx.alias or "",
         "gen_ai.usage.input_tokens": ctx.usage.input_tokens,
         "gen_ai.usage.output_tokens": ctx.usage.output_tokens,
@@ -137,7 +137,7 @@ def build_spans(ctx: RequestContext, end_mark: float) -> list[Row]:
                 "attributes": {"pilothouse.ttft_ms": round(ctx.ttft_s * 1000, 3)},
             }
         )
-    op = "chat" if ctx.endpoint == "chat" else "embeddings"
+    op = "embeddings" if ctx.endpoint == "embeddings" else "chat"
     rows = [
         _span(
             ctx,
