@@ -140,7 +140,7 @@ def test_function_tools_are_translated_and_results_accepted(gateway: ThreadedGat
                 "arguments": '{"city": "Oslo"}',
             },
             {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
-        ],  # fmt: skip
+        ],
     )
     lone = c.responses.create(model="chat", input="weather in Oslo?")
     assert response.status == "completed" and response.output_text == "weather in Oslo?"
