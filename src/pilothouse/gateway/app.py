@@ -16,6 +16,7 @@ from pilothouse import __version__, console
 from pilothouse.config.schema import Settings
 from pilothouse.errors import NotFoundError, PilothouseError
 from pilothouse.gateway import (
+    openapi,
     routes_admin,
     routes_anthropic,
     routes_feedback,
@@ -102,6 +103,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_telemetry.routes(),
         *routes_feedback.routes(),
         *routes_releases.routes(),
+        *openapi.routes(),  # last: documents every route above (gateway/openapi_ops.py)
     ]
     return Starlette(
         routes=routes,

@@ -57,7 +57,7 @@ def _check_messages(messages: Any) -> None:
         if not isinstance(msg, dict):
             raise _bad(where, "an object", msg)
         role = msg.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequestError(
                 f"`{where}.role` must be one of {sorted(ROLES)}, got {role!r}",
                 param=f"{where}.role",

@@ -122,12 +122,17 @@ def _record(row: Any) -> KeyRecord:
     )
 
 
+# Column bounds: rpm/tpm are 32-bit, budgets are 64-bit pico-USD (~9.2 million USD).
+MAX_LIMIT = 2**31 - 1
+MAX_BUDGET_PICO = 2**63 - 1
+
+
 def _positive_int(spec: dict[str, Any], name: str) -> int | None:
     value = spec.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequestError(f"`{name}` must be a positive integer", param=name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+        raise InvalidRequestError(f"`{name}` must be an integer from 1 to {MAX_LIMIT}", param=name)
     return value
 
 
@@ -159,7 +164,11 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
     ):
         raise InvalidRequestError("`models` must be a list of model aliases", param="models")
     scopes = spec.get("scopes", ["inference"])
-    if not isinstance(scopes, list) or not scopes or not set(scopes) <= set(SCOPES):
+    if (
+        not isinstance(scopes, list)
+        or not scopes
+        or not all(isinstance(s, str) and s in SCOPES for s in scopes)
+    ):
         raise InvalidRequestError(f"`scopes` must be a list drawn from {SCOPES}", param="scopes")
     limits_in = spec.get("model_limits") or {}
     if not isinstance(limits_in, dict):
@@ -179,10 +188,12 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
             raise InvalidRequestError("`budget_usd` must be a number", param="budget_usd")
         try:
             budget_pico = usd_to_pico(str(budget))
-        except ArithmeticError:
+        except (ArithmeticError, ValueError):  # ValueError: NaN
             raise InvalidRequestError("`budget_usd` must be a number", param="budget_usd") from None
-        if budget_pico < 0:
-            raise InvalidRequestError("`budget_usd` must be >= 0", param="budget_usd")
+        if not 0 <= budget_pico <= MAX_BUDGET_PICO:
+            raise InvalidRequestError(
+                f"`budget_usd` must be from 0 to {MAX_BUDGET_PICO // 10**12}", param="budget_usd"
+            )
     period = spec.get("budget_period", "total")
     if period not in PERIODS:
         raise InvalidRequestError(

@@ -52,8 +52,11 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     if "json" in content_type:
         try:
             raw = orjson.loads(body)
+            if not isinstance(raw, dict):
+                raise InvalidRequestError("OTLP/JSON body must be a JSON object")
             json_format.ParseDict(_hex_ids_to_base64(raw), message, ignore_unknown_fields=True)
-        except (orjson.JSONDecodeError, json_format.ParseError) as exc:
+        except (orjson.JSONDecodeError, json_format.ParseError, TypeError, ValueError) as exc:
+            # TypeError: a value of the wrong JSON type where protobuf expects a message.
             raise InvalidRequestError(f"invalid OTLP/JSON body: {exc}") from None
         return message
     if "protobuf" not in content_type:

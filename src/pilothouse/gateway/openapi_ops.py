@@ -1,0 +1,535 @@
+"""The registry of documented routes (see ``gateway/openapi.py``).
+
+To document a new route: add one ``Operation`` below in its area (or put a list
+named ``OPERATIONS`` in your own module and add its dotted name to ``SOURCES``).
+Schemas are JSON Schema; keep them honest but open (``additionalProperties``
+allowed) where the gateway passes fields through to the upstream.
+``tests/unit/test_openapi.py`` fails until every route is documented, and
+schemathesis (``tests/integration/test_openapi_contract.py``) checks the live
+gateway against what is written here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from pilothouse.gateway.openapi import Operation, content, errors, path_param, query
+
+SOURCES: tuple[str, ...] = ()  # e.g. "pilothouse.rag.openapi" — modules with OPERATIONS
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_OBJ = {"type": "object"}
+HTML = "text/html"
+
+COMPONENTS: dict[str, Any] = {
+    # Replaced by an enum of the configured aliases in the served document.
+    "ModelAlias": {"type": "string", "minLength": 1},
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["message", "type"],
+                "properties": {
+                    "message": _STR,
+                    "type": _STR,
+                    "param": _NULLABLE_STR,
+                    "code": _NULLABLE_STR,
+                },
+            }
+        },
+    },
+    "AnthropicError": {
+        "type": "object",
+        "required": ["type", "error"],
+        "properties": {
+            "type": {"const": "error"},
+            "error": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": _STR, "message": _NULLABLE_STR},
+            },
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["role"],
+        "properties": {
+            "role": {"enum": ["system", "developer", "user", "assistant", "tool", "function"]},
+            "content": {"type": ["string", "array", "null"]},
+            "name": _STR,
+        },
+    },
+    "Usage": {
+        "type": "object",
+        "properties": {"prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT},
+    },
+    "ChatCompletion": {
+        "type": "object",
+        "required": ["id", "object", "choices"],
+        "properties": {
+            "id": _STR,
+            "object": {"const": "chat.completion"},
+            "created": _INT,
+            "model": _STR,
+            "choices": {"type": "array", "items": _OBJ},
+            "usage": {"$ref": "#/components/schemas/Usage"},
+        },
+    },
+    "Key": {
+        "type": "object",
+        "required": ["id", "name", "key_prefix", "scopes", "budget_period", "revoked"],
+        "properties": {
+            "id": _STR,
+            "name": _STR,
+            "key_prefix": _STR,
+            "scopes": {"type": "array", "items": _STR},
+            "models": {"type": ["array", "null"], "items": _STR},
+            "rpm": _NULLABLE_INT,
+            "tpm": _NULLABLE_INT,
+            "model_limits": {"type": ["object", "null"]},
+            "budget_usd": _NULLABLE_STR,
+            "budget_period": {"enum": ["total", "day", "month"]},
+            "metadata": _OBJ,
+            "created_at": _NULLABLE_STR,
+            "revoked": {"type": "boolean"},
+        },
+    },
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_LIMIT = {"type": "integer", "minimum": 1}
+_RATE = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_CHAT_BODY = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"$ref": "#/components/schemas/ModelAlias"},
+        "messages": {"type": "array", "minItems": 1, "items": ref("Message")},
+        "stream": {"type": "boolean"},
+        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        "max_tokens": _LIMIT,
+        "max_completion_tokens": _LIMIT,
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "n": {"type": "integer", "minimum": 1, "maximum": 1},
+        "tools": {"type": "array", "items": _OBJ},
+        "response_format": _OBJ,
+    },
+}
+_MESSAGES_BODY = {
+    "type": "object",
+    "required": ["model", "messages", "max_tokens"],
+    "properties": {
+        "model": {"$ref": "#/components/schemas/ModelAlias"},
+        "max_tokens": _LIMIT,
+        "system": {"type": ["string", "array"]},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"enum": ["user", "assistant"]},
+                    "content": {"type": ["string", "array"]},
+                },
+            },
+        },
+        "stream": {"type": "boolean"},
+        "tools": {"type": "array", "items": _OBJ},
+    },
+}
+_ANTHROPIC_MESSAGE = {
+    "type": "object",
+    "required": ["id", "type", "role", "content"],
+    "properties": {
+        "id": _STR,
+        "type": {"const": "message"},
+        "role": {"const": "assistant"},
+        "content": {"type": "array"},
+        "usage": _OBJ,
+    },
+}
+_EMBED_BODY = {
+    "type": "object",
+    "required": ["model", "input"],
+    "properties": {
+        "model": {"$ref": "#/components/schemas/ModelAlias"},
+        "input": {"oneOf": [_STR, {"type": "array", "minItems": 1, "items": _STR}]},
+    },
+}
+_EMBEDDINGS = {
+    "type": "object",
+    "required": ["object", "data"],
+    "properties": {"object": {"const": "list"}, "data": {"type": "array"}, "usage": _OBJ},
+}
+_MODELS = {
+    "type": "object",
+    "required": ["object", "data"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {
+            "type": "array",
+            "items": {"type": "object", "required": ["id", "object"], "properties": {"id": _STR}},
+        },
+    },
+}
+_KEY_SPEC = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+        "models": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "rpm": _RATE,
+        "tpm": _RATE,
+        "model_limits": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"rpm": _RATE, "tpm": _RATE},
+            },
+        },
+        "budget_usd": {"type": "number", "minimum": 0, "maximum": 9_000_000},
+        "budget_period": {"enum": ["total", "day", "month"]},
+        "metadata": _OBJ,
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"enum": ["inference", "admin", "metrics"]},
+        },
+    },
+}
+_FEEDBACK_BODY = {
+    "type": "object",
+    "properties": {
+        "request_id": _STR,
+        "task_id": _STR,
+        "success": {"type": "boolean"},
+        "score": {"type": "number"},
+        "comment": _STR,
+        "metadata": _OBJ,
+    },
+}
+_FEEDBACK = {
+    "type": "object",
+    "required": ["id", "object", "key_id"],
+    "properties": {"id": _STR, "object": {"const": "feedback"}, "key_id": _STR},
+}
+_SPAN = {"since": "ISO time or a span like 7d", "until": "ISO time or a span like 1h"}
+_TIME = [query(name, text) for name, text in _SPAN.items()]
+# One server-sent event (schemathesis checks each): `data` is a JSON chunk or [DONE].
+_SSE = content(
+    {"type": "object", "required": ["data"], "properties": {"event": _STR, "data": _STR}},
+    "text/event-stream",
+)
+_PAGE = {200: content(_STR, HTML), 303: {}}
+_PAGE_ERRORS = errors(400, 404)
+
+
+def _page(path: str, summary: str, *params: dict[str, Any]) -> Operation:
+    return Operation(
+        "GET",
+        path,
+        summary,
+        "console",
+        "console",
+        params=params,
+        ok=_PAGE,
+        errors=_PAGE_ERRORS,
+        error_media=HTML,
+    )
+
+
+OPERATIONS: list[Operation] = [
+    # health and the contract itself
+    Operation("GET", "/healthz", "Liveness", "health", "none", ok={200: content(_OBJ)}),
+    Operation(
+        "GET",
+        "/readyz",
+        "Readiness: store, Redis, draining",
+        "health",
+        "none",
+        ok={200: content(_OBJ), 503: content(_OBJ)},
+    ),
+    Operation(
+        "GET", "/openapi.json", "This document", "meta", ok={200: content(_OBJ)}, errors=(401,)
+    ),
+    # OpenAI-compatible
+    *[
+        Operation(
+            "POST",
+            prefix + "/chat/completions",
+            "Chat completion (stream: true → server-sent events)",
+            "openai",
+            body=_CHAT_BODY,
+            ok={200: {**content(ref("ChatCompletion")), **_SSE}},
+            errors=errors(400, 401, 403, 404, 413, 429, 502, 503, 504),
+        )
+        for prefix in ("/v1", "")
+    ],
+    *[
+        Operation(
+            "POST",
+            prefix + "/embeddings",
+            "Embeddings",
+            "openai",
+            body=_EMBED_BODY,
+            ok={200: content(_EMBEDDINGS)},
+            errors=errors(400, 401, 403, 404, 413, 429, 502, 503, 504),
+        )
+        for prefix in ("/v1", "")
+    ],
+    *[
+        Operation(
+            "GET",
+            p,
+            "Model aliases this key may use",
+            "openai",
+            ok={200: content(_MODELS)},
+            errors=(401, 403),
+        )
+        for p in ("/v1/models", "/models")
+    ],
+    # Anthropic-compatible (Messages API; errors in Anthropic's shape)
+    Operation(
+        "POST",
+        "/v1/messages",
+        "Anthropic Messages (stream: true → Anthropic events)",
+        "anthropic",
+        body=_MESSAGES_BODY,
+        ok={200: {**content(_ANTHROPIC_MESSAGE), **_SSE}},
+        errors=errors(400, 401, 403, 404, 413, 429, 502, 503, 504),
+        error_schema="AnthropicError",
+    ),
+    Operation(
+        "POST",
+        "/v1/messages/count_tokens",
+        "Estimated input tokens of a Messages request",
+        "anthropic",
+        body={**_MESSAGES_BODY, "required": ["model", "messages"]},
+        ok={200: content({"type": "object", "required": ["input_tokens"]})},
+        errors=errors(400, 401, 403, 404, 413),
+        error_schema="AnthropicError",
+    ),
+    # feedback, telemetry in
+    Operation(
+        "POST",
+        "/v1/feedback",
+        "Record an outcome for a request or task",
+        "feedback",
+        body=_FEEDBACK_BODY,
+        ok={201: content(_FEEDBACK)},
+        errors=errors(400, 401, 403, 404, 413),
+    ),
+    Operation(
+        "POST",
+        "/v1/traces",
+        "OTLP/HTTP trace receiver (protobuf or JSON)",
+        "traces",
+        body={"type": "object", "properties": {"resourceSpans": {"type": "array"}}},
+        ok={200: {**content(_OBJ), **content(_STR, "application/x-protobuf")}},
+        errors=errors(400, 401, 403, 413),
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        "Prometheus metrics (admin key or metrics scope)",
+        "telemetry",
+        "metrics",
+        ok={200: content(_STR, "text/plain")},
+        errors=(401, 403),
+    ),
+    # admin
+    Operation(
+        "POST",
+        "/admin/keys",
+        "Create a virtual key (the secret is shown once)",
+        "admin",
+        "admin",
+        body=_KEY_SPEC,
+        ok={201: content({"allOf": [ref("Key")], "required": ["key"]})},
+        errors=errors(400, 401, 403, 413),
+    ),
+    Operation(
+        "GET",
+        "/admin/keys",
+        "List keys",
+        "admin",
+        "admin",
+        params=[query("include_revoked", "1 to include revoked keys", {"enum": ["0", "1"]})],
+        ok={200: content({"type": "object", "properties": {"data": {"items": ref("Key")}}})},
+        errors=(400, 401, 403),
+    ),
+    Operation(
+        "DELETE",
+        "/admin/keys/{key_id}",
+        "Revoke a key",
+        "admin",
+        "admin",
+        params=[path_param("key_id", "key id (key_…)")],
+        ok={200: content(ref("Key"))},
+        errors=(400, 401, 403, 404),
+    ),
+    Operation(
+        "GET",
+        "/admin/usage",
+        "Usage and cost totals",
+        "admin",
+        "admin",
+        params=[
+            query("key_id", "filter by key"),
+            query("model", "filter by alias"),
+            *_TIME,
+            query(
+                "group_by",
+                "grouping",
+                {"enum": ["key", "model", "provider", "upstream_model", "day"]},
+            ),
+        ],
+        ok={200: content({"type": "object", "required": ["data", "total"]})},
+        errors=(400, 401, 403),
+    ),
+    Operation(
+        "POST",
+        "/admin/reload",
+        "Reload the config file",
+        "admin",
+        "admin",
+        body_required=False,
+        ok={200: content({"type": "object", "required": ["reloaded"]})},
+        errors=(400, 401, 403),
+    ),
+    Operation(
+        "GET",
+        "/admin/traces",
+        "List traces",
+        "traces",
+        "admin",
+        params=[
+            *[
+                query(n, f"filter by {n}")
+                for n in ("key_id", "model", "user", "feature", "team", "task_id", "provider")
+            ],
+            query("status", "ok, error or an HTTP status"),
+            *_TIME,
+            query("limit", "page size", {"type": "string", "pattern": "^[0-9]{1,4}$"}),
+            query("cursor", "from the previous page's next_cursor"),
+        ],
+        ok={200: content({"type": "object", "required": ["data"]})},
+        errors=(400, 401, 403),
+    ),
+    Operation(
+        "GET",
+        "/admin/traces/{ident}",
+        "One request's reconstruction (request id or trace id)",
+        "traces",
+        "admin",
+        params=[path_param("ident", "request id (req_…) or 32-hex trace id")],
+        ok={200: content(_OBJ)},
+        errors=(400, 401, 403, 404),
+    ),
+    Operation(
+        "GET",
+        "/admin/slo",
+        "SLO status and firing alerts",
+        "telemetry",
+        "admin",
+        ok={200: content({"type": "object", "required": ["data", "firing"]})},
+        errors=(401, 403),
+    ),
+    Operation(
+        "GET",
+        "/admin/reports/costs",
+        "Spend attribution",
+        "costs",
+        "admin",
+        params=[query("by", "comma-separated dimensions, e.g. team,model"), *_TIME],
+        ok={200: content(_OBJ)},
+        errors=(400, 401, 403),
+    ),
+    # console (HTML; signed-in pages redirect to the login form otherwise)
+    _page("/console", "Console home"),
+    _page("/console/", "Console home"),
+    Operation(
+        "GET",
+        "/console/login",
+        "Sign-in form",
+        "console",
+        "none",
+        ok=_PAGE,
+        errors=_PAGE_ERRORS,
+        error_media=HTML,
+    ),
+    Operation(
+        "POST",
+        "/console/login",
+        "Sign in with the admin key (form, CSRF token)",
+        "console",
+        "none",
+        body={"type": "object", "properties": {"key": _STR, "csrf": _STR, "next": _STR}},
+        body_media="application/x-www-form-urlencoded",
+        ok=_PAGE,
+        errors=errors(400, 403, 413, 429),
+        error_media=HTML,
+    ),
+    Operation(
+        "POST",
+        "/console/logout",
+        "Sign out (form, CSRF token)",
+        "console",
+        "console",
+        body={"type": "object", "properties": {"csrf": _STR}},
+        body_media="application/x-www-form-urlencoded",
+        body_required=False,
+        ok=_PAGE,
+        errors=errors(400, 403, 413),
+        error_media=HTML,
+    ),
+    Operation(
+        "GET",
+        "/console/static/{name}",
+        "Console assets",
+        "console",
+        "none",
+        params=[path_param("name", "asset file name")],
+        ok={200: {**content(_STR, "text/css"), **content(_STR, "application/javascript")}},
+        errors=(404,),
+        error_media="text/plain",
+    ),
+    _page("/console/requests", "Request log"),
+    _page("/console/requests/{request_id}", "One request", path_param("request_id", "req_…")),
+    _page("/console/find", "Find by request or trace id", query("q", "an id")),
+    _page("/console/traces/{trace_id}", "One trace", path_param("trace_id", "32 hex")),
+    _page("/console/usage", "Usage charts"),
+    _page("/console/costs", "Cost charts"),
+    Operation(
+        "GET",
+        "/console/{rest}",
+        "Unknown console page (404 page; paths the router cannot match get a JSON 404)",
+        "console",
+        "console",
+        params=[path_param("rest", "any path")],
+        ok=_PAGE,
+        errors=(400, 404),
+        error_media=(HTML, "application/json"),
+    ),
+]
+
+
+def all_operations() -> list[Operation]:
+    ops = list(OPERATIONS)
+    for name in SOURCES:
+        ops += importlib.import_module(name).OPERATIONS
+    return ops
