@@ -16,14 +16,17 @@ from typing import Any
 
 from pilothouse.gateway.openapi import Operation, content, errors, path_param, query
 
-SOURCES: tuple[str, ...] = ()  # e.g. "pilothouse.rag.openapi" — modules with OPERATIONS
+# Modules with their own ``OPERATIONS`` list (one per area keeps this file small).
+SOURCES: tuple[str, ...] = (
+    "pilothouse.gateway.openapi_console",
+    "pilothouse.gateway.openapi_releases",
+)
 
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _OBJ = {"type": "object"}
-HTML = "text/html"
 
 COMPONENTS: dict[str, Any] = {
     # Replaced by an enum of the configured aliases in the served document.
@@ -98,6 +101,7 @@ COMPONENTS: dict[str, Any] = {
             "metadata": _OBJ,
             "created_at": _NULLABLE_STR,
             "revoked": {"type": "boolean"},
+            "role": _NULLABLE_STR,
         },
     },
 }
@@ -209,6 +213,7 @@ _KEY_SPEC = {
             "minItems": 1,
             "items": {"enum": ["inference", "admin", "metrics"]},
         },
+        "role": {"enum": ["admin", "operator", "viewer", "finance"]},
     },
 }
 _FEEDBACK_BODY = {
@@ -234,24 +239,6 @@ _SSE = content(
     {"type": "object", "required": ["data"], "properties": {"event": _STR, "data": _STR}},
     "text/event-stream",
 )
-_PAGE = {200: content(_STR, HTML), 303: {}}
-_PAGE_ERRORS = errors(400, 404)
-
-
-def _page(path: str, summary: str, *params: dict[str, Any]) -> Operation:
-    return Operation(
-        "GET",
-        path,
-        summary,
-        "console",
-        "console",
-        params=params,
-        ok=_PAGE,
-        errors=_PAGE_ERRORS,
-        error_media=HTML,
-    )
-
-
 OPERATIONS: list[Operation] = [
     # health and the contract itself
     Operation("GET", "/healthz", "Liveness", "health", "none", ok={200: content(_OBJ)}),
@@ -458,72 +445,6 @@ OPERATIONS: list[Operation] = [
         params=[query("by", "comma-separated dimensions, e.g. team,model"), *_TIME],
         ok={200: content(_OBJ)},
         errors=(400, 401, 403),
-    ),
-    # console (HTML; signed-in pages redirect to the login form otherwise)
-    _page("/console", "Console home"),
-    _page("/console/", "Console home"),
-    Operation(
-        "GET",
-        "/console/login",
-        "Sign-in form",
-        "console",
-        "none",
-        ok=_PAGE,
-        errors=_PAGE_ERRORS,
-        error_media=HTML,
-    ),
-    Operation(
-        "POST",
-        "/console/login",
-        "Sign in with the admin key (form, CSRF token)",
-        "console",
-        "none",
-        body={"type": "object", "properties": {"key": _STR, "csrf": _STR, "next": _STR}},
-        body_media="application/x-www-form-urlencoded",
-        ok=_PAGE,
-        errors=errors(400, 403, 413, 429),
-        error_media=HTML,
-    ),
-    Operation(
-        "POST",
-        "/console/logout",
-        "Sign out (form, CSRF token)",
-        "console",
-        "console",
-        body={"type": "object", "properties": {"csrf": _STR}},
-        body_media="application/x-www-form-urlencoded",
-        body_required=False,
-        ok=_PAGE,
-        errors=errors(400, 403, 413),
-        error_media=HTML,
-    ),
-    Operation(
-        "GET",
-        "/console/static/{name}",
-        "Console assets",
-        "console",
-        "none",
-        params=[path_param("name", "asset file name")],
-        ok={200: {**content(_STR, "text/css"), **content(_STR, "application/javascript")}},
-        errors=(404,),
-        error_media="text/plain",
-    ),
-    _page("/console/requests", "Request log"),
-    _page("/console/requests/{request_id}", "One request", path_param("request_id", "req_…")),
-    _page("/console/find", "Find by request or trace id", query("q", "an id")),
-    _page("/console/traces/{trace_id}", "One trace", path_param("trace_id", "32 hex")),
-    _page("/console/usage", "Usage charts"),
-    _page("/console/costs", "Cost charts"),
-    Operation(
-        "GET",
-        "/console/{rest}",
-        "Unknown console page (404 page; paths the router cannot match get a JSON 404)",
-        "console",
-        "console",
-        params=[path_param("rest", "any path")],
-        ok=_PAGE,
-        errors=(400, 404),
-        error_media=(HTML, "application/json"),
     ),
 ]
 

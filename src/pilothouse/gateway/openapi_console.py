@@ -1,0 +1,96 @@
+"""OpenAPI operations of the web console (HTML pages; see ``gateway/openapi_ops.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilothouse.gateway.openapi import Operation, content, errors, path_param, query
+
+HTML = "text/html"
+_STR = {"type": "string"}
+_PAGE = {200: content(_STR, HTML), 303: {}}
+_PAGE_ERRORS = errors(400, 403, 404)
+
+
+def _page(path: str, summary: str, *params: dict[str, Any]) -> Operation:
+    return Operation(
+        "GET",
+        path,
+        summary,
+        "console",
+        "console",
+        params=params,
+        ok=_PAGE,
+        errors=_PAGE_ERRORS,
+        error_media=HTML,
+    )
+
+
+OPERATIONS: list[Operation] = [
+    # signed-in pages redirect (303) to the login form otherwise
+    _page("/console", "Console home"),
+    _page("/console/", "Console home"),
+    Operation(
+        "GET",
+        "/console/login",
+        "Sign-in form",
+        "console",
+        "none",
+        ok=_PAGE,
+        errors=_PAGE_ERRORS,
+        error_media=HTML,
+    ),
+    Operation(
+        "POST",
+        "/console/login",
+        "Sign in with the admin key (form, CSRF token)",
+        "console",
+        "none",
+        body={"type": "object", "properties": {"key": _STR, "csrf": _STR, "next": _STR}},
+        body_media="application/x-www-form-urlencoded",
+        ok=_PAGE,
+        errors=errors(400, 403, 413, 429),
+        error_media=HTML,
+    ),
+    Operation(
+        "POST",
+        "/console/logout",
+        "Sign out (form, CSRF token)",
+        "console",
+        "console",
+        body={"type": "object", "properties": {"csrf": _STR}},
+        body_media="application/x-www-form-urlencoded",
+        body_required=False,
+        ok=_PAGE,
+        errors=errors(400, 403, 413),
+        error_media=HTML,
+    ),
+    Operation(
+        "GET",
+        "/console/static/{name}",
+        "Console assets",
+        "console",
+        "none",
+        params=[path_param("name", "asset file name")],
+        ok={200: {**content(_STR, "text/css"), **content(_STR, "application/javascript")}},
+        errors=(404,),
+        error_media="text/plain",
+    ),
+    _page("/console/requests", "Request log"),
+    _page("/console/requests/{request_id}", "One request", path_param("request_id", "req_…")),
+    _page("/console/find", "Find by request or trace id", query("q", "an id")),
+    _page("/console/traces/{trace_id}", "One trace", path_param("trace_id", "32 hex")),
+    _page("/console/usage", "Usage charts"),
+    _page("/console/costs", "Cost charts"),
+    Operation(
+        "GET",
+        "/console/{rest}",
+        "Unknown console page (404 page; paths the router cannot match get a JSON 404)",
+        "console",
+        "console",
+        params=[path_param("rest", "any path")],
+        ok=_PAGE,
+        errors=(400, 404),
+        error_media=(HTML, "application/json"),
+    ),
+]
