@@ -130,6 +130,24 @@ _CHAT_BODY = {
         "response_format": _OBJ,
     },
 }
+_RESPONSES_BODY = {
+    "type": "object",
+    "required": ["model", "input"],
+    "properties": {
+        "model": {"$ref": "#/components/schemas/ModelAlias"},
+        "input": {"type": ["string", "array"]},
+        "instructions": _STR,
+        "previous_response_id": _STR,
+        "store": {"type": "boolean"},
+        "stream": {"type": "boolean"},
+        "max_output_tokens": _LIMIT,
+    },
+}
+_RESPONSE = {
+    "type": "object",
+    "required": ["id", "object"],
+    "properties": {"id": _STR, "object": {"const": "response"}, "output": {"type": "array"}},
+}
 _MESSAGES_BODY = {
     "type": "object",
     "required": ["model", "messages", "max_tokens"],
@@ -289,6 +307,42 @@ OPERATIONS: list[Operation] = [
         )
         for p in ("/v1/models", "/models")
     ],
+    # OpenAI Responses API (stored conversations owned by their key)
+    Operation(
+        "POST",
+        "/v1/responses",
+        "Create a response (stream: true → Responses events)",
+        "openai",
+        body=_RESPONSES_BODY,
+        ok={200: {**content(_RESPONSE), **_SSE}},
+        errors=errors(400, 401, 403, 404, 413, 429, 502, 503, 504),
+    ),
+    Operation(
+        "GET",
+        "/v1/responses/{id}",
+        "Retrieve a stored response",
+        "openai",
+        params=[path_param("id", "resp_…")],
+        ok={200: content(_RESPONSE)},
+        errors=(400, 401, 403, 404),
+    ),
+    Operation(
+        "DELETE",
+        "/v1/responses/{id}",
+        "Delete a stored response",
+        "openai",
+        params=[path_param("id", "resp_…")],
+        ok={
+            200: content(
+                {
+                    "type": "object",
+                    "required": ["id", "object", "deleted"],
+                    "properties": {"object": {"const": "response.deleted"}},
+                }
+            )
+        },
+        errors=(400, 401, 403, 404),
+    ),
     # Anthropic-compatible (Messages API; errors in Anthropic's shape)
     Operation(
         "POST",
