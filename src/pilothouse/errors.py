@@ -75,6 +75,19 @@ class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
 
+class GateNotMetError(PilothouseError):
+    """409: a protected label's promotion policy does not hold; ``missing`` says what."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "gate_not_met"
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.details = {"missing": missing}
+
+
 class PayloadTooLargeError(PilothouseError):
     status = 413
     type = "invalid_request_error"

@@ -145,6 +145,18 @@ class TelemetryConfig(_Frozen, frozen=True):
     metrics_multiprocess_dir: str | None = None
 
 
+class LabelPolicy(_Frozen, frozen=True):
+    """What a version needs before this label may point at it (``releases.labels``)."""
+
+    requires: list[Literal["evals", "staging", "approval"]] = msgspec.field(default_factory=list)
+    approvals: int = 1
+    max_evidence_age: str | None = None  # e.g. 7d, 12h
+
+
+class ReleasesConfig(_Frozen, frozen=True):
+    labels: dict[str, LabelPolicy] = msgspec.field(default_factory=dict)
+
+
 class Settings(_Frozen, frozen=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -160,6 +172,7 @@ class Settings(_Frozen, frozen=True):
     costs: CostsConfig = msgspec.field(default_factory=CostsConfig)
     # Validated by the loader with the evals' own parser (same scorer syntax as suites).
     online_eval: dict[str, Any] = msgspec.field(default_factory=dict)
+    releases: ReleasesConfig = msgspec.field(default_factory=ReleasesConfig)
     # Filled by the loader: each provider's validated config struct, by name.
     provider_configs: dict[str, Any] = msgspec.field(default_factory=dict)
     source: str = "<embedded default>"

@@ -21,6 +21,7 @@ from pilothouse.gateway import (
     routes_anthropic,
     routes_feedback,
     routes_openai,
+    routes_prompts,
     routes_releases,
     routes_responses,
     routes_telemetry,
@@ -103,6 +104,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_telemetry.routes(),
         *routes_feedback.routes(),
         *routes_releases.routes(),
+        *routes_prompts.routes(),
         *openapi.routes(),  # last: documents every route above (gateway/openapi_ops.py)
     ]
     return Starlette(

@@ -52,6 +52,8 @@ class RequestContext:
     cache_checked_at: float = 0.0
     request_body: dict[str, Any] | None = None
     response_body: dict[str, Any] | None = None
+    # Releases: the prompt version served ({name, version, label, hash, overrides}).
+    prompt: dict[str, Any] | None = None
 
     @property
     def attempt_count(self) -> int:

@@ -14,14 +14,16 @@ log = logging.getLogger("pilothouse.gateway")
 
 
 def error_body(exc: PilothouseError) -> dict[str, Any]:
-    return {
-        "error": {
-            "message": exc.message,
-            "type": exc.type,
-            "param": exc.param,
-            "code": exc.code,
-        }
+    error: dict[str, Any] = {
+        "message": exc.message,
+        "type": exc.type,
+        "param": exc.param,
+        "code": exc.code,
     }
+    details = getattr(exc, "details", None)  # e.g. gate_not_met's `missing`
+    if isinstance(details, dict):
+        error.update({k: v for k, v in details.items() if k not in error})
+    return {"error": error}
 
 
 def error_response(exc: BaseException, request_id: str | None = None) -> Response:

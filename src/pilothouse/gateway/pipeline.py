@@ -40,6 +40,10 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
     if admission.needs_settlement(ctx):
         rt.spawn(admission.settle(rt, ctx))
     key = ctx.key
+    prompt = ctx.prompt or {}
+    metadata = ctx.metadata
+    if prompt.get("overrides"):
+        metadata = {**(metadata or {}), "prompt_overrides": prompt["overrides"]}
     rt.ledger.record(
         {
             "id": ctx.request_id.removeprefix("req_"),  # one ULID per request
@@ -62,7 +66,12 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
             "latency_ms": round(ctx.elapsed() * 1000, 3),
             "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
             "cache_hit": ctx.cache_hit,
-            "metadata": ctx.metadata,
+            "metadata": metadata,
+            "prompt_name": prompt.get("name"),
+            "prompt_version": prompt.get("version"),
+            "prompt_label": prompt.get("label"),
+            "prompt_hash": prompt.get("hash"),
+            "route_version": rt.route_version,
         }
     )
     rt.telemetry.finish(ctx)
@@ -83,6 +92,8 @@ def model_headers(ctx: RequestContext) -> dict[str, str]:
     if ctx.provider:
         headers["x-pilothouse-target"] = f"{ctx.provider}/{ctx.upstream_model}"
     headers["x-pilothouse-attempts"] = str(ctx.attempt_count)
+    if ctx.prompt is not None:
+        headers["x-pilothouse-prompt"] = f"{ctx.prompt['name']}@{ctx.prompt['version']}"
     if not ctx.stream and ctx.status == 200:
         headers["x-pilothouse-cost-usd"] = pico_to_str(ctx.cost_pico)
     return headers

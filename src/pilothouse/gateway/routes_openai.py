@@ -20,6 +20,7 @@ from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.gateway.sse import SSE_HEADERS, ChatStream, ManagedStream, replay_chunks
 from pilothouse.providers.base import JSON
+from pilothouse.releases import serving
 from pilothouse.telemetry.tracecontext import parse_traceparent
 
 
@@ -110,6 +111,8 @@ async def _prepare(
     body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
     if translate is not None:
         body = await translate(body)
+    if check is validate.chat_request and serving.is_prompt(body):
+        body = await serving.apply(rt.prompt_cache, ctx, body)
     ctx.request_body = body
     ctx.alias = check(body)
     route = rt.router.route(ctx.alias)

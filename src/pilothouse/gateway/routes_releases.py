@@ -1,4 +1,4 @@
-"""Admin API for releases: the audit log, route versions (prompts and lineage join later)."""
+"""Admin API for releases: the audit log, route versions and request lineage."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pilothouse.gateway.routes_admin import admin
 from pilothouse.gateway.routes_openai import json_response
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.releases import routes as route_versions
+from pilothouse.releases.lineage import lineage
 
 AUDIT_PAGE = 500
 
@@ -55,10 +56,16 @@ async def routes_show(rt: Runtime, request: Request) -> Response:
     return json_response(await route_versions.get_version(rt.engine, request.path_params["ref"]))
 
 
+async def lineage_of(rt: Runtime, request: Request) -> Response:
+    await rt.ledger.flush()
+    return json_response(await lineage(rt.engine, request.path_params["request_id"]))
+
+
 def routes() -> list[Route]:
     return [
         Route("/admin/audit", admin(audit_list, "audit.read"), methods=["GET"]),
         Route("/admin/audit/head", admin(audit_head, "audit.read"), methods=["GET"]),
+        Route("/admin/lineage/{request_id}", admin(lineage_of, "lineage.read"), methods=["GET"]),
         Route("/admin/routes", admin(routes_list, "routes.read"), methods=["GET"]),
         Route("/admin/routes/{ref}", admin(routes_show, "routes.read"), methods=["GET"]),
     ]

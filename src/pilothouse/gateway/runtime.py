@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from pilothouse.providers.base import Provider, provider_class
 from pilothouse.releases import routes as release_routes
+from pilothouse.releases.registry import PromptRegistry
+from pilothouse.releases.serving import LabelCache
 from pilothouse.routing.router import Router
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 from pilothouse.store.tables import usage_records
@@ -43,6 +45,7 @@ from pilothouse.telemetry.hub import Telemetry
 
 log = logging.getLogger("pilothouse.runtime")
 REVOCATIONS = "keys:revoked"
+LABEL_MOVES = "prompts:labels"
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
@@ -62,6 +65,8 @@ class Runtime:
         prefix = settings.redis.prefix
         lease_s = settings.limits.reservation_lease_s
         self.keys = KeyStore(self.engine)
+        self.prompts = PromptRegistry(self.engine)
+        self.prompt_cache = LabelCache(self.prompts)
         self.key_cache = KeyCache(self.keys)
         self.limiter: RateLimiter
         self.budgets: BudgetBackend
@@ -265,33 +270,53 @@ class Runtime:
     async def _listen_revocations(self) -> None:
         assert self.redis is not None
         channel = self.settings.redis.prefix + REVOCATIONS
+        labels_channel = self.settings.redis.prefix + LABEL_MOVES
         while True:
             try:
                 pubsub = self.redis.pubsub()
-                await pubsub.subscribe(channel)
+                await pubsub.subscribe(channel, labels_channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         data = message["data"]
-                        self.key_cache.forget(data.decode() if isinstance(data, bytes) else data)
+                        data = data.decode() if isinstance(data, bytes) else data
+                        source = message.get("channel")
+                        source = source.decode() if isinstance(source, bytes) else source
+                        if source == labels_channel:
+                            name, _, label = data.partition("\x00")
+                            self.prompt_cache.invalidate(name, label)
+                        else:
+                            self.key_cache.forget(data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("revocation listener lost redis (%s); reconnecting", exc)
                 await asyncio.sleep(1.0)
                 await self.key_cache.reload()
+                self.prompt_cache.clear()
 
     async def _watch_revocations(self) -> None:
         """Poll the store for revocations made elsewhere (CLI, another replica without Redis)."""
         since = datetime.now(UTC)
+        labels_since = since
         while True:
             await asyncio.sleep(1.0)
             try:
                 revoked, since = await self.keys.revoked_since(since)
+                moved, polled = await self.prompts.moved_since(labels_since - timedelta(seconds=2))
+                labels_since = polled
             except Exception as exc:  # store briefly down: auth keeps working from the cache
                 log.debug("revocation poll failed: %s", exc)
                 continue
             for key_id in revoked:
                 self.key_cache.forget(key_id)
+            for name, label in moved:
+                self.prompt_cache.invalidate(name, label)
+
+    async def label_moved(self, name: str, label: str) -> None:
+        """A label moved or was deleted here: forget it now, and tell every replica."""
+        self.prompt_cache.invalidate(name, label)
+        if self.redis is not None:
+            await self.redis.publish(self.settings.redis.prefix + LABEL_MOVES, f"{name}\x00{label}")
 
     async def _renew_leases(self) -> None:
         """Keep this replica's budget leases alive (a third of the lease, so one miss is fine)."""

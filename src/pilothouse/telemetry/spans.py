@@ -213,6 +213,8 @@ def build_spans(ctx: RequestContext, end_mark: float) -> list[Row]:
 def trace_row(ctx: RequestContext, duration_s: float, content: dict[str, Any] | None) -> Row:
     meta = _metadata(ctx)
     prompt = meta.get("prompt") if isinstance(meta.get("prompt"), dict) else {}
+    prompt = prompt or {}
+    served = ctx.prompt or {}  # the registry version the gateway rendered, if any
     row: Row = {
         "trace_id": ctx.trace_id,
         "request_id": ctx.request_id,
@@ -223,8 +225,12 @@ def trace_row(ctx: RequestContext, duration_s: float, content: dict[str, Any] | 
         "upstream_model": ctx.upstream_model,
         "status": ctx.status,
         "error_type": ctx.error_type,
-        "prompt_name": _short(meta.get("prompt_name") or (prompt or {}).get("name")),
-        "prompt_version": _short(meta.get("prompt_version") or (prompt or {}).get("version"), 64),
+        "prompt_name": _short(served.get("name") or meta.get("prompt_name") or prompt.get("name")),
+        "prompt_version": _short(
+            served.get("version") or meta.get("prompt_version") or prompt.get("version"), 64
+        ),
+        "prompt_label": _short(served.get("label"), 64),
+        "prompt_hash": _short(served.get("hash"), 64),
         "duration_ms": round(duration_s * 1000, 3),
         "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
         "attempts": ctx.attempt_count,

@@ -1,0 +1,48 @@
+"""Moving a label under its policy: check, refuse (409 gate_not_met) or force, then move.
+
+Everything that moves a label with policy checks (API, CLI, console) calls
+:func:`promote`; it calls :meth:`PromptRegistry.move_label`, the one writer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilothouse.config.schema import ReleasesConfig
+from pilothouse.errors import GateNotMetError, InvalidRequestError
+from pilothouse.releases import gates
+from pilothouse.releases.registry import PromptRegistry, check_label
+
+
+async def promote(
+    registry: PromptRegistry,
+    releases: ReleasesConfig,
+    name: str,
+    label: str,
+    version: int,
+    *,
+    actor: str,
+    reason: str | None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Move ``label`` to ``version`` if its policy holds (or ``force`` with a reason)."""
+    check_label(label)
+    if force and not (reason or "").strip():
+        raise InvalidRequestError("a forced promotion needs a `reason`", param="reason")
+    target = await registry.version(name, version)
+    policy = releases.labels.get(label)
+    missing, evidence = await gates.check(registry, policy, target, label, promoter=actor)
+    if missing and not force:
+        raise GateNotMetError(
+            f"{name}@{version} may not take {label!r}: " + "; ".join(missing), missing
+        )
+    moved = await registry.move_label(
+        name,
+        label,
+        version,
+        actor=actor,
+        reason=reason,
+        forced=force,
+        evidence=[*evidence, *([{"missing": missing}] if missing else [])],
+    )
+    return {**moved, "missing": missing}

@@ -1,0 +1,112 @@
+"""Render prompt templates in Jinja2's sandbox with typed, bounded variables.
+
+Every failure a caller can cause is an ``InvalidRequestError`` naming the
+variable (missing, wrong type, too long, unknown) or the template (unsafe
+attribute access such as ``__class__``): a 400, never a 500, and an unsafe
+expression is refused by the sandbox before it runs.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from pilothouse.errors import InvalidRequestError
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_COMPILED: OrderedDict[str, Any] = OrderedDict()
+_MAX_COMPILED = 4096
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+def declared_names(source: str, field: str) -> set[str]:
+    """Variables a template uses; a syntax error is a 400 naming ``field``."""
+    try:
+        return set(meta.find_undeclared_variables(_ENV.parse(source)))
+    except TemplateSyntaxError as exc:
+        raise InvalidRequestError(
+            f"invalid prompt bundle: `{field}` is not a valid template: {exc.message}",
+            param=field,
+        ) from None
+
+
+def _template(source: str) -> Any:
+    """Compiled templates, shared across requests (bounded; sources are immutable)."""
+    template = _COMPILED.get(source)
+    if template is None:
+        template = _ENV.from_string(source)
+        _COMPILED[source] = template
+        if len(_COMPILED) > _MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+    return template
+
+
+def bind(variables: dict[str, dict[str, Any]], given: Any) -> dict[str, Any]:
+    """Check supplied values against the declared variables; fill defaults."""
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise InvalidRequestError("`prompt_variables` must be an object", param="prompt_variables")
+    unknown = sorted(set(given) - set(variables))
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown prompt variable `{unknown[0]}`", param=f"prompt_variables.{unknown[0]}"
+        )
+    values: dict[str, Any] = {}
+    for name, spec in variables.items():
+        param = f"prompt_variables.{name}"
+        if name not in given or given[name] is None:
+            if spec.get("default") is not None:
+                values[name] = spec["default"]
+                continue
+            if spec.get("required"):
+                raise InvalidRequestError(f"missing prompt variable `{name}`", param=param)
+            values[name] = ""
+            continue
+        value = given[name]
+        kind = spec.get("type", "string")
+        bad_bool = isinstance(value, bool) and kind != "boolean"
+        if bad_bool or not isinstance(value, _TYPES[kind]):
+            raise InvalidRequestError(
+                f"prompt variable `{name}` must be of type {kind}, got {type(value).__name__}",
+                param=param,
+            )
+        limit = spec.get("max_length")
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            raise InvalidRequestError(
+                f"prompt variable `{name}` is {len(value)} characters; max_length is {limit}",
+                param=param,
+            )
+        values[name] = value
+    return values
+
+
+def render_messages(bundle: dict[str, Any], given: Any) -> list[dict[str, Any]]:
+    """The bundle's messages with variables bound; 400 for any bad input or unsafe template."""
+    values = bind(bundle["variables"], given)
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(bundle["messages"]):
+        try:
+            content = _template(message["content"]).render(values)
+        except SecurityError:
+            raise InvalidRequestError(
+                f"unsafe template in `messages[{i}].content`: refused by the sandbox",
+                param=f"messages[{i}].content",
+                code="unsafe_template",
+            ) from None
+        except (UndefinedError, TemplateSyntaxError, TypeError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"template `messages[{i}].content` failed to render: {exc}",
+                param=f"messages[{i}].content",
+            ) from None
+        out.append({**message, "content": content})
+    return out

@@ -1,0 +1,117 @@
+"""Serve ``"model": "prompt:NAME@LABEL"`` (or ``@VERSION``): resolve, render, rewrite.
+
+Label → version lookups are cached in memory; every move or delete is
+invalidated on every replica by Redis pub/sub plus a one-second store poll
+(the same two paths key revocation uses), so a moved label is never served
+stale and a deleted one is a 404 at once. Versions are immutable and cached
+without expiry (bounded).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from pilothouse.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
+from pilothouse.gateway.context import RequestContext
+from pilothouse.releases.registry import PromptRegistry, Version
+from pilothouse.releases.render import render_messages
+
+PREFIX = "prompt:"
+_MAX_VERSIONS = 10_000
+# Body fields that are the prompt's to decide unless the request overrides them.
+_BUNDLE_FIELDS = ("tools", "response_format")
+
+
+class LabelCache:
+    """(name, label) → version number, and (name, version) → Version, in memory."""
+
+    def __init__(self, registry: PromptRegistry) -> None:
+        self.registry = registry
+        self._labels: dict[tuple[str, str], int] = {}
+        self._versions: OrderedDict[tuple[str, int], Version] = OrderedDict()
+        self._generation = 0
+
+    def invalidate(self, name: str, label: str) -> None:
+        self._generation += 1
+        self._labels.pop((name, label), None)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._labels.clear()
+
+    async def _version(self, name: str, number: int) -> Version:
+        key = (name, number)
+        found = self._versions.get(key)
+        if found is None:
+            found = await self.registry.version(name, number)
+            self._versions[key] = found
+            if len(self._versions) > _MAX_VERSIONS:
+                self._versions.popitem(last=False)
+        return found
+
+    async def resolve(self, name: str, ref: str) -> tuple[Version, str | None]:
+        if ref.isdigit():
+            return await self._version(name, int(ref)), None
+        number = self._labels.get((name, ref))
+        if number is None:
+            generation = self._generation
+            number = await self.registry.label_version(name, ref)
+            if number is None:
+                raise NotFoundError(f"prompt {name!r} has no label {ref!r}")
+            if generation == self._generation:  # no move arrived while we read the store
+                self._labels[(name, ref)] = number
+        return await self._version(name, number), ref
+
+
+def parse_ref(model: str) -> tuple[str, str]:
+    name, sep, ref = model[len(PREFIX) :].partition("@")
+    if not name or not sep or not ref:
+        raise InvalidRequestError(
+            "`model` must look like prompt:NAME@LABEL or prompt:NAME@VERSION", param="model"
+        )
+    return name, ref
+
+
+def is_prompt(body: dict[str, Any]) -> bool:
+    model = body.get("model")
+    return isinstance(model, str) and model.startswith(PREFIX)
+
+
+def rewrite(version: Version, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The upstream body (rendered messages first) and the params the request overrode."""
+    bundle = version.content
+    rendered = render_messages(bundle, body.get("prompt_variables"))
+    extra = body.get("messages") or []
+    if not isinstance(extra, list):
+        raise InvalidRequestError("`messages` must be an array", param="messages")
+    params: dict[str, Any] = bundle["params"]
+    overrides = {k: body[k] for k in params if k in body and body[k] != params[k]}
+    out: dict[str, Any] = dict(params)
+    for field in _BUNDLE_FIELDS:
+        if bundle.get(field):
+            out[field] = bundle[field]
+    out.update(
+        {k: v for k, v in body.items() if k not in ("model", "messages", "prompt_variables")}
+    )
+    out["model"] = bundle["model"]
+    out["messages"] = [*rendered, *extra]
+    return out, overrides
+
+
+async def apply(cache: LabelCache, ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    """Resolve and render a prompt request; fills the context's prompt fields."""
+    name, ref = parse_ref(body["model"])
+    try:
+        version, label = await cache.resolve(name, ref)
+    except NotFoundError as exc:
+        raise ModelNotFoundError(exc.message, param="model") from None
+    out, overrides = rewrite(version, body)
+    ctx.prompt = {
+        "name": version.name,
+        "version": version.version,
+        "label": label,
+        "hash": version.hash,
+        "overrides": overrides or None,
+    }
+    return out
