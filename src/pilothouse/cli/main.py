@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pilothouse import __version__
-from pilothouse.cli import audit, evals, keys, report, review, serve, slo, traces, usage
+from pilothouse.cli import audit, evals, keys, rag, report, review, serve, slo, traces, usage
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
 from pilothouse.config.schema import Settings
 from pilothouse.errors import PilothouseError
@@ -27,6 +27,7 @@ app.add_typer(evals.app, name="eval")
 app.add_typer(review.app, name="review")
 app.add_typer(report.app, name="report")
 app.add_typer(audit.app, name="audit")
+app.add_typer(rag.app, name="rag")
 
 config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

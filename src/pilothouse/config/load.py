@@ -156,6 +156,14 @@ def parse_settings(
             path, why = _explain(exc, where)
             raise _fail(source, path, why) from None
 
+    for name, coll in settings.rag.collections.items():
+        if coll.embedder not in settings.models:
+            known = ", ".join(sorted(settings.models)) or "none defined"
+            raise _fail(
+                source,
+                f"rag.collections.{name}.embedder",
+                f"unknown model alias {coll.embedder!r} (models: {known})",
+            )
     for alias, model in settings.models.items():
         if not model.targets:
             raise _fail(source, f"models.{alias}.targets", "needs at least one target")

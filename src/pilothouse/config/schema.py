@@ -14,6 +14,7 @@ import msgspec
 
 from pilothouse.costs.config import CostsConfig
 from pilothouse.guard.redact import RedactionConfig
+from pilothouse.rag.config import RagConfig
 from pilothouse.telemetry.config import SLOSettings
 
 
@@ -170,6 +171,7 @@ class Settings(_Frozen, frozen=True):
     telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
     slo: SLOSettings = msgspec.field(default_factory=SLOSettings)
     costs: CostsConfig = msgspec.field(default_factory=CostsConfig)
+    rag: RagConfig = msgspec.field(default_factory=RagConfig)
     # Validated by the loader with the evals' own parser (same scorer syntax as suites).
     online_eval: dict[str, Any] = msgspec.field(default_factory=dict)
     releases: ReleasesConfig = msgspec.field(default_factory=ReleasesConfig)

@@ -29,6 +29,7 @@ from pilothouse.gateway import (
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.routes_openai import json_response
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.rag.routes import routes as rag_routes
 
 
 async def healthz(request: Request) -> Response:
@@ -105,6 +106,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_feedback.routes(),
         *routes_releases.routes(),
         *routes_prompts.routes(),
+        *rag_routes(),
         *openapi.routes(),  # last: documents every route above (gateway/openapi_ops.py)
     ]
     return Starlette(

@@ -1,0 +1,1 @@
+"""RAG operations: ingest, chunk, embed through the gateway, index, search, evaluate."""
