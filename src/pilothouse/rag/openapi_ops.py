@@ -1,0 +1,103 @@
+"""OpenAPI operations of ``/v1/rag/{collection}/...`` (registered in gateway/openapi_ops.py)."""
+
+from __future__ import annotations
+
+from pilothouse.gateway.openapi import Operation, content, path_param
+
+_STR = {"type": "string"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_ERRORS = (400, 401, 403, 404, 429, 502, 503)
+_COLLECTION = path_param("collection", "a collection from the `rag:` config")
+_DOC = path_param("doc_id", "the document id")
+
+_DOCUMENT_IN = {
+    "type": "object",
+    "required": ["id", "text"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1},
+        "text": _STR,
+        "title": _NULLABLE_STR,
+        "source": _NULLABLE_STR,
+        "acl": {"type": "array", "items": _STR},
+        "metadata": {"type": "object"},
+    },
+}
+_HIT = {
+    "type": "object",
+    "required": ["document_id", "chunk_id", "score", "text", "title", "source", "metadata"],
+    "properties": {
+        "document_id": _STR,
+        "chunk_id": _STR,
+        "score": {"type": "number"},
+        "text": _STR,
+        "title": _NULLABLE_STR,
+        "source": _NULLABLE_STR,
+        "metadata": {"type": "object"},
+    },
+}
+
+OPERATIONS: list[Operation] = [
+    Operation(
+        "POST",
+        "/v1/rag/{collection}/documents",
+        "Index documents (created, updated or unchanged by content hash)",
+        "rag",
+        "key",
+        body={
+            "type": "object",
+            "required": ["documents"],
+            "properties": {"documents": {"type": "array", "minItems": 1, "items": _DOCUMENT_IN}},
+        },
+        params=[_COLLECTION],
+        ok={200: content({"type": "object", "required": ["data"]})},
+        errors=_ERRORS,
+    ),
+    Operation(
+        "GET",
+        "/v1/rag/{collection}/documents/{doc_id}",
+        "One indexed document (if the key's groups may read it)",
+        "rag",
+        "key",
+        params=[_COLLECTION, _DOC],
+        ok={200: content({"type": "object", "required": ["id", "chunks"]})},
+        errors=_ERRORS,
+    ),
+    Operation(
+        "DELETE",
+        "/v1/rag/{collection}/documents/{doc_id}",
+        "Delete a document: its chunks, vectors and keyword entries",
+        "rag",
+        "key",
+        params=[_COLLECTION, _DOC],
+        ok={200: content({"type": "object", "required": ["id", "deleted"]})},
+        errors=_ERRORS,
+    ),
+    Operation(
+        "POST",
+        "/v1/rag/{collection}/search",
+        "Permission-aware dense, keyword or hybrid search",
+        "rag",
+        "key",
+        body={
+            "type": "object",
+            "required": ["query"],
+            "properties": {
+                "query": {"type": "string", "minLength": 1},
+                "k": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "mode": {"enum": ["dense", "keyword", "hybrid"]},
+                "filter": {"type": "object"},
+            },
+        },
+        params=[_COLLECTION],
+        ok={
+            200: content(
+                {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "array", "items": _HIT}},
+                }
+            )
+        },
+        errors=_ERRORS,
+    ),
+]
