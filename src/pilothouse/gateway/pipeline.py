@@ -35,8 +35,17 @@ def fail(ctx: RequestContext, exc: BaseException) -> None:
         ctx.status, ctx.error_type = 500, "internal_error"
 
 
+def scrub_failure(rt: Runtime, ctx: RequestContext, exc: BaseException) -> None:
+    """Second line behind the router: no secret in an error that involved an upstream."""
+    if ctx.attempts and isinstance(exc, PilothouseError):
+        exc.message = rt.scrubber.text(exc.message)
+
+
 def finish(rt: Runtime, ctx: RequestContext) -> None:
     """Settle reservations and queue the usage row. Synchronous: safe in any cancel scope."""
+    for attempt in ctx.attempts:  # what spans store; the router already scrubbed it once
+        if attempt.error:
+            attempt.error = rt.scrubber.text(attempt.error)
     if admission.needs_settlement(ctx):
         rt.spawn(admission.settle(rt, ctx))
     key = ctx.key

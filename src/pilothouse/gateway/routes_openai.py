@@ -86,6 +86,7 @@ def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Await
             raise
         except Exception as exc:
             pipeline.fail(ctx, exc)
+            pipeline.scrub_failure(rt, ctx, exc)
             response = error_response(exc, ctx.request_id)
             if ctx.attempts:
                 response.headers.update(pipeline.model_headers(ctx))

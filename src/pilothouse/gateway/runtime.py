@@ -31,6 +31,7 @@ from pilothouse.costs.ledger import UsageLedger
 from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import ConfigError, StoreError
 from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_sink
+from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -85,7 +86,8 @@ class Runtime:
             self.cache = MemoryResponseCache(settings.cache.max_entries)
         self.prices = PriceTable(settings.prices)
         self.providers = build_providers(settings)
-        self.router = Router(settings, self.providers)
+        self.scrubber = SecretScrubber.from_settings(settings)
+        self.router = Router(settings, self.providers, scrubber=self.scrubber)
         self.ledger = UsageLedger(
             self.engine,
             settings.store.spool_path,
@@ -232,7 +234,8 @@ class Runtime:
         old = self.providers
         self.settings = settings
         self.providers = providers
-        self.router = Router(settings, providers)
+        self.scrubber = SecretScrubber.from_settings(settings)
+        self.router = Router(settings, providers, scrubber=self.scrubber)
         self.telemetry.breakers = self.router.breakers
         self.prices = PriceTable(settings.prices)
         self.spend_anomalies.config = settings.costs.anomaly

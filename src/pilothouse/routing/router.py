@@ -24,6 +24,7 @@ from pilothouse.errors import (
     UpstreamTimeoutError,
 )
 from pilothouse.gateway.context import Attempt, RequestContext
+from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.providers.base import JSON, ChatResult, EmbedResult, Provider
 from pilothouse.routing.breaker import CircuitBreaker
 from pilothouse.routing.retry import retry_delay
@@ -66,8 +67,11 @@ class Router:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        scrubber: SecretScrubber | None = None,
     ) -> None:
         self.config: RoutingConfig = settings.routing
+        # Upstream errors enter the gateway here: their text is cleaned before anyone sees it.
+        self.scrubber = scrubber or SecretScrubber.from_settings(settings)
         self.rng = rng or random.Random()
         self.routes: dict[str, Route] = {}
         breakers: dict[str, CircuitBreaker] = {}
@@ -111,7 +115,9 @@ class Router:
         route = self.route(ctx.alias or "")
 
         async def first_chunk(target: Target) -> OpenStream:
-            rest = target.provider.stream_chat(request, target.config.model, ctx.deadline)
+            rest = self._scrubbed(
+                target.provider.stream_chat(request, target.config.model, ctx.deadline)
+            )
             try:
                 first = await rest.__anext__()
             except StopAsyncIteration:
@@ -141,7 +147,7 @@ class Router:
                 try:
                     result = await call(target)
                 except ProviderError as exc:
-                    last = exc
+                    last = self.scrubber.error(exc)
                     self._record_failure(ctx, target, exc, started)
                     if not exc.retryable:
                         raise
@@ -177,6 +183,16 @@ class Router:
                 )
                 return result
         raise self._exhausted(route, last)
+
+    async def _scrubbed(self, stream: AsyncIterator[JSON]) -> AsyncIterator[JSON]:
+        """The upstream stream, with any mid-stream failure's text scrubbed."""
+        try:
+            async for chunk in stream:
+                yield chunk
+        except ProviderError as exc:
+            raise self.scrubber.error(exc) from None
+        finally:
+            await _aclose(stream)
 
     @staticmethod
     def _record_failure(
