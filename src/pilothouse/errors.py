@@ -94,6 +94,14 @@ class PayloadTooLargeError(PilothouseError):
     code = "request_too_large"
 
 
+class RequestTimeoutError(PilothouseError):
+    """The client did not finish sending its body within ``server.body_timeout_s``."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "body_timeout"
+
+
 class RateLimitError(PilothouseError):
     """RPM/TPM exhausted; ``retry_after`` seconds is sent as ``Retry-After``."""
 

@@ -71,6 +71,7 @@ class ThreadedGateway:
             loop="asyncio",
             log_level="warning",
             lifespan="on",
+            h11_max_incomplete_event_size=self.settings.server.max_header_bytes,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

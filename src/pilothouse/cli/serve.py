@@ -190,6 +190,8 @@ def serve(
         "lifespan": "on",
         "proxy_headers": False,  # bound to loopback by default; no X-Forwarded-* trust
         "server_header": False,
+        # h11's own bound on a request head; httptools has none, so HeaderLimits enforces both.
+        "h11_max_incomplete_event_size": settings.server.max_header_bytes,
     }
     if n_workers > 1:
         if config is not None:

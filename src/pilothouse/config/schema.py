@@ -51,6 +51,10 @@ class ServerConfig(_Frozen, frozen=True):
     admin_key: Secret | None = None
     max_in_flight: int = 512
     max_body_bytes: int = 4 * 1024 * 1024
+    # Slow-upload defence (gateway/intake.py): whole-body read deadline, header limits.
+    body_timeout_s: float = 30.0
+    max_header_count: int = 100
+    max_header_bytes: int = 32 * 1024
     workers: int = 1
     sse_keepalive_s: float = 15.0
     drain_timeout_s: float = 30.0
@@ -123,6 +127,8 @@ class LimitsConfig(_Frozen, frozen=True):
     dev_key_name: str = "dev"
     # Budget reservations are leases: a replica that dies mid-request frees them after this.
     reservation_lease_s: float = 60.0
+    # In-flight requests per key and process (a key's own `max_concurrency` wins); null: none.
+    max_concurrency_per_key: int | None = 64
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.reservation_lease_s <= 86_400:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,6 +28,7 @@ from pilothouse.gateway import (
     routes_telemetry,
 )
 from pilothouse.gateway.http_errors import error_response
+from pilothouse.gateway.intake import HeaderLimits
 from pilothouse.gateway.routes_openai import json_response
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.rag.routes import routes as rag_routes
@@ -109,8 +111,13 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *rag_routes(),
         *openapi.routes(),  # last: documents every route above (gateway/openapi_ops.py)
     ]
+    server = settings.server
+    header_limits = Middleware(
+        HeaderLimits, max_count=server.max_header_count, max_bytes=server.max_header_bytes
+    )
     return Starlette(
         routes=routes,
+        middleware=[header_limits],
         lifespan=lifespan,
         exception_handlers={HTTPException: http_exception, Exception: unhandled},
     )

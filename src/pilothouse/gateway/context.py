@@ -54,6 +54,9 @@ class RequestContext:
     response_body: dict[str, Any] | None = None
     # Releases: the prompt version served ({name, version, label, hash, overrides}).
     prompt: dict[str, Any] | None = None
+    # Capacity held (gateway/intake.py): released exactly once when the request ends.
+    key_slot: bool = False
+    gateway_slot: bool = False
 
     @property
     def attempt_count(self) -> int:

@@ -13,8 +13,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pilothouse.cache.response_cache import cache_key
-from pilothouse.errors import InvalidRequestError, OverloadedError, PayloadTooLargeError
-from pilothouse.gateway import admission, pipeline, validate
+from pilothouse.errors import (
+    InvalidRequestError,
+    OverloadedError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+)
+from pilothouse.gateway import admission, intake, pipeline, validate
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.runtime import Runtime
@@ -29,17 +34,29 @@ def json_response(body: Any, headers: dict[str, str] | None = None, status: int 
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing early (413) when it is larger than ``limit``."""
+    """Read the body, refusing early (413) when it is larger than ``limit``.
+
+    The whole read has one deadline, ``server.body_timeout_s`` (408 past it), so a
+    client that sends headers and then trickles or stalls cannot hold a task forever.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {limit}")
+    timeout = request.app.state.runtime.settings.server.body_timeout_s
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body was not received within {timeout:g}s "
+            f"({size} bytes arrived); send it faster or in a smaller request"
+        ) from None
     return b"".join(chunks)
 
 
@@ -64,18 +81,21 @@ Handler = Callable[[Runtime, RequestContext, Request], Awaitable[Response]]
 
 
 def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler with load shedding, in-flight tracking and exactly-once finish."""
+    """Wrap a handler with draining refusal, slot release and exactly-once finish.
+
+    Capacity (per-key and gateway slots) is taken inside ``_prepare`` once the
+    key is known and the body is in; see ``gateway/intake.py``.
+    """
 
     async def endpoint_fn(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
         ctx = RequestContext(request_id=pipeline.new_request_id(), endpoint=endpoint)
         ctx.trace_id, ctx.parent_span_id = parse_traceparent(request.headers.get("traceparent"))
-        if rt.draining or rt.in_flight >= rt.settings.server.max_in_flight:
-            exc = OverloadedError("the gateway is at capacity; retry shortly")
+        if rt.draining:
+            exc = OverloadedError("the gateway is shutting down; retry shortly")
             pipeline.fail(ctx, exc)
             pipeline.finish(rt, ctx)
             return error_response(exc, ctx.request_id)
-        rt.enter()
         handed_off = False
         try:
             response = await handler(rt, ctx, request)
@@ -94,7 +114,7 @@ def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Await
         finally:
             if not handed_off:
                 pipeline.finish(rt, ctx)
-                rt.leave()
+                intake.release(rt, ctx)
 
     return endpoint_fn
 
@@ -108,7 +128,9 @@ async def _prepare(
 ) -> tuple[JSON, Any]:
     """Auth, body, validation, route and admission; ``translate`` maps other API shapes in."""
     ctx.key = await admission.authenticate(rt, request.headers)
+    intake.take_key_slot(rt, ctx)
     raw = await read_body(request, rt.settings.server.max_body_bytes)
+    intake.take_gateway_slot(rt, ctx)
     body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
     if translate is not None:
         body = await translate(body)
@@ -159,7 +181,7 @@ async def _stream(
         if key is not None and ttl is not None and completed is not None and cacheable:
             rt.spawn(rt.cache.set(key, completed, ttl))
         pipeline.finish(rt, done_ctx)
-        rt.leave()
+        intake.release(rt, done_ctx)
 
     opening = asyncio.ensure_future(rt.router.open_stream(ctx, body))
     done, _ = await asyncio.wait({opening}, timeout=rt.settings.server.sse_keepalive_s)

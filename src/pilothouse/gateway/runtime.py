@@ -31,6 +31,7 @@ from pilothouse.costs.ledger import UsageLedger
 from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import ConfigError, StoreError
 from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_sink
+from pilothouse.gateway.intake import KeySlots
 from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
 from pilothouse.limits.keys import KeyCache, KeyStore
@@ -107,6 +108,7 @@ class Runtime:
         self._cost_tasks: list[asyncio.Task[None]] = []
         self.online = self._online_evaluator(settings)
         self.in_flight = 0
+        self.key_slots = KeySlots()
         self.draining = False
         self.background: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None

@@ -62,6 +62,7 @@ class KeyRecord:
     created_at: datetime | None = None
     revoked: bool = False
     role: str | None = None  # admin principal role; None for inference-only keys
+    max_concurrency: int | None = None  # in-flight cap; None: `limits.max_concurrency_per_key`
 
     def allows(self, alias: str) -> bool:
         return self.models is None or alias in self.models
@@ -82,6 +83,7 @@ class KeyRecord:
             or None,
             "budget_usd": pico_to_str(self.budget_pico) if self.budget_pico is not None else None,
             "budget_period": self.budget_period,
+            "max_concurrency": self.max_concurrency,
             "metadata": self.metadata,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "revoked": self.revoked,
@@ -119,6 +121,7 @@ def _record(row: Any) -> KeyRecord:
         created_at=created,
         revoked=row.revoked_at is not None,
         role=getattr(row, "role", None),
+        max_concurrency=getattr(row, "max_concurrency", None),
     )
 
 
@@ -151,6 +154,7 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         "metadata",
         "scopes",
         "role",
+        "max_concurrency",
     }
     unknown = sorted(set(spec) - allowed)
     if unknown:
@@ -220,6 +224,7 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         "budget_period": period,
         "metadata": metadata,
         "role": role,
+        "max_concurrency": _positive_int(spec, "max_concurrency"),
     }
 
 

@@ -41,6 +41,7 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     # Admin principals: admin | operator | viewer | finance (None: an inference-only key).
     Column("role", String(16), nullable=True),
+    Column("max_concurrency", Integer, nullable=True),
 )
 
 usage_records = Table(
