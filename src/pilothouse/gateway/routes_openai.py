@@ -101,7 +101,11 @@ def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Await
             response = await handler(rt, ctx, request)
             handed_off = isinstance(response, ManagedStream)
             return response
-        except (ClientDisconnect, asyncio.CancelledError):
+        except ClientDisconnect:
+            # The caller left mid-body: nobody to answer, nothing to log as our error.
+            ctx.status, ctx.error_type = 499, "client_closed"
+            return Response(status_code=499)
+        except asyncio.CancelledError:
             ctx.status, ctx.error_type = 499, "client_closed"  # the caller left; not our error
             raise
         except Exception as exc:
