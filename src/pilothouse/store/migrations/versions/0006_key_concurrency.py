@@ -1,7 +1,7 @@
 """Per-key in-flight cap (``max_concurrency``), so one key's stalled uploads cannot starve others.
 
-Revision ID: 0005_key_concurrency
-Revises: 0004_releases
+Revision ID: 0006_key_concurrency
+Revises: 0005_responses
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_key_concurrency"
-down_revision = "0004_releases"
+revision = "0006_key_concurrency"
+down_revision = "0005_responses"
 branch_labels = None
 depends_on = None
 
