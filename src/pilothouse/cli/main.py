@@ -7,7 +7,19 @@ from pathlib import Path
 import typer
 
 from pilothouse import __version__
-from pilothouse.cli import audit, evals, keys, rag, report, review, serve, slo, traces, usage
+from pilothouse.cli import (
+    audit,
+    evals,
+    keys,
+    prompts,
+    rag,
+    report,
+    review,
+    serve,
+    slo,
+    traces,
+    usage,
+)
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
 from pilothouse.config.schema import Settings
 from pilothouse.errors import PilothouseError
@@ -28,6 +40,10 @@ app.add_typer(review.app, name="review")
 app.add_typer(report.app, name="report")
 app.add_typer(audit.app, name="audit")
 app.add_typer(rag.app, name="rag")
+app.add_typer(prompts.app, name="prompts")
+app.add_typer(prompts.routes_app, name="routes")
+app.command("promote")(prompts.promote)
+app.command("lineage")(prompts.lineage)
 
 config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

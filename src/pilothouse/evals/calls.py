@@ -54,6 +54,20 @@ def messages_for(case: Case, system: str | None = None) -> list[dict[str, Any]]:
     return [*head, *case.input]
 
 
+def prompt_request(
+    case: Case, spec: ModelTarget, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Messages and params for a registry prompt target (the gateway renders the prompt)."""
+    meta = case.metadata if isinstance(case.metadata, dict) else {}
+    variables = dict(meta.get("variables") or {})
+    messages: list[dict[str, Any]] = []
+    if spec.variable is not None and isinstance(case.input, str):
+        variables[spec.variable] = case.input
+    else:
+        messages = messages_for(case, spec.system)
+    return messages, {**params, "prompt_variables": variables}
+
+
 class EvalContext:
     """Handed to ``python`` targets that declare ``ctx``: gateway calls that join the case."""
 
@@ -131,7 +145,10 @@ class TargetSession:
     async def _model(self, spec: ModelTarget, info: CallInfo) -> TargetOutput:
         assert self.link is not None
         messages = messages_for(info.case, spec.system)
-        reply = await self.link.chat(spec.model, messages, self.params, info.headers())
+        params = self.params
+        if spec.is_prompt:
+            messages, params = prompt_request(info.case, spec, params)
+        reply = await self.link.chat(spec.model, messages, params, info.headers())
         ids = [reply.request_id] if reply.request_id else []
         return TargetOutput(
             reply.text, ids, reply.input_tokens, reply.output_tokens, reply.cost_pico

@@ -108,7 +108,8 @@ class GatewayLink:
                 f" ({response.status_code}): {error_message(response)}"
             )
         served = {m.get("id") for m in response.json().get("data", [])}
-        missing = sorted(aliases - served)
+        # Registry prompts are not aliases: the gateway resolves them per request.
+        missing = sorted(a for a in aliases - served if not a.startswith("prompt:"))
         if missing:
             raise TargetUnavailable(
                 f"gateway at {self.description} does not serve {', '.join(missing)} "

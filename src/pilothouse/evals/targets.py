@@ -4,8 +4,11 @@
 your application (sync or async); if it declares a ``ctx`` parameter it gets
 an :class:`EvalContext` whose ``chat`` goes through the same gateway with the
 case's trace headers, so its model calls join the case. ``{http: {...}}``
-posts a templated body to your service. ``prompt:NAME@LABEL`` targets wait for
-the prompt registry and are refused with a clear message until then.
+posts a templated body to your service. ``{model: "prompt:NAME@REF"}`` (or
+``{prompt: NAME@REF}``) sends the case to a registry prompt: the gateway
+renders it; ``variable: NAME`` binds the case input to that prompt variable
+(else the input is appended as the user message), and a case's
+``metadata.variables`` fill the others.
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ _CASE_ROOTS = ("id", "input", "expected", "context", "metadata")
 class ModelTarget:
     model: str
     system: str | None = None
+    variable: str | None = None  # prompt targets: the variable the case input binds to
     needs_gateway = True
+
+    @property
+    def is_prompt(self) -> bool:
+        return self.model.startswith("prompt:")
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, **({"system": self.system} if self.system else {})}
@@ -79,13 +87,12 @@ def parse_target(
     if len(kinds) != 1:
         raise SuiteError(f"{where}: give exactly one of model, python, http")
     kind = kinds[0]
-    model = raw.get("model")
-    if kind == "prompt" or (isinstance(model, str) and model.startswith("prompt:")):
-        ref = raw.get("prompt") or model
-        raise SuiteError(
-            f"{where}: prompt targets ({ref}) need the prompt registry, which is not "
-            "available yet; target a gateway alias with {model: ALIAS} for now"
-        )
+    if kind == "prompt":
+        ref = raw.get("prompt")
+        if not isinstance(ref, str) or "@" not in ref:
+            raise SuiteError(f"{where}.prompt: expected NAME@LABEL or NAME@VERSION")
+        raw = {**{k: v for k, v in raw.items() if k != "prompt"}, "model": "prompt:" + ref}
+        kind = "model"
     if kind == "model":
         return _model_target(raw, where)
     if kind == "python":
@@ -94,7 +101,7 @@ def parse_target(
 
 
 def _model_target(raw: dict[str, Any], where: str) -> ModelTarget:
-    extra = set(raw) - {"model", "system"}
+    extra = set(raw) - {"model", "system", "variable"}
     if extra:
         raise SuiteError(f"{where}: unknown key(s) {', '.join(sorted(extra))} for a model target")
     if not isinstance(raw["model"], str) or not raw["model"]:
@@ -102,7 +109,12 @@ def _model_target(raw: dict[str, Any], where: str) -> ModelTarget:
     system = raw.get("system")
     if system is not None and not isinstance(system, str):
         raise SuiteError(f"{where}.system: expected a string")
-    return ModelTarget(raw["model"], system)
+    variable = raw.get("variable")
+    if variable is not None and (
+        not isinstance(variable, str) or not raw["model"].startswith("prompt:")
+    ):
+        raise SuiteError(f"{where}.variable: only prompt targets bind a variable (a string)")
+    return ModelTarget(raw["model"], system, variable)
 
 
 def _python_target(raw: dict[str, Any], base_dir: Path, where: str) -> PythonTarget:

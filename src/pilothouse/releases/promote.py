@@ -31,6 +31,8 @@ async def promote(
         raise InvalidRequestError("a forced promotion needs a `reason`", param="reason")
     target = await registry.version(name, version)
     policy = releases.labels.get(label)
+    if policy is not None and "evals" in policy.requires:
+        await registry.collect_runs(target)
     missing, evidence = await gates.check(registry, policy, target, label, promoter=actor)
     if missing and not force:
         raise GateNotMetError(

@@ -7,8 +7,10 @@ rollouts all go through it); policy checks happen before it is called.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
@@ -18,6 +20,7 @@ from ulid import ULID
 from pilothouse import audit
 from pilothouse.audit.log import LOCK_ID
 from pilothouse.errors import InvalidRequestError, NotFoundError
+from pilothouse.evals.tables import eval_runs
 from pilothouse.releases.bundle import NAME, content_hash, normalize
 from pilothouse.releases.tables import (
     label_history,
@@ -93,6 +96,19 @@ def _history(row: Any) -> dict[str, Any]:
         "forced": bool(row.forced),
         "evidence": row.evidence or [],
     }
+
+
+def _matching_suite(path: str, suites: list[str]) -> str | None:
+    """The bundle's suite entry a run's suite path is (same file, or same relative tail)."""
+    if not path:
+        return None
+    for suite in suites:
+        if path == suite or path.endswith("/" + suite.lstrip("./")):
+            return suite
+        with contextlib.suppress(OSError):
+            if Path(path).resolve() == Path(suite).resolve():
+                return suite
+    return None
 
 
 async def _lock(conn: AsyncConnection) -> None:
@@ -435,6 +451,38 @@ class PromptRegistry:
         async with self.engine.begin() as conn:
             await conn.execute(prompt_evidence.insert().values(**row))
         return {**row, "at": _iso(row["at"])}
+
+    async def collect_runs(self, version: Version) -> list[dict[str, Any]]:
+        """Record finished eval runs that targeted exactly this version as evidence.
+
+        A run counts when its target was ``prompt:NAME@V`` (immutable, so exactly
+        this hash) and its suite path is one of the bundle's ``evals``.
+        """
+        wanted = {f"prompt:{version.name}@{version.version}"}
+        suites = version.content.get("evals") or []
+        known = {e["run_id"] for e in await self.evidence(version.name, version.version)}
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(eval_runs).where(eval_runs.c.status != "running"))
+            ).fetchall()
+        added = []
+        for row in rows:
+            info = row.info or {}
+            target = (info.get("target") or {}).get("model")
+            suite = _matching_suite(str(info.get("suite_path") or ""), suites)
+            if target not in wanted or suite is None or row.id in known:
+                continue
+            gates = (row.summary or {}).get("gates") if isinstance(row.summary, dict) else None
+            added.append(
+                await self.record_evidence(
+                    version,
+                    run_id=row.id,
+                    suite=suite,
+                    passed=row.gates_passed is True and row.status == "completed",
+                    gates=gates,
+                )
+            )
+        return added
 
     async def evidence(self, name: str, version: int) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
