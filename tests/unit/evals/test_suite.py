@@ -72,8 +72,8 @@ def test_the_suite_hash_follows_the_dataset(tmp_path: Path) -> None:
         (("exact.accuracy", "exact.acuracy"), "gates[0].metric: unknown metric 'exact.acuracy'"),
         (("max_drop: 0.02, vs: baseline", "max_drop: 0.02"), "`max_drop` goes with `vs: baseline`"),
         (
-            ("{model: local}", "{model: 'prompt:support@prod'}"),
-            "prompt targets (prompt:support@prod)",
+            ("{model: local}", "{model: local, variable: question}"),
+            "only prompt targets bind a variable",
         ),
         (("{model: local}", "{model: local, python: 'x:y'}"), "exactly one of model, python, http"),
         (("cases.jsonl", "missing.jsonl"), "cannot read dataset"),
@@ -180,3 +180,11 @@ def test_the_bundled_demo_suite_loads() -> None:
     for case in demo.cases:
         task_scorers = [s.name for s in demo.scorers if s.applies(case) and s.name != "judge"]
         assert task_scorers == [case.metadata["task"]], case.id
+
+
+def test_prompt_targets_name_a_registry_version() -> None:
+    from pilothouse.evals.targets import ModelTarget, parse_target
+
+    spec = parse_target({"prompt": "support@3", "variable": "question"}, Path("."), "target")
+    assert isinstance(spec, ModelTarget) and spec.is_prompt
+    assert (spec.model, spec.variable) == ("prompt:support@3", "question")
