@@ -273,3 +273,76 @@ def verify_deleted(
 
 async def _no_embed(alias: str, texts: list[str]) -> np.ndarray:
     raise RuntimeError("status does not embed")
+
+
+@app.command("eval")
+def eval_cmd(
+    collection: str,
+    qrels: Path = typer.Argument(
+        ..., help="BEIR qrels (JSONL or TSV): query-id, corpus-id, score."
+    ),
+    queries: Path | None = typer.Option(None, help="BEIR queries.jsonl (default: beside qrels)."),
+    corpus: Path | None = typer.Option(
+        None, help="BEIR corpus.jsonl to ingest first (unchanged documents are skipped)."
+    ),
+    k: int = typer.Option(10, "-k", "--k", help="Cut-off for recall@k and MRR."),
+    modes: str = typer.Option("dense,keyword,hybrid", "--modes"),
+    as_json: bool = typer.Option(False, "--json"),
+    base_url: str | None = BaseUrlOption,
+    api_key: str | None = ApiKeyOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Retrieval quality per mode with bootstrap 95% confidence intervals."""
+    from pilothouse.rag import evaluation as ev
+
+    settings = settings_from(config)
+    judged = ev.load_qrels(qrels)
+    qpath = queries or _beside(qrels, "queries.jsonl")
+    texts = ev.load_queries(qpath)
+    missing = sorted(set(judged) - set(texts))
+    if missing:
+        fail(f"{qpath}: no text for queries {', '.join(missing[:5])}")
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+
+    async def go() -> list[dict[str, Any]]:
+        async with service_for(settings, base_url, api_key) as service:
+            if corpus is not None:
+                docs = [
+                    IncomingDocument(str(r["_id"]), str(r.get("text", "")), r.get("title") or None)
+                    for r in ev.load_jsonl(corpus)
+                ]
+                await service.ingest(collection, docs)
+            out = []
+            for mode in wanted:
+                per_query = []
+                for qid in sorted(judged):
+                    result = await service.search(
+                        collection, texts[qid], k=max(k, 10) * 5, mode=mode
+                    )
+                    ranked = ev.dedupe([h.document_id for h in result.hits])
+                    per_query.append(ev.case_metrics(ranked, judged[qid], k))
+                out.append(ev.summarize(per_query, mode))
+            return out
+
+    report = run(go)
+    if as_json:
+        typer.echo(json.dumps({"collection": collection, "k": k, "modes": report}))
+        return
+    table = Table(title=f"{collection}: retrieval quality ({len(judged)} queries, 95% CI)")
+    table.add_column("mode")
+    names = [n for n in report[0] if n not in ("mode", "queries")] if report else []
+    for n in names:
+        table.add_column(n)
+    for row in report:
+        table.add_row(
+            row["mode"],
+            *(f"{row[n]['mean']:.3f} [{row[n]['low']:.3f}, {row[n]['high']:.3f}]" for n in names),
+        )
+    console.print(table)
+
+
+def _beside(path: Path, name: str) -> Path:
+    for candidate in (path.parent / name, path.parent.parent / name):
+        if candidate.is_file():
+            return candidate
+    fail(f"no {name} beside {path}; pass --queries")

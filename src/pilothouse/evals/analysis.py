@@ -125,6 +125,9 @@ def case_values(record: RunRecord, metric: str, slice_: str | None = None) -> di
         if verdict is None or not verdict.scored:
             continue
         value = float(bool(verdict.passed)) if kind == "pass_rate" else verdict.value
+        named = (verdict.detail or {}).get("metrics")  # e.g. retrieval.ndcg_at_10
+        if isinstance(named, dict) and isinstance(named.get(kind), int | float):
+            value = float(named[kind])
         if value is not None and math.isfinite(value):
             per_case[sample.case_id].append(value)
     return {case: math.fsum(v) / len(v) for case, v in per_case.items()}

@@ -177,6 +177,10 @@ class SuiteRun:
                     await run_workers(todo, self.suite.spec.concurrency, self._one)
                 finally:
                     await self.writer.close()
+                    for scorer in self.suite.scorers:  # scorers holding resources (retrieval)
+                        close = getattr(scorer, "aclose", None)
+                        if close is not None:
+                            await close()
         except BaseException as exc:
             info.status = "interrupted" if isinstance(exc, asyncio.CancelledError) else "failed"
             info.finished_at = datetime.now(UTC)

@@ -31,6 +31,7 @@ _BUILTIN: dict[str, str] = {
     "grounded": "pilothouse.evals.scorers.grounded:GroundedScorer",
     "judge": "pilothouse.evals.scorers.judge:JudgeScorer",
     "python": "pilothouse.evals.scorers.custom:PythonScorer",
+    "retrieval": "pilothouse.rag.scorer:RetrievalScorer",
 }
 _REGISTERED: dict[str, type[Scorer[Any]]] = {}
 
