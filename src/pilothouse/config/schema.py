@@ -68,6 +68,8 @@ class StoreConfig(_Frozen, frozen=True):
     flush_interval_s: float = 0.2
     batch_size: int = 200
     queue_size: int = 100_000
+    # /readyz reports a writer "stalled" after this long with work queued and no progress.
+    writer_stall_s: float = 30.0
 
 
 class RedisConfig(_Frozen, frozen=True):
@@ -150,6 +152,9 @@ class TelemetryConfig(_Frozen, frozen=True):
     flush_interval_s: float = 0.5
     redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
     metrics_multiprocess_dir: str | None = None
+    # Traces spooled while the store is down (default: next to store.spool_path), bounded.
+    spool_path: str | None = None
+    spool_max_bytes: int = 64 * 1024 * 1024
 
 
 class LabelPolicy(_Frozen, frozen=True):

@@ -1,10 +1,15 @@
 """The usage ledger: one row per request, written off the hot path, never lost.
 
 Rows go into a bounded in-memory queue and are inserted in batches by one
-background task. When the store is unreachable a batch is appended to a local
-spool file (JSON lines) and replayed once the store answers again; inserts
-are idempotent (row id is the primary key), so a replay after a partial
-failure cannot double-count money.
+supervised background task. When the store is unreachable a batch is
+appended to a local spool file (JSON lines) and replayed once the store
+answers again; inserts are idempotent (row id is the primary key), so a
+replay after a partial failure cannot double-count money.
+
+One bad row never costs more than itself: a batch the store refuses is split
+until only the bad row fails; that row is quarantined (kept with its reason
+next to the spool, counted, logged once) and written again with its metadata
+reduced to plain top-level values, so its tokens and cost are still counted.
 """
 
 from __future__ import annotations
@@ -12,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +24,47 @@ import orjson
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pilothouse.store.batch import WriterHealth, store_answers, supervise, write_isolated
+from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import usage_records
 
 log = logging.getLogger("pilothouse.ledger")
 WRITE_CHUNK = 50  # rows per INSERT statement
+QUEUE = "usage"
 Row = dict[str, Any]
 
 
-def _encode(row: Row) -> bytes:
-    return orjson.dumps(row) + b"\n"
+def _decode(row: Any) -> Row:
+    return parse_datetimes(row, ("created_at",))
 
 
-def _decode(line: bytes) -> Row:
-    row: Row = orjson.loads(line)
-    row["created_at"] = datetime.fromisoformat(row["created_at"])
-    return row
+def salvage(row: Row, reason: str) -> Row:
+    """The row with metadata reduced to plain, storable top-level values.
+
+    Keeps what attribution needs (``team``, ``user`` as a string, ...) and
+    marks the row, so money is never lost because of what a client put in
+    its metadata.
+    """
+    kept: dict[str, Any] = {}
+    meta = row.get("metadata")
+    if isinstance(meta, dict):
+        for key, value in meta.items():
+            if not isinstance(key, str) or "\x00" in key or len(key) > 200:
+                continue
+            if _plain(value):
+                kept[key] = value
+    kept["pilothouse_quarantined"] = reason[:200]
+    return {**row, "metadata": kept}
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" not in value and len(value) <= 1000
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63
+    return value is None or isinstance(value, bool)
 
 
 class UsageLedger:
@@ -48,19 +77,24 @@ class UsageLedger:
         flush_interval_s: float = 0.2,
         queue_size: int = 100_000,
         replay_interval_s: float = 2.0,
+        quarantine: Quarantine | None = None,
+        stall_after_s: float = 30.0,
     ) -> None:
         self.engine = engine
         self.spool_path = Path(spool_path)
+        self.quarantine = quarantine or Quarantine(quarantine_path(spool_path))
+        self.spool = Spool(self.spool_path, QUEUE, self.quarantine)
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.replay_interval_s = replay_interval_s
         self.queue: asyncio.Queue[Row | asyncio.Future[None]] = asyncio.Queue(queue_size)
         self.written = 0
-        self.spooled = 0
         self.store_ok = True
-        self._task: asyncio.Task[None] | None = None
+        self.health = WriterHealth("usage", stall_after_s)
         self._taken: list[Row] = []  # out of the queue, not yet committed
+        self._waiters: list[asyncio.Future[None]] = []
         self._replay_task: asyncio.Task[None] | None = None
+        self._replay_lock = asyncio.Lock()
         dialect = engine.dialect.name
         self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
             usage_records
@@ -73,36 +107,51 @@ class UsageLedger:
         try:
             self.queue.put_nowait(row)
         except asyncio.QueueFull:
-            self._spool_sync([row])
+            self._spool_now([row])
 
     @property
     def depth(self) -> int:
         return self.queue.qsize()
 
+    @property
+    def spooled(self) -> int:
+        return self.spool.spooled
+
+    def health_check(self) -> str:
+        return self.health.check(self.depth)
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.replay()  # rows spooled by a previous run that ended while the store was down
-        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+        self.health.stopping = False
+        self.health.task = asyncio.create_task(
+            supervise(self.health, self._run, self._on_crash), name="ledger-writer"
+        )
         self._replay_task = asyncio.create_task(self._replay_loop(), name="ledger-replay")
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (or spooled)."""
-        if self._task is None or self._task.done():
+        task = self.health.task
+        if task is None or task.done():
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.queue.put(done)
         await done
 
     async def stop(self) -> None:
-        """Drain the queue, write or spool everything, then stop the tasks."""
-        await self.flush()
-        for task in (self._task, self._replay_task):
+        """Drain the queue, write or spool everything, then stop. Never raises."""
+        try:
+            await asyncio.wait_for(self.flush(), 60)
+        except Exception as exc:
+            log.error("usage writer did not drain (%s); writing the queue directly", exc)
+        self.health.stopping = True
+        for task in (self.health.task, self._replay_task):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(BaseException):
                     await task
-        self._task = self._replay_task = None
+        self._replay_task = None
         # Rows the writer had taken but not yet committed when it was cancelled:
         # inserts are idempotent, so writing them again is safe.
         leftovers = list(self._taken)
@@ -113,22 +162,29 @@ class UsageLedger:
                 leftovers.append(item)
             elif not item.done():
                 item.set_result(None)
-        if leftovers:
-            await self._write(leftovers)
-        await self.replay()
+        self._release_waiters()
+        try:
+            if leftovers:
+                await self._write(leftovers)
+            await self.replay()
+        except Exception:
+            log.exception("usage drain failed; spooling %d rows", len(leftovers))
+            self._spool_now(leftovers)
 
     # -- writer -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            self.health.beat()
             item = await self.queue.get()
+            self.health.beat()
             batch: list[Row] = []
-            self._taken = batch  # visible to stop() if this task is cancelled mid-batch
-            waiters: list[asyncio.Future[None]] = []
-            self._take(item, batch, waiters)
-            loop = asyncio.get_running_loop()
+            self._taken = batch  # visible to stop() and the supervisor mid-batch
+            self._waiters = []
+            self._take(item, batch)
             until = loop.time() + self.flush_interval_s
-            while len(batch) < self.batch_size and not waiters:
+            while len(batch) < self.batch_size and not self._waiters:
                 try:
                     item = self.queue.get_nowait()
                 except asyncio.QueueEmpty:
@@ -139,76 +195,135 @@ class UsageLedger:
                         item = await asyncio.wait_for(self.queue.get(), left)
                     except TimeoutError:
                         break
-                self._take(item, batch, waiters)
+                self._take(item, batch)
             if batch:
                 await self._write(batch)
             self._taken = []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            self._release_waiters()
 
-    @staticmethod
-    def _take(
-        item: Row | asyncio.Future[None], batch: list[Row], waiters: list[asyncio.Future[None]]
-    ) -> None:
+    def _take(self, item: Row | asyncio.Future[None], batch: list[Row]) -> None:
         if isinstance(item, dict):
             batch.append(item)
         else:
-            waiters.append(item)
+            self._waiters.append(item)
+
+    def _release_waiters(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters = []
+
+    async def _on_crash(self, exc: BaseException) -> None:
+        """The writer died mid-batch: keep its rows (spool) and wake its flushers."""
+        rows, self._taken = self._taken, []
+        if rows:
+            self._spool_now(rows)
+        self._release_waiters()
+
+    async def _insert_rows(self, rows: list[Row]) -> None:
+        async with self.engine.begin() as conn:
+            # One transaction, small statements: parameters are prepared on the
+            # event loop, and a single huge executemany would stall requests.
+            for start in range(0, len(rows), WRITE_CHUNK):
+                await conn.execute(self._insert, rows[start : start + WRITE_CHUNK])
+
+    async def _probe(self) -> bool:
+        return await store_answers(self.engine)
 
     async def _write(self, batch: list[Row]) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                # One transaction, small statements: parameters are prepared on the
-                # event loop, and a single huge executemany would stall requests.
-                for start in range(0, len(batch), WRITE_CHUNK):
-                    await conn.execute(self._insert, batch[start : start + WRITE_CHUNK])
-        except Exception as exc:  # any store failure: keep the money, write it down locally
+        """Insert a batch; bad rows are quarantined and salvaged, an outage spools."""
+        out = await write_isolated(batch, self._insert_rows, self._probe)
+        self.written += len(out.written)
+        unwritten = list(out.unwritten)
+        if out.bad:
+            salvaged = []
+            for row, reason in out.bad:
+                self.quarantine.add(QUEUE, reason, row=row)
+                salvaged.append(salvage(row, reason))
+            again = await write_isolated(salvaged, self._insert_rows, self._probe)
+            self.written += len(again.written)
+            unwritten.extend(again.unwritten)
+            for row, reason in again.bad:
+                log.error("usage row %s unstorable even salvaged: %s", row.get("id"), reason)
+        if unwritten:
             if self.store_ok:
-                log.warning(
-                    "usage store unreachable (%s); spooling to %s",
-                    type(exc).__name__,
-                    self.spool_path,
-                )
+                log.warning("usage store unreachable; spooling to %s", self.spool_path)
             self.store_ok = False
-            await asyncio.to_thread(self._spool_sync, batch)
-            return
-        self.store_ok = True
-        self.written += len(batch)
+            await self._spool(unwritten)
+        elif out.written:
+            self.store_ok = True
 
-    def _spool_sync(self, rows: list[Row]) -> None:
-        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.spool_path.open("ab") as fh:
-            fh.write(b"".join(_encode(r) for r in rows))
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.spooled += len(rows)
+    async def _spool(self, rows: list[Row]) -> None:
+        lines = self._encode(rows)
+        try:
+            await asyncio.to_thread(self.spool.append, lines)
+        except Exception:
+            log.exception("cannot write usage spool %s (%d rows)", self.spool_path, len(lines))
+
+    def _spool_now(self, rows: list[Row]) -> None:
+        """Synchronous spool (full queue, crash clean-up); never raises."""
+        try:
+            self.spool.append(self._encode(rows))
+        except Exception:
+            log.exception("cannot write usage spool %s (%d rows)", self.spool_path, len(rows))
+
+    def _encode(self, rows: list[Row]) -> list[bytes]:
+        """Spool lines; a row that cannot be encoded is quarantined and salvaged."""
+        lines: list[bytes] = []
+        for row in rows:
+            try:
+                lines.append(orjson.dumps(row) + b"\n")
+            except Exception as exc:
+                reason = f"cannot encode as JSON: {exc}"
+                self.quarantine.add(QUEUE, reason, row=row)
+                lines.extend(self.spool.encode([salvage(row, reason)]))
+        return lines
 
     # -- replay -------------------------------------------------------------------------
 
     async def _replay_loop(self) -> None:
         while True:
             await asyncio.sleep(self.replay_interval_s)
-            if self.spool_path.exists():
-                await self.replay()
+            if self.spool.pending():
+                try:
+                    await self.replay()
+                except Exception:
+                    log.exception("usage spool replay failed; will retry")
 
     async def replay(self) -> int:
-        """Insert spooled rows into the store; the spool is removed only on success."""
-        if not self.spool_path.exists():
-            return 0
-        working = self.spool_path.with_suffix(".replaying")
-        if not working.exists():
-            os.replace(self.spool_path, working)
-        lines = [ln for ln in working.read_bytes().splitlines() if ln.strip()]
-        rows = [_decode(ln) for ln in lines]
-        try:
-            async with self.engine.begin() as conn:
-                for start in range(0, len(rows), self.batch_size):
-                    await conn.execute(self._insert, rows[start : start + self.batch_size])
-        except Exception:
-            return 0  # still down; the file stays for the next attempt
-        working.unlink()
-        self.store_ok = True
-        self.written += len(rows)
-        log.info("replayed %d spooled usage records", len(rows))
-        return len(rows)
+        """Insert spooled rows; a file is removed only once all its rows are stored.
+
+        Undecodable lines (a torn tail after a hard kill) are quarantined and
+        counted; a ``.replaying`` file a previous run left behind is replayed first.
+        """
+        total = 0
+        async with self._replay_lock:
+            while True:
+                working = await asyncio.to_thread(self.spool.take)
+                if working is None:
+                    break
+                rows, bad = await asyncio.to_thread(self.spool.read, working, _decode)
+                for line, reason in bad:
+                    self.quarantine.add(QUEUE, reason, line=line)
+                out = await write_isolated(rows, self._insert_rows, self._probe)
+                stored = len(out.written)
+                salvaged = []
+                for row, reason in out.bad:
+                    self.quarantine.add(QUEUE, reason, row=row)
+                    salvaged.append(salvage(row, reason))
+                again = await write_isolated(salvaged, self._insert_rows, self._probe)
+                stored += len(again.written)
+                total += stored
+                self.written += stored
+                unwritten = out.unwritten + again.unwritten
+                if unwritten:
+                    if stored or out.bad:  # else the file already holds exactly these
+                        lines = self._encode(unwritten)
+                        await asyncio.to_thread(self.spool.keep, working, lines)
+                    self.store_ok = False
+                    break  # still down; the file stays for the next attempt
+                await asyncio.to_thread(self.spool.finish, working)
+                self.store_ok = True
+        if total:
+            log.info("replayed %d spooled usage records", total)
+        return total

@@ -55,6 +55,8 @@ async def readyz(request: Request) -> Response:
             checks["redis"] = f"unreachable: {type(exc).__name__}"
     if rt.draining:
         checks["gateway"] = "draining"
+    checks["usage_writer"] = rt.ledger.health_check()
+    checks["trace_writer"] = rt.telemetry.traces.health_check()
     ready = all(v == "ok" for v in checks.values())
     if not rt.ledger.store_ok:
         checks["ledger"] = "spooling to disk"

@@ -89,14 +89,17 @@ class Runtime:
         self.providers = build_providers(settings)
         self.scrubber = SecretScrubber.from_settings(settings)
         self.router = Router(settings, self.providers, scrubber=self.scrubber)
+        self.telemetry = Telemetry(settings, self.engine)
         self.ledger = UsageLedger(
             self.engine,
             settings.store.spool_path,
             batch_size=settings.store.batch_size,
             flush_interval_s=settings.store.flush_interval_s,
             queue_size=settings.store.queue_size,
+            quarantine=self.telemetry.quarantine,
+            stall_after_s=settings.store.writer_stall_s,
         )
-        self.telemetry = Telemetry(settings, self.engine)
+        self.ledger.health.on_restart = lambda: self.telemetry.metrics.writer_restarted("usage")
         self.telemetry.breakers = self.router.breakers
         costs = settings.costs
         self.spend_anomalies = SpendAnomalyDetector(

@@ -20,9 +20,10 @@ from pilothouse.config.schema import Settings
 from pilothouse.gateway.context import RequestContext
 from pilothouse.limits.money import pico_to_usd
 from pilothouse.routing.breaker import CircuitBreaker
+from pilothouse.store.spool import Quarantine, quarantine_path
 from pilothouse.telemetry.alerts import AlertManager, WebhookNotifier
 from pilothouse.telemetry.metrics import GatewayMetrics
-from pilothouse.telemetry.recorder import TraceRecorder
+from pilothouse.telemetry.recorder import TraceRecorder, trace_spool_path
 from pilothouse.telemetry.slo import SLOTracker, latency_thresholds
 from pilothouse.telemetry.trace_query import prune
 
@@ -47,11 +48,18 @@ class Telemetry:
             )
             sinks.append(self.notifier.notify)
         self.alerts = AlertManager(self.slo, sinks=sinks)
+        self.quarantine = Quarantine(
+            quarantine_path(settings.store.spool_path), on_quarantine=self._quarantined
+        )
         self.traces = TraceRecorder(
             engine,
             settings.telemetry,
             on_drop=lambda n: self.metrics.queue_dropped_inc("traces", n),
+            spool_path=settings.telemetry.spool_path or trace_spool_path(settings.store.spool_path),
+            quarantine=self.quarantine,
+            stall_after_s=settings.store.writer_stall_s,
         )
+        self.traces.health.on_restart = lambda: self.metrics.writer_restarted("traces")
         self.trace_enabled = settings.telemetry.traces
         self._loop_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
@@ -75,6 +83,20 @@ class Telemetry:
         if self.notifier is not None:
             await self.notifier.aclose()
         self.metrics.close()
+
+    def _quarantined(self, queue: str, count: int) -> None:
+        """Count a quarantined row and raise one alert per queue (deduplicated)."""
+        self.metrics.rows_quarantined_inc(queue, count)
+        total = self.quarantine.counts.get(queue, count)
+        self.alerts.update(
+            kind="rows_quarantined",
+            active=True,
+            now=time.time(),
+            severity="warning",
+            summary=f"{queue} rows were quarantined in {self.quarantine.path}",
+            labels={"queue": queue},
+            values={"rows": float(total)},
+        )
 
     # -- per request --------------------------------------------------------------------
 

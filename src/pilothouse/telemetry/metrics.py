@@ -53,6 +53,8 @@ BREAKER_STATE: Final = "pilothouse_breaker_state"
 IN_FLIGHT: Final = "pilothouse_in_flight_requests"
 QUEUE_DEPTH: Final = "pilothouse_queue_depth"
 QUEUE_DROPPED: Final = "pilothouse_queue_dropped_total"
+ROWS_QUARANTINED: Final = "pilothouse_rows_quarantined_total"
+WRITER_RESTARTS: Final = "pilothouse_writer_restarts_total"
 BUDGET_REMAINING: Final = "pilothouse_budget_remaining_usd"
 SLO_BURN_RATE: Final = "pilothouse_slo_burn_rate"
 SLO_BUDGET_REMAINING: Final = "pilothouse_slo_error_budget_remaining_ratio"
@@ -202,6 +204,18 @@ class GatewayMetrics:
         self.queue_dropped = Counter(
             QUEUE_DROPPED, "Items dropped because a queue was full.", ("queue",), registry=reg
         )
+        self.rows_quarantined = Counter(
+            ROWS_QUARANTINED,
+            "Rows a background writer could not store or spool, kept in the quarantine file.",
+            ("queue",),
+            registry=reg,
+        )
+        self.writer_restarts = Counter(
+            WRITER_RESTARTS,
+            "Times a background writer task died and was restarted.",
+            ("queue",),
+            registry=reg,
+        )
         self.budget_remaining = Gauge(
             BUDGET_REMAINING,
             "Budget left per API key in USD.",
@@ -318,6 +332,13 @@ class GatewayMetrics:
     def queue_dropped_inc(self, queue: str, count: int = 1) -> None:
         """Count items a full queue refused; never drop silently."""
         self.queue_dropped.labels(queue).inc(count)
+
+    def rows_quarantined_inc(self, queue: str, count: int = 1) -> None:
+        """Count rows set aside in the quarantine file (``usage``, ``traces``)."""
+        self.rows_quarantined.labels(queue).inc(count)
+
+    def writer_restarted(self, queue: str) -> None:
+        self.writer_restarts.labels(queue).inc()
 
     def set_budget_remaining(self, key_id: str, usd: float | Decimal) -> None:
         self.budget_remaining.labels(key_id).set(float(usd))

@@ -1,9 +1,15 @@
 """The trace writer: requests become traces and spans off the hot path.
 
 ``record`` only appends to a bounded queue (a full queue drops the trace and
-counts it — never silently). One background task redacts content, writes
-batches to the store and hands them to the OTLP exporter in a worker thread,
-so a slow collector never slows a request.
+counts it — never silently). One supervised background task redacts content,
+writes batches to the store and hands them to the OTLP exporter in a worker
+thread, so a slow collector never slows a request.
+
+Each trace (its row plus its spans) is written or refused as a unit: a batch
+the store refuses is split until only the bad trace fails, and that one is
+quarantined and counted. While the store is down traces go to a bounded
+spool next to the usage spool (drops counted in
+``pilothouse_queue_dropped_total{queue="traces"}``) and are replayed, idempotently.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from pilothouse.config.schema import TelemetryConfig
 from pilothouse.gateway.context import RequestContext
 from pilothouse.guard.redact import Redactor
+from pilothouse.store.batch import WriterHealth, store_answers, supervise, write_isolated
+from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import spans, traces
 from pilothouse.telemetry.otlp_export import OtlpExporter
 from pilothouse.telemetry.spans import build_spans, trace_row
@@ -29,7 +38,24 @@ log = logging.getLogger("pilothouse.traces")
 CPU_SLICE_S = 0.001  # longest stretch of trace building between yields to the event loop
 MAX_BATCH_SPANS = 500
 WRITE_CHUNK = 50  # rows per INSERT statement
+QUEUE = "traces"
 Item = tuple[RequestContext, float] | list[dict[str, Any]]
+#: One unit of writing: a trace row (None for spans an application sent) and its spans.
+Group = dict[str, Any]
+
+
+def _decode(group: Any) -> Group:
+    if not isinstance(group, dict) or not isinstance(group.get("spans"), list):
+        raise TypeError("not a spooled trace")
+    if group.get("trace") is not None:
+        parse_datetimes(group["trace"], ("created_at",))
+    return group
+
+
+def trace_spool_path(usage_spool: str | Path) -> Path:
+    """``./pilothouse-spool.jsonl`` -> ``./pilothouse-spool.traces.jsonl``."""
+    path = Path(usage_spool)
+    return path.with_name(path.stem + ".traces.jsonl")
 
 
 class TraceRecorder:
@@ -38,16 +64,34 @@ class TraceRecorder:
         engine: AsyncEngine,
         config: TelemetryConfig,
         on_drop: Callable[[int], None] | None = None,
+        *,
+        spool_path: str | Path = "./pilothouse-spool.traces.jsonl",
+        quarantine: Quarantine | None = None,
+        stall_after_s: float = 30.0,
+        replay_interval_s: float = 2.0,
     ) -> None:
         self.engine = engine
         self.config = config
         self.redactor = Redactor(config.redaction)
         self.queue: asyncio.Queue[Item] = asyncio.Queue(config.queue_size)
         self.dropped = 0
+        self.written = 0
         self.exported = 0
         self.export_failures = 0
+        self.store_ok = True
         self.on_drop = on_drop
-        self._task: asyncio.Task[None] | None = None
+        self.quarantine = quarantine or Quarantine(quarantine_path(spool_path))
+        self.spool = Spool(
+            spool_path,
+            QUEUE,
+            self.quarantine,
+            max_bytes=config.spool_max_bytes,
+            on_drop=lambda _queue, n: self._count_drop(n),
+        )
+        self.health = WriterHealth("traces", stall_after_s)
+        self.replay_interval_s = replay_interval_s
+        self._replay_task: asyncio.Task[None] | None = None
+        self._replay_lock = asyncio.Lock()
         self._exporter: OtlpExporter | None = None
         if config.otlp_endpoint:
             headers = {k: v.get() for k, v in config.otlp_headers.items()}
@@ -73,14 +117,24 @@ class TraceRecorder:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.dropped += 1
-            if self.on_drop is not None:
-                self.on_drop(1)
+            self._count_drop(1)
+
+    def _count_drop(self, n: int) -> None:
+        self.dropped += n
+        if self.on_drop is not None:
+            self.on_drop(n)
+
+    def health_check(self) -> str:
+        return self.health.check(self.queue.qsize())
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="trace-writer")
+        self.health.stopping = False
+        self.health.task = asyncio.create_task(
+            supervise(self.health, self._run, self._on_crash), name="trace-writer"
+        )
+        self._replay_task = asyncio.create_task(self._replay_loop(), name="trace-replay")
 
     async def flush(self) -> None:
         """Write everything queued so far (tests and admin reads call this)."""
@@ -88,20 +142,34 @@ class TraceRecorder:
             await self._drain_once()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        """Write (or spool) what is queued, then stop. Never raises."""
+        self.health.stopping = True
+        for task in (self.health.task, self._replay_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._replay_task = None
+        try:
+            await self.flush()
+            await self.replay()
+        except Exception:
+            log.exception("trace drain failed; %d traces left unwritten", self.queue.qsize())
         if self._exporter is not None:
-            await asyncio.to_thread(self._exporter.shutdown)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._exporter.shutdown)
 
     async def _run(self) -> None:
         while True:
+            self.health.beat()
             first = await self.queue.get()
+            self.health.beat()
             await self._drain_once(first)
+            self.health.beat()
             await asyncio.sleep(self.config.flush_interval_s)  # batch the next writes
+
+    async def _on_crash(self, exc: BaseException) -> None:
+        """Nothing to recover: a batch being built is lost only if building itself crashed."""
 
     async def _drain_once(self, first: Item | None = None) -> None:
         """Build, redact and write one batch, yielding to requests every ~1 ms of work.
@@ -109,30 +177,36 @@ class TraceRecorder:
         Building a trace costs a few hundred microseconds; done for a whole
         batch in one go it would stall every request on this event loop.
         """
-        trace_rows: list[dict[str, Any]] = []
-        span_rows: list[dict[str, Any]] = []
+        groups: list[Group] = []
+        n_spans = 0
         pending = [first] if first is not None else []
         slice_start = time.perf_counter()
-        while (pending or not self.queue.empty()) and len(span_rows) < MAX_BATCH_SPANS:
+        while (pending or not self.queue.empty()) and n_spans < MAX_BATCH_SPANS:
             if time.perf_counter() - slice_start > CPU_SLICE_S:
                 await asyncio.sleep(0)
                 slice_start = time.perf_counter()
             item = pending.pop() if pending else self.queue.get_nowait()
-            if isinstance(item, list):
-                span_rows.extend(self._redact_spans(item))
-                continue
-            ctx, end_mark = item
+            built: list[Group]
             try:
-                built = build_spans(ctx, end_mark)
-                trace_rows.append(trace_row(ctx, end_mark - ctx.started, self._content(ctx)))
-            except Exception:  # a malformed context must not stop the writer
-                log.exception("could not build trace for %s", ctx.request_id)
+                if isinstance(item, list):
+                    built = [{"trace": None, "spans": [row]} for row in self._redact_spans(item)]
+                else:
+                    ctx, end_mark = item
+                    row = trace_row(ctx, end_mark - ctx.started, self._content(ctx))
+                    built = [{"trace": row, "spans": build_spans(ctx, end_mark)}]
+            except Exception as exc:  # a malformed context must not stop the writer
+                log.exception("could not build a trace")
+                self.quarantine.add(QUEUE, f"cannot build trace: {type(exc).__name__}: {exc}")
                 continue
-            span_rows.extend(built)
-        if trace_rows or span_rows:
-            await self._write(trace_rows, span_rows)
-            if self._exporter is not None and span_rows:
-                await self._export(trace_rows, span_rows)
+            groups.extend(built)
+            n_spans += sum(len(g["spans"]) for g in built)
+        if groups:
+            stored = await self._write(groups)
+            if self._exporter is not None and stored:
+                trace_rows = [g["trace"] for g in stored if g["trace"] is not None]
+                span_rows = [s for g in stored for s in g["spans"]]
+                if span_rows:
+                    await self._export(trace_rows, span_rows)
 
     # -- content ------------------------------------------------------------------------
 
@@ -158,24 +232,83 @@ class TraceRecorder:
 
     # -- sinks --------------------------------------------------------------------------
 
-    async def _write(
-        self, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]]
-    ) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                # Small statements: SQLAlchemy prepares parameters on the event loop,
-                # so one huge executemany would stall requests for milliseconds.
-                for statement, rows in (
-                    (self._insert_trace, trace_rows),
-                    (self._insert_span, span_rows),
-                ):
-                    for start in range(0, len(rows), WRITE_CHUNK):
-                        await conn.execute(statement, rows[start : start + WRITE_CHUNK])
-        except Exception as exc:
-            self.dropped += len(trace_rows) or 1
-            if self.on_drop is not None:
-                self.on_drop(len(trace_rows) or 1)
-            log.warning("could not store %d traces: %s", len(trace_rows), exc)
+    async def _insert_groups(self, groups: list[Group]) -> None:
+        trace_rows = [g["trace"] for g in groups if g["trace"] is not None]
+        span_rows = [s for g in groups for s in g["spans"]]
+        async with self.engine.begin() as conn:
+            # Small statements: SQLAlchemy prepares parameters on the event loop,
+            # so one huge executemany would stall requests for milliseconds.
+            for statement, rows in (
+                (self._insert_trace, trace_rows),
+                (self._insert_span, span_rows),
+            ):
+                for start in range(0, len(rows), WRITE_CHUNK):
+                    await conn.execute(statement, rows[start : start + WRITE_CHUNK])
+
+    async def _probe(self) -> bool:
+        return await store_answers(self.engine)
+
+    async def _write(self, groups: list[Group]) -> list[Group]:
+        """Store groups; quarantine the ones the store refuses, spool on an outage.
+
+        Returns the groups that are stored or spooled (what may be exported).
+        """
+        out = await write_isolated(groups, self._insert_groups, self._probe)
+        self.written += sum(1 for g in out.written if g["trace"] is not None)
+        for group, reason in out.bad:
+            self.quarantine.add(QUEUE, reason, row=group)
+        if out.unwritten:
+            if self.store_ok:
+                log.warning("trace store unreachable; spooling to %s", self.spool.path)
+            self.store_ok = False
+            lines = self.spool.encode(out.unwritten)
+            try:
+                await asyncio.to_thread(self.spool.append, lines)
+            except Exception as exc:
+                log.error("cannot write trace spool %s: %s", self.spool.path, exc)
+                self._count_drop(len(lines))
+        elif out.written:
+            self.store_ok = True
+        return out.written + out.unwritten
+
+    # -- replay -------------------------------------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        while True:
+            if self.spool.pending():
+                try:
+                    await self.replay()
+                except Exception:
+                    log.exception("trace spool replay failed; will retry")
+            await asyncio.sleep(self.replay_interval_s)
+
+    async def replay(self) -> int:
+        """Store spooled traces (idempotent); bad lines and rows are quarantined."""
+        total = 0
+        async with self._replay_lock:
+            while True:
+                working = await asyncio.to_thread(self.spool.take)
+                if working is None:
+                    break
+                groups, bad = await asyncio.to_thread(self.spool.read, working, _decode)
+                for line, reason in bad:
+                    self.quarantine.add(QUEUE, reason, line=line)
+                out = await write_isolated(groups, self._insert_groups, self._probe)
+                for group, reason in out.bad:
+                    self.quarantine.add(QUEUE, reason, row=group)
+                total += len(out.written)
+                self.written += sum(1 for g in out.written if g["trace"] is not None)
+                if out.unwritten:
+                    if out.written or out.bad:
+                        lines = self.spool.encode(out.unwritten)
+                        await asyncio.to_thread(self.spool.keep, working, lines)
+                    self.store_ok = False
+                    break
+                await asyncio.to_thread(self.spool.finish, working)
+                self.store_ok = True
+        if total:
+            log.info("replayed %d spooled trace groups", total)
+        return total
 
     async def _export(
         self, trace_rows: list[dict[str, Any]], span_rows: list[dict[str, Any]]
