@@ -184,3 +184,17 @@ class ProviderError(PilothouseError):
 def retryable_status(status: int) -> bool:
     """Statuses worth another attempt: throttling and server-side failures."""
     return status == 429 or status == 408 or status >= 500
+
+
+class GuardBlockedError(PilothouseError):
+    """A guard policy refused the request or the answer; names the guard, never the value."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "guard_blocked"
+
+
+class ToolNotAllowedError(PermissionDeniedError):
+    """The request declares a tool outside its guard policy's allowlist."""
+
+    code = "guard_blocked"

@@ -177,6 +177,13 @@ def parse_settings(
                 )
         if model.retries < 0:
             raise _fail(source, f"models.{alias}.retries", "must be >= 0")
+        if model.guards is not None and model.guards not in settings.guards:
+            defined = ", ".join(sorted(settings.guards)) or "none defined"
+            raise _fail(
+                source,
+                f"models.{alias}.guards",
+                f"unknown guard policy {model.guards!r} (guards: {defined})",
+            )
     if settings.online_eval:
         from pilothouse.evals.online import parse_online_config
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import msgspec
 
 from pilothouse.costs.config import CostsConfig
+from pilothouse.guard.config import GuardPolicy
 from pilothouse.guard.redact import RedactionConfig
 from pilothouse.rag.config import RagConfig
 from pilothouse.telemetry.config import SLOSettings
@@ -109,6 +110,7 @@ class ModelConfig(_Frozen, frozen=True):
     timeout_s: float | None = None
     cache: AliasCacheConfig | None = None
     breaker: BreakerConfig | None = None
+    guards: str | None = None  # name of a policy in the top-level `guards:` section
 
 
 class CacheConfig(_Frozen, frozen=True):
@@ -169,6 +171,17 @@ class ReleasesConfig(_Frozen, frozen=True):
     labels: dict[str, LabelPolicy] = msgspec.field(default_factory=dict)
 
 
+class PrivacyConfig(_Frozen, frozen=True):
+    """Deployment-wide guard settings: the pseudonym secret and where mappings live."""
+
+    pseudonym_secret: Secret | None = None  # per deployment; random per process when unset
+    mapping_backend: Literal["memory", "redis"] = "memory"
+    mapping_ttl_s: float = 3600.0
+    worker_threads: int = 2
+    worker_queue: int = 64
+    offload_chars: int = 4096  # texts longer than this are analysed in a worker thread
+
+
 class Settings(_Frozen, frozen=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -186,6 +199,8 @@ class Settings(_Frozen, frozen=True):
     # Validated by the loader with the evals' own parser (same scorer syntax as suites).
     online_eval: dict[str, Any] = msgspec.field(default_factory=dict)
     releases: ReleasesConfig = msgspec.field(default_factory=ReleasesConfig)
+    guards: dict[str, GuardPolicy] = msgspec.field(default_factory=dict)
+    privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     # Filled by the loader: each provider's validated config struct, by name.
     provider_configs: dict[str, Any] = msgspec.field(default_factory=dict)
     source: str = "<embedded default>"

@@ -57,6 +57,7 @@ class RequestContext:
     # Capacity held (gateway/intake.py): released exactly once when the request ends.
     key_slot: bool = False
     gateway_slot: bool = False
+    guards: Any = None  # guard.state.GuardState when a guard policy applies
 
     @property
     def attempt_count(self) -> int:

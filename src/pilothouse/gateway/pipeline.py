@@ -103,6 +103,8 @@ def model_headers(ctx: RequestContext) -> dict[str, str]:
     headers["x-pilothouse-attempts"] = str(ctx.attempt_count)
     if ctx.prompt is not None:
         headers["x-pilothouse-prompt"] = f"{ctx.prompt['name']}@{ctx.prompt['version']}"
+    if ctx.guards is not None:
+        headers["x-pilothouse-guards"] = ctx.guards.summary()
     if not ctx.stream and ctx.status == 200:
         headers["x-pilothouse-cost-usd"] = pico_to_str(ctx.cost_pico)
     return headers
@@ -148,15 +150,15 @@ async def cached_completion(rt: Runtime, ctx: RequestContext, key: str) -> JSON 
 async def chat_completion(
     rt: Runtime, ctx: RequestContext, request: JSON, route: Route, headers: Any
 ) -> JSON:
-    """Non-streamed chat: returns the OpenAI body (from cache or upstream)."""
-    ttl = cache_ttl(route, headers)
+    """Non-streamed chat: returns the OpenAI body (from cache or upstream), output-guarded."""
+    ttl = None if guard_refuses_cache(ctx) else cache_ttl(route, headers)
     key = cache_key(route.alias, request) if ttl is not None else None
     if key is not None:
         hit = await cached_completion(rt, ctx, key)
         ctx.cache_checked_at = time.perf_counter()
         if hit is not None:
             ctx.response_body = hit
-            return hit
+            return await rt.guards.check_chat_output(ctx, hit)  # cached answers are guarded too
     result = await rt.router.chat(ctx, request)
     ctx.response_body = result.body
     usage = result.usage
@@ -164,9 +166,15 @@ async def chat_completion(
         usage = estimated_usage(request, completion_text(result.body))
     price_usage(rt, ctx, usage)
     ctx.ttft_s = ctx.elapsed()
+    body = await rt.guards.check_chat_output(ctx, result.body)
     if key is not None and ttl is not None:
-        await rt.cache.set(key, result.body, ttl)
-    return result.body
+        await rt.cache.set(key, body, ttl)
+    return body
+
+
+def guard_refuses_cache(ctx: RequestContext) -> bool:
+    """A request a PII or injection guard found something in is never cached."""
+    return ctx.guards is not None and bool(ctx.guards.nocache)
 
 
 async def embeddings(rt: Runtime, ctx: RequestContext, request: JSON) -> JSON:

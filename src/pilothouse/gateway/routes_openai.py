@@ -112,7 +112,7 @@ def model_endpoint(endpoint: str, handler: Handler) -> Callable[[Request], Await
             pipeline.fail(ctx, exc)
             pipeline.scrub_failure(rt, ctx, exc)
             response = error_response(exc, ctx.request_id)
-            if ctx.attempts:
+            if ctx.attempts or ctx.guards is not None:
                 response.headers.update(pipeline.model_headers(ctx))
             return response
         finally:
@@ -153,6 +153,7 @@ async def _prepare(
 
 async def chat(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
     body, route = await _prepare(rt, ctx, request, validate.chat_request)
+    body = await rt.guards.check_chat_input(ctx, body)  # before the cache and the router
     if body.get("stream") is True:
         ctx.stream = True
         return await _stream(rt, ctx, body, route, request)
@@ -163,13 +164,14 @@ async def chat(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
 async def _stream(
     rt: Runtime, ctx: RequestContext, body: JSON, route: Any, request: Request
 ) -> Response:
-    ttl = pipeline.cache_ttl(route, request.headers)
+    ttl = None if pipeline.guard_refuses_cache(ctx) else pipeline.cache_ttl(route, request.headers)
     key = cache_key(route.alias, body) if ttl is not None else None
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     if key is not None:
         hit = await pipeline.cached_completion(rt, ctx, key)
         ctx.cache_checked_at = time.perf_counter()
         if hit is not None:
+            hit = await rt.guards.check_chat_output(ctx, hit)
             ctx.response_body = hit
             ctx.ttft_s = ctx.elapsed()
             return Response(
@@ -178,7 +180,13 @@ async def _stream(
                 headers={**SSE_HEADERS, **pipeline.model_headers(ctx)},
             )
 
+    output_guard = rt.guards.stream_guard(ctx)
+
     def on_done(done_ctx: RequestContext, completed: JSON | None) -> None:
+        if output_guard is not None and done_ctx.response_body is not None:
+            done_ctx.response_body = with_text(done_ctx.response_body, output_guard.text())
+            if completed is not None:
+                completed = done_ctx.response_body
         cacheable = completed is not None and (
             completed["choices"][0]["finish_reason"] != "tool_calls"
         )
@@ -191,13 +199,21 @@ async def _stream(
     done, _ = await asyncio.wait({opening}, timeout=rt.settings.server.sse_keepalive_s)
     if done and opening.exception() is not None:
         raise opening.exception()  # type: ignore[misc]
-    stream = ChatStream(rt, ctx, body, opening, on_done=on_done)
+    stream = ChatStream(rt, ctx, body, opening, on_done=on_done, output_filter=output_guard)
     headers = {**SSE_HEADERS, **pipeline.model_headers(ctx)}
     return ManagedStream(stream.body(), stream.close, headers)
 
 
+def with_text(body: JSON, text: str) -> JSON:
+    """The reconstructed stream with the text the client actually received (guarded)."""
+    choice = dict(body["choices"][0])
+    choice["message"] = {**choice["message"], "content": text}
+    return {**body, "choices": [choice]}
+
+
 async def embeddings(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
     body, _route = await _prepare(rt, ctx, request, validate.embeddings_request)
+    body = await rt.guards.check_embeddings_input(ctx, body)
     result = await pipeline.embeddings(rt, ctx, body)
     return json_response(result, pipeline.model_headers(ctx))
 

@@ -33,6 +33,7 @@ from pilothouse.errors import ConfigError, StoreError
 from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_sink
 from pilothouse.gateway.intake import KeySlots
 from pilothouse.guard.scrub import SecretScrubber
+from pilothouse.guard.engine import GuardEngine
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -110,6 +111,7 @@ class Runtime:
         )
         self._cost_tasks: list[asyncio.Task[None]] = []
         self.online = self._online_evaluator(settings)
+        self.guards = GuardEngine(settings, self.redis, self.telemetry.metrics.registry)
         self.in_flight = 0
         self.key_slots = KeySlots()
         self.draining = False
@@ -183,6 +185,7 @@ class Runtime:
         await _cancel(*self._cost_tasks, self._lease_renewal)
         if self.online is not None:
             await self.online.stop()
+        self.guards.close()
         await self.telemetry.stop()
         await self.ledger.stop()
         await _cancel(self._listener, self._key_watch)

@@ -18,7 +18,7 @@ import orjson
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from pilothouse.errors import ProviderError, UpstreamError, UpstreamTimeoutError
+from pilothouse.errors import GuardBlockedError, ProviderError, UpstreamError, UpstreamTimeoutError
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import sse_error_event
 from pilothouse.gateway.pipeline import estimated_usage, fail, price_usage
@@ -69,12 +69,14 @@ class ChatStream:
         opening: asyncio.Future[OpenStream],
         *,
         on_done: Callable[[RequestContext, JSON | None], None],
+        output_filter: Any = None,
     ) -> None:
         self.rt, self.ctx, self.request, self.opening = rt, ctx, request, opening
         opts = request.get("stream_options") or {}
         self.include_usage = bool(opts.get("include_usage"))
         self.keepalive = rt.settings.server.sse_keepalive_s
         self.on_done = on_done
+        self.output_filter = output_filter  # guard.stream.StreamGuard: holds back until clean
         self.text: list[str] = []
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
@@ -137,7 +139,10 @@ class ChatStream:
                 while isinstance(item, dict):
                     forwarded = self._observe(item)
                     if forwarded is not None:
-                        out.append(event(forwarded))
+                        if self.output_filter is None:
+                            out.append(event(forwarded))
+                        else:
+                            out.extend(event(c) for c in self.output_filter.feed(forwarded))
                     try:
                         item = queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -155,6 +160,10 @@ class ChatStream:
                         break
                     except TimeoutError:
                         yield KEEPALIVE
+        except GuardBlockedError as exc:
+            fail(self.ctx, exc)
+            yield b"".join(out) + sse_error_event(exc)
+            return
         except ProviderError as exc:
             opened.target.breaker.record_failure()
             cls = UpstreamTimeoutError if exc.timeout else UpstreamError
@@ -162,6 +171,15 @@ class ChatStream:
             fail(self.ctx, err)
             yield sse_error_event(err)
             return
+        if self.output_filter is not None:
+            try:
+                tail = self.output_filter.flush()
+            except GuardBlockedError as exc:
+                fail(self.ctx, exc)
+                yield sse_error_event(exc)
+                return
+            if tail:
+                yield b"".join(event(c) for c in tail)
         if self.usage is None and self.include_usage:
             usage = estimated_usage(self.request, "".join(self.text))
             yield event(self._usage_chunk(usage))

