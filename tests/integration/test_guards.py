@@ -91,6 +91,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator
         "boom": {"targets": [target], "guards": "boom"},
         "boom-out": {"targets": [target], "guards": "boom-out"},
         "lenient": {"targets": [target], "guards": "lenient"},
+        "plain": {"targets": [target]},
         "embed": {"targets": [{"provider": "primary", "model": "text-embedding-3-small"}],
                   "guards": "default"},
     }  # fmt: skip
@@ -405,3 +406,30 @@ def test_guard_metrics_per_guard_action_and_entity(gw: ThreadedGateway, key: str
         'pilothouse_guard_entities_total{action="pseudonymize",entity_type="EMAIL_ADDRESS",guard="pii"}'
         in metrics
     )
+
+
+def test_a_prompt_bundle_carries_its_own_policy(
+    gw: ThreadedGateway, key: str, upstream: Recorder
+) -> None:
+    bundle = {
+        "name": "guarded-support",
+        "model": "plain",  # the alias itself has no guards: the bundle brings them
+        "messages": [{"role": "user", "content": "Question: {{ question }}"}],
+        "variables": {"question": {"type": "string", "required": True}},
+        "guards": {"policy": "default"},
+    }
+    with gw.admin() as admin:
+        pushed = admin.post("/admin/prompts", json={**bundle, "reason": "guarded"})
+        assert pushed.status_code in (200, 201), pushed.text
+    body = {"model": "prompt:guarded-support@1"}
+    before = len(upstream.bodies)
+    blocked = chat(gw, key, [], **{**body, "prompt_variables": {"question": f"is {SECRET} valid?"}})
+    assert blocked.status_code == 400 and blocked.json()["error"]["code"] == "guard_blocked"
+    assert len(upstream.bodies) == before
+    ok = chat(gw, key, [], **{**body, "prompt_variables": {"question": f"mail {EMAIL}"}})
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-pilothouse-guards"].startswith("policy=default")
+    assert EMAIL not in json.dumps(upstream.bodies[-1])
+    assert (
+        chat(gw, key, f"is {SECRET} valid?", model="plain").status_code == 200
+    )  # alias alone: no policy

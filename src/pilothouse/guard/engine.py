@@ -148,11 +148,13 @@ class GuardEngine:
     # -- policy resolution -------------------------------------------------------------
 
     def policy_for(self, ctx: RequestContext) -> CompiledPolicy | None:
-        """Most specific first: the key's policy (metadata ``guards``), then the alias's.
-
-        Clients cannot pick a policy; a key naming an unknown policy fails closed.
-        """
-        named = ctx.key.metadata.get("guards") if ctx.key is not None else None
+        """Most specific first: the prompt bundle's (``guards: {policy: NAME}``), the key's
+        (metadata ``guards``), then the alias's. Clients cannot pick a policy; a bundle or
+        key naming an unknown policy fails closed."""
+        bundle = (ctx.prompt or {}).get("guards") if isinstance(ctx.prompt, dict) else None
+        named = bundle.get("policy") if isinstance(bundle, dict) else None
+        if not named and ctx.key is not None:
+            named = ctx.key.metadata.get("guards")
         if isinstance(named, str) and named:
             compiled = self.policies.get(named)
             if compiled is None:

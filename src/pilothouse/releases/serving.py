@@ -113,5 +113,6 @@ async def apply(cache: LabelCache, ctx: RequestContext, body: dict[str, Any]) ->
         "label": label,
         "hash": version.hash,
         "overrides": overrides or None,
+        "guards": version.content.get("guards") or None,  # e.g. {"policy": "strict"}
     }
     return out
