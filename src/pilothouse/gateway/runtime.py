@@ -32,8 +32,8 @@ from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import ConfigError, StoreError
 from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_sink
 from pilothouse.gateway.intake import KeySlots
-from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.guard.engine import GuardEngine
+from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
