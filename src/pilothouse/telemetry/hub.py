@@ -28,6 +28,7 @@ from pilothouse.telemetry.slo import SLOTracker, latency_thresholds
 from pilothouse.telemetry.trace_query import prune
 
 log = logging.getLogger("pilothouse.telemetry")
+LOOP_LAG_INTERVAL_S = 0.1  # event-loop lag sample period (10 wake-ups a second)
 
 
 class Telemetry:
@@ -63,6 +64,7 @@ class Telemetry:
         self.trace_enabled = settings.telemetry.traces
         self._loop_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
         self.engine = engine
         self.breakers: dict[str, CircuitBreaker] = {}
 
@@ -72,9 +74,10 @@ class Telemetry:
             await self.notifier.start()
         self._loop_task = asyncio.create_task(self._evaluate_forever(), name="slo-evaluator")
         self._prune_task = asyncio.create_task(self._prune_forever(), name="trace-retention")
+        self._lag_task = asyncio.create_task(self._sample_loop_lag(), name="loop-lag")
 
     async def stop(self) -> None:
-        for task in (self._loop_task, self._prune_task):
+        for task in (self._loop_task, self._prune_task, self._lag_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -168,6 +171,18 @@ class Telemetry:
                 self.evaluate()
             except Exception:
                 log.exception("SLO evaluation failed")
+
+    async def _sample_loop_lag(self) -> None:
+        """``pilothouse_event_loop_lag_seconds``: how late a 100 ms timer fires.
+
+        Anything that holds the loop (a slow writer batch, CPU work, GC) shows
+        here as lag, and every request on this loop waits as long.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LOOP_LAG_INTERVAL_S)
+            self.metrics.observe_loop_lag(loop.time() - started - LOOP_LAG_INTERVAL_S)
 
     async def _prune_forever(self) -> None:
         """Apply ``telemetry.retention_days`` hourly (``pilothouse traces prune`` does it now)."""

@@ -53,6 +53,7 @@ BREAKER_STATE: Final = "pilothouse_breaker_state"
 IN_FLIGHT: Final = "pilothouse_in_flight_requests"
 QUEUE_DEPTH: Final = "pilothouse_queue_depth"
 QUEUE_DROPPED: Final = "pilothouse_queue_dropped_total"
+EVENT_LOOP_LAG: Final = "pilothouse_event_loop_lag_seconds"
 ROWS_QUARANTINED: Final = "pilothouse_rows_quarantined_total"
 WRITER_RESTARTS: Final = "pilothouse_writer_restarts_total"
 BUDGET_REMAINING: Final = "pilothouse_budget_remaining_usd"
@@ -63,6 +64,11 @@ SLO_BUDGET_REMAINING: Final = "pilothouse_slo_error_budget_remaining_ratio"
 DEFAULT_LATENCY_BUCKETS: Final[tuple[float, ...]] = (
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
     5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
+)  # fmt: skip
+
+#: Event-loop lag buckets: from 0.5 ms (healthy) to 2.5 s (a blocked loop).
+LOOP_LAG_BUCKETS: Final[tuple[float, ...]] = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
 
 BreakerState = Literal["closed", "half_open", "open"]
@@ -204,6 +210,12 @@ class GatewayMetrics:
         self.queue_dropped = Counter(
             QUEUE_DROPPED, "Items dropped because a queue was full.", ("queue",), registry=reg
         )
+        self.loop_lag = Histogram(
+            EVENT_LOOP_LAG,
+            "How late a periodic 100 ms timer fires on the request event loop.",
+            buckets=LOOP_LAG_BUCKETS,
+            registry=reg,
+        )
         self.rows_quarantined = Counter(
             ROWS_QUARANTINED,
             "Rows a background writer could not store or spool, kept in the quarantine file.",
@@ -332,6 +344,9 @@ class GatewayMetrics:
     def queue_dropped_inc(self, queue: str, count: int = 1) -> None:
         """Count items a full queue refused; never drop silently."""
         self.queue_dropped.labels(queue).inc(count)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self.loop_lag.observe(max(seconds, 0.0))
 
     def rows_quarantined_inc(self, queue: str, count: int = 1) -> None:
         """Count rows set aside in the quarantine file (``usage``, ``traces``)."""
