@@ -1,4 +1,4 @@
-"""``pilothouse keys create|list|revoke``: manage virtual keys directly in the store."""
+"""``pilothouse keys create|list|update|rotate|revoke``: manage virtual keys in the store."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from pilothouse.cli.common import (
     run,
     with_engine,
 )
-from pilothouse.limits.keys import KeyStore
+from pilothouse.limits.keys import DEFAULT_ROTATION_GRACE_S, KeyStore
 
-app = typer.Typer(help="Create, list and revoke virtual API keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, list, update, rotate and revoke virtual API keys.", no_args_is_help=True
+)
 
 
 async def _with_store(config: Path | None, fn: Any) -> Any:
@@ -50,7 +52,7 @@ def create(
         if value is not None:
             spec[field] = value
     if metadata:
-        spec["metadata"] = orjson.loads(metadata)
+        spec["metadata"] = parse_json_object(metadata, "--metadata")
     if admin:
         spec["scopes"] = ["inference", "admin"]
     if role:
@@ -95,3 +97,72 @@ def revoke(
     who = actor_name(actor)
     record = run(lambda: _with_store(config, lambda ks: ks.revoke(key_id, actor=who)))
     console.print(f"revoked {record.id} ({record.name})")
+
+
+@app.command()
+def update(
+    key_id: str,
+    models: str | None = typer.Option(None, help="Comma-separated aliases; '*' for all."),
+    rpm: int | None = typer.Option(None, help="Requests per minute (0 removes the limit)."),
+    tpm: int | None = typer.Option(None, help="Tokens per minute (0 removes the limit)."),
+    budget_usd: str | None = typer.Option(None, help="Spend limit in USD ('none' removes it)."),
+    budget_period: str | None = typer.Option(None, help="total, day or month."),
+    metadata: str | None = typer.Option(None, help="JSON object; replaces the metadata."),
+    expires_at: str | None = typer.Option(
+        None, help="ISO 8601 time the key stops working ('never' clears it)."
+    ),
+    actor: str | None = ActorOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Change a key's models, limits, budget, metadata or expiry; the secret stays the same.
+
+    Running gateways apply the change within about a second.
+    """
+    patch: dict[str, Any] = {}
+    if models is not None:
+        patch["models"] = None if models == "*" else [m.strip() for m in models.split(",") if m]
+    for field, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None:
+            patch[field] = value or None
+    if budget_usd is not None:
+        patch["budget_usd"] = None if budget_usd.lower() == "none" else budget_usd
+    if budget_period is not None:
+        patch["budget_period"] = budget_period
+    if metadata is not None:
+        patch["metadata"] = parse_json_object(metadata, "--metadata")
+    if expires_at is not None:
+        patch["expires_at"] = None if expires_at.lower() == "never" else expires_at
+    if not patch:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    who = actor_name(actor)
+    record = run(lambda: _with_store(config, lambda ks: ks.update(key_id, patch, actor=who)))
+    console.print(f"updated {record.id} ({record.name})")
+
+
+@app.command()
+def rotate(
+    key_id: str,
+    grace_s: float = typer.Option(
+        DEFAULT_ROTATION_GRACE_S, "--grace-s", help="Seconds the old secret keeps working."
+    ),
+    actor: str | None = ActorOption,
+    config: Path | None = ConfigOption,
+) -> None:
+    """Issue a new secret; the old one works for --grace-s seconds, then stops."""
+    who = actor_name(actor)
+    record, secret = run(
+        lambda: _with_store(config, lambda ks: ks.rotate(key_id, grace_s=grace_s, actor=who))
+    )
+    console.print(f"rotated {record.id} ({record.name}); old secret valid for {grace_s:g} s")
+    console.print("new secret (shown once, store it now):")
+    print(secret)
+
+
+def parse_json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{option} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f"{option} must be a JSON object")
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -11,13 +12,22 @@ from starlette.routing import Route
 
 from pilothouse.config.load import load_settings
 from pilothouse.costs.usage_query import parse_time, usage_summary
-from pilothouse.errors import AuthenticationError, PermissionDeniedError, PilothouseError
+from pilothouse.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    PilothouseError,
+)
 from pilothouse.gateway import admission, validate
 from pilothouse.gateway.authz import BOOTSTRAP, Principal, authorize
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.pipeline import new_request_id
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.limits.budget import period_key
+from pilothouse.limits.key_usage import KeySpend, spend_by_key
+from pilothouse.limits.keys import DEFAULT_ROTATION_GRACE_S, KeyRecord
+from pilothouse.limits.money import pico_to_str
 
 
 async def admin_principal(rt: Runtime, secret: str | None) -> Principal:
@@ -99,7 +109,48 @@ async def create_key(rt: Runtime, request: Request) -> Response:
 async def list_keys(rt: Runtime, request: Request) -> Response:
     include = request.query_params.get("include_revoked") in ("1", "true", "yes")
     records = await rt.keys.list_all(include_revoked=include)
-    return json_response({"data": [r.public() for r in records]})
+    await rt.ledger.flush()
+    spend = await spend_by_key(rt.engine)
+    data = [{**r.public(), **await _spend_fields(rt, r, spend.get(r.id))} for r in records]
+    return json_response({"data": data})
+
+
+async def _spend_fields(rt: Runtime, record: KeyRecord, spend: KeySpend | None) -> dict[str, Any]:
+    """Spend in the key's current budget period, what is left of the budget, and last use."""
+    spend = spend or KeySpend()
+    out: dict[str, Any] = {
+        "spend_usd": pico_to_str(spend.in_period(record.budget_period)),
+        "budget_left_usd": None,
+        "last_used_at": spend.last_used_at.isoformat() if spend.last_used_at else None,
+    }
+    if record.budget_pico is not None:
+        spent = await rt.budgets.spent(record.id, period_key(record.budget_period))
+        out["budget_left_usd"] = pico_to_str(max(0, record.budget_pico - spent))
+    return out
+
+
+async def update_key(rt: Runtime, request: Request) -> Response:
+    key_id = request.path_params["key_id"]
+    patch = await _json_body(rt, request)
+    record = await rt.keys.update(key_id, patch, actor=principal_of(request).name)
+    await rt.key_changed(key_id)
+    return json_response(record.public())
+
+
+async def rotate_key(rt: Runtime, request: Request) -> Response:
+    key_id = request.path_params["key_id"]
+    raw = await read_body(request, rt.settings.server.max_body_bytes)
+    body = validate.parse_json(raw, rt.settings.server.max_body_bytes) if raw.strip() else {}
+    unknown = sorted(set(body) - {"grace_s"})
+    if unknown:
+        raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
+    grace = body.get("grace_s", DEFAULT_ROTATION_GRACE_S)
+    record, secret = await rt.keys.rotate(key_id, grace_s=grace, actor=principal_of(request).name)
+    await rt.key_changed(key_id)
+    body = {**record.public(), "key": secret, "grace_s": grace}
+    if grace:
+        body["previous_valid_until"] = (datetime.now(UTC) + timedelta(seconds=grace)).isoformat()
+    return json_response(body, status=201)
 
 
 async def revoke_key(rt: Runtime, request: Request) -> Response:
@@ -137,6 +188,8 @@ def routes() -> list[Route]:
         Route("/admin/keys", admin(create_key, "keys.write"), methods=["POST"]),
         Route("/admin/keys", admin(list_keys, "keys.read"), methods=["GET"]),
         Route("/admin/keys/{key_id}", admin(revoke_key, "keys.write"), methods=["DELETE"]),
+        Route("/admin/keys/{key_id}", admin(update_key, "keys.write"), methods=["PATCH"]),
+        Route("/admin/keys/{key_id}/rotate", admin(rotate_key, "keys.write"), methods=["POST"]),
         Route("/admin/usage", admin(usage, "usage.read"), methods=["GET"]),
         Route("/admin/reload", admin(reload_config, "config.reload"), methods=["POST"]),
     ]

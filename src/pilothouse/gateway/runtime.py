@@ -49,6 +49,7 @@ from pilothouse.telemetry.hub import Telemetry
 log = logging.getLogger("pilothouse.runtime")
 REVOCATIONS = "keys:revoked"
 LABEL_MOVES = "prompts:labels"
+KEY_CHANGES = "keys:changed"
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
@@ -278,23 +279,32 @@ class Runtime:
         if self.redis is not None:
             await self.redis.publish(self.settings.redis.prefix + REVOCATIONS, key_id)
 
+    async def key_changed(self, key_id: str) -> None:
+        """A key's limits, budget, expiry or secret changed: every replica reloads it."""
+        self.key_cache.drop(key_id)
+        if self.redis is not None:
+            await self.redis.publish(self.settings.redis.prefix + KEY_CHANGES, key_id)
+
     async def _listen_revocations(self) -> None:
         assert self.redis is not None
-        channel = self.settings.redis.prefix + REVOCATIONS
+        revoked = self.settings.redis.prefix + REVOCATIONS
+        changed = self.settings.redis.prefix + KEY_CHANGES
         labels_channel = self.settings.redis.prefix + LABEL_MOVES
         while True:
             try:
                 pubsub = self.redis.pubsub()
-                await pubsub.subscribe(channel, labels_channel)
+                await pubsub.subscribe(revoked, changed, labels_channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         data = message["data"]
-                        data = data.decode() if isinstance(data, bytes) else data
+                        data = data.decode() if isinstance(data, bytes) else str(data)
                         source = message.get("channel")
                         source = source.decode() if isinstance(source, bytes) else source
                         if source == labels_channel:
                             name, _, label = data.partition("\x00")
                             self.prompt_cache.invalidate(name, label)
+                        elif source == changed:
+                            self.key_cache.drop(data)
                         else:
                             self.key_cache.forget(data)
             except asyncio.CancelledError:
@@ -312,12 +322,15 @@ class Runtime:
         while True:
             await asyncio.sleep(1.0)
             try:
+                changed = await self.keys.changed_since(since)
                 revoked, since = await self.keys.revoked_since(since)
                 moved, polled = await self.prompts.moved_since(labels_since - timedelta(seconds=2))
                 labels_since = polled
             except Exception as exc:  # store briefly down: auth keeps working from the cache
                 log.debug("revocation poll failed: %s", exc)
                 continue
+            for key_id in changed:
+                self.key_cache.drop(key_id)
             for key_id in revoked:
                 self.key_cache.forget(key_id)
             for name, label in moved:

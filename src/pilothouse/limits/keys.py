@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
 from pilothouse import audit
-from pilothouse.errors import InvalidRequestError, NotFoundError
+from pilothouse.errors import AuthenticationError, InvalidRequestError, NotFoundError
 from pilothouse.limits.money import pico_to_str, usd_to_pico
 from pilothouse.store.tables import api_keys
 
@@ -28,6 +28,7 @@ PERIODS: tuple[str, ...] = ("total", "day", "month")
 SCOPES: tuple[str, ...] = ("inference", "admin", "metrics")
 ROLES: tuple[str, ...] = ("admin", "operator", "viewer", "finance")
 RESERVED_NAMES = ("bootstrap", "signal")
+DEFAULT_ROTATION_GRACE_S = 3600  # how long a rotated-out secret keeps working unless told otherwise
 
 
 def generate_secret() -> str:
@@ -63,6 +64,10 @@ class KeyRecord:
     revoked: bool = False
     role: str | None = None  # admin principal role; None for inference-only keys
     max_concurrency: int | None = None  # in-flight cap; None: `limits.max_concurrency_per_key`
+    expires_at: datetime | None = (
+        None  # for this secret: the key's expiry or a rotation's grace end
+    )
+    rotated: bool = False  # this secret is the previous one of a rotated key (grace period)
 
     def allows(self, alias: str) -> bool:
         return self.models is None or alias in self.models
@@ -88,6 +93,7 @@ class KeyRecord:
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "revoked": self.revoked,
             "role": self.admin_role,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
         }
 
     @property
@@ -98,7 +104,14 @@ class KeyRecord:
         return "admin" if "admin" in self.scopes else None
 
 
-def _record(row: Any) -> KeyRecord:
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _record(row: Any, *, previous: bool = False) -> KeyRecord:
+    """A row as the hot path sees it; ``previous``: looked up by a rotated-out secret."""
     limits = {
         alias: AliasLimits(rpm=v.get("rpm"), tpm=v.get("tpm"))
         for alias, v in (row.model_limits or {}).items()
@@ -122,7 +135,17 @@ def _record(row: Any) -> KeyRecord:
         revoked=row.revoked_at is not None,
         role=getattr(row, "role", None),
         max_concurrency=getattr(row, "max_concurrency", None),
+        expires_at=_effective_expiry(row, previous),
+        rotated=previous,
     )
+
+
+def _effective_expiry(row: Any, previous: bool) -> datetime | None:
+    expires = _utc(getattr(row, "expires_at", None))
+    if not previous:
+        return expires
+    grace_end = _utc(getattr(row, "previous_valid_until", None)) or datetime.now(UTC)
+    return grace_end if expires is None else min(expires, grace_end)
 
 
 # Column bounds: rpm/tpm are 32-bit, budgets are 64-bit pico-USD (~9.2 million USD).
@@ -155,6 +178,7 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         "scopes",
         "role",
         "max_concurrency",
+        "expires_at",
     }
     unknown = sorted(set(spec) - allowed)
     if unknown:
@@ -225,7 +249,66 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         "metadata": metadata,
         "role": role,
         "max_concurrency": _positive_int(spec, "max_concurrency"),
+        "expires_at": _expiry(spec.get("expires_at")),
     }
+
+
+PATCHABLE = frozenset(
+    {"name", "models", "rpm", "tpm", "model_limits", "budget_usd", "budget_period", "metadata",
+     "expires_at", "max_concurrency"}
+)  # fmt: skip
+
+
+def _expiry(value: Any) -> datetime | None:
+    """``expires_at``: an ISO 8601 time (UTC when no offset is given), or null for never."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequestError(
+            "`expires_at` must be an ISO 8601 time or null", param="expires_at"
+        )
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequestError(
+            f"`expires_at` is not an ISO 8601 time: {value!r}", param="expires_at"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def current_spec(record: KeyRecord) -> dict[str, Any]:
+    """A key's settings in the shape ``POST /admin/keys`` takes, for PATCH to overlay."""
+    public = record.public()
+    copied = ("name", "models", "rpm", "tpm", "model_limits", "metadata", "max_concurrency")
+    spec = {k: public[k] for k in copied}
+    spec.update(
+        scopes=sorted(record.scopes),
+        budget_period=record.budget_period,
+        budget_usd=public["budget_usd"],
+        expires_at=public["expires_at"],
+    )
+    if record.role is not None:
+        spec["role"] = record.role
+    return {k: v for k, v in spec.items() if v is not None}
+
+
+def validate_key_patch(record: KeyRecord, patch: Any) -> dict[str, Any]:
+    """Check a ``PATCH /admin/keys/{id}`` body; returns the columns that change."""
+    if not isinstance(patch, dict) or not patch:
+        raise InvalidRequestError("request body must be a non-empty JSON object")
+    fixed = sorted(set(patch) & {"scopes", "role"})
+    if fixed:
+        raise InvalidRequestError(
+            f"`{fixed[0]}` cannot be changed; create a new key with the scopes or role it needs",
+            param=fixed[0],
+        )
+    unknown = sorted(set(patch) - PATCHABLE)
+    if unknown:
+        raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
+    merged = {**current_spec(record), **patch}
+    values = validate_key_spec({k: v for k, v in merged.items() if v is not None})
+    changed = ["budget_pico" if k == "budget_usd" else str(k) for k in patch]
+    return {column: values[column] for column in changed}
 
 
 class KeyStore:
@@ -276,11 +359,76 @@ class KeyStore:
         return _record(row)
 
     async def by_hash(self, key_hash: str) -> KeyRecord | None:
+        """The key this secret's hash opens: its current secret, or a rotated-out one."""
+        query = select(api_keys).where(
+            or_(api_keys.c.key_hash == key_hash, api_keys.c.previous_key_hash == key_hash)
+        )
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))
-            ).first()
-        return _record(row) if row is not None else None
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return _record(row, previous=row.key_hash != key_hash)
+
+    async def update(self, key_id: str, patch: Any, *, actor: str = "system") -> KeyRecord:
+        """Change a key's limits, budget, models, metadata or expiry; the secret stays."""
+        record = await self.get(key_id)
+        if record.revoked:
+            raise InvalidRequestError(f"key {key_id!r} is revoked; it cannot be changed")
+        values = validate_key_patch(record, patch)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id)
+                .values(**values, updated_at=datetime.now(UTC))
+            )
+            details = {k: _auditable(v) for k, v in values.items() if k != "metadata"}
+            if "metadata" in values:
+                details["metadata_keys"] = sorted(values["metadata"] or {})
+            await audit.append(
+                conn, actor=actor, action="key.update", target=key_id, details=details
+            )
+        return await self.get(key_id)
+
+    async def rotate(
+        self, key_id: str, *, grace_s: float, actor: str = "system"
+    ) -> tuple[KeyRecord, str]:
+        """A new secret; the old one keeps working for ``grace_s`` seconds, then stops."""
+        if (
+            isinstance(grace_s, bool)
+            or not isinstance(grace_s, int | float)
+            or not (0 <= grace_s <= 30 * 86400)
+        ):
+            raise InvalidRequestError("`grace_s` must be between 0 and 2592000", param="grace_s")
+        record = await self.get(key_id)
+        if record.revoked:
+            raise InvalidRequestError(f"key {key_id!r} is revoked; it cannot be rotated")
+        secret = generate_secret()
+        now = datetime.now(UTC)
+        async with self.engine.begin() as conn:
+            current = (
+                await conn.execute(select(api_keys.c.key_hash).where(api_keys.c.id == key_id))
+            ).scalar_one()
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id)
+                .values(
+                    key_hash=hash_secret(secret),
+                    key_prefix=secret[:10],
+                    previous_key_hash=current if grace_s > 0 else None,
+                    previous_valid_until=now + timedelta(seconds=grace_s) if grace_s > 0 else None,
+                    updated_at=now,
+                )
+            )
+            await audit.append(
+                conn, actor=actor, action="key.rotate", target=key_id, details={"grace_s": grace_s}
+            )
+        return await self.get(key_id), secret
+
+    async def changed_since(self, since: datetime) -> list[str]:
+        """Ids updated or rotated at or after ``since`` (minus clock slack)."""
+        query = select(api_keys.c.id).where(api_keys.c.updated_at >= since - timedelta(seconds=2))
+        async with self.engine.connect() as conn:
+            return [r.id for r in await conn.execute(query)]
 
     async def revoke(self, key_id: str, *, actor: str = "system") -> KeyRecord:
         async with self.engine.begin() as conn:
@@ -304,6 +452,19 @@ class KeyStore:
                 select(api_keys.c.id).where(api_keys.c.revoked_at >= since - timedelta(seconds=2))
             )
             return [r.id for r in rows], now
+
+
+def expired(record: KeyRecord) -> AuthenticationError:
+    when = record.expires_at.isoformat(timespec="seconds") if record.expires_at else "?"
+    if record.rotated:
+        message = f"this API key was rotated; the old secret's grace period ended at {when}"
+    else:
+        message = f"this API key expired at {when}"
+    return AuthenticationError(message, code="expired_api_key")
+
+
+def _auditable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 class _Row:
@@ -330,6 +491,14 @@ class KeyCache:
         self._revoked_ids: set[str] = set()
 
     async def lookup(self, secret: str) -> KeyRecord | None:
+        """The key for ``secret``; ``None`` when unknown or revoked; 401 once it has expired."""
+        record = await self._lookup(secret)
+        expires = record.expires_at if record is not None else None
+        if record is not None and expires is not None and time.time() >= expires.timestamp():
+            raise expired(record)
+        return record
+
+    async def _lookup(self, secret: str) -> KeyRecord | None:
         digest = hash_secret(secret)
         record = self._by_hash.get(digest)
         if record is not None:
@@ -353,6 +522,13 @@ class KeyCache:
         for digest, record in list(self._by_hash.items()):
             if record.id == key_id:
                 del self._by_hash[digest]
+
+    def drop(self, key_id: str) -> None:
+        """Forget a changed key's cached entries (not revoked): the next use reloads it."""
+        for digest, record in list(self._by_hash.items()):
+            if record.id == key_id:
+                del self._by_hash[digest]
+        self._missing.clear()  # a rotated-in secret may have been tried a moment too early
 
     async def reload(self) -> None:
         """Refresh every cached key from the store (periodic safety net)."""

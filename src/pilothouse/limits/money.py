@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 PICO_PER_USD = 10**12
 _PICO = Decimal(PICO_PER_USD)
@@ -11,6 +11,8 @@ _PICO = Decimal(PICO_PER_USD)
 def usd_to_pico(value: Decimal | int | str) -> int:
     """Convert USD to pico-USD; sub-pico fractions round half-up (never silently floats)."""
     amount = Decimal(value) * _PICO
+    if not amount.is_finite():  # NaN and Infinity are no amount of money
+        raise InvalidOperation(f"not a finite amount: {value!r}")
     return int(amount.to_integral_value(rounding="ROUND_HALF_UP"))
 
 

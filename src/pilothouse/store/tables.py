@@ -42,6 +42,12 @@ api_keys = Table(
     # Admin principals: admin | operator | viewer | finance (None: an inference-only key).
     Column("role", String(16), nullable=True),
     Column("max_concurrency", Integer, nullable=True),
+    # Lifecycle: expiry, rotation grace (the previous secret's hash and until when it works),
+    # and the last change, which replicas poll to refresh cached keys.
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("previous_key_hash", String(64), nullable=True, index=True),
+    Column("previous_valid_until", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
 )
 
 usage_records = Table(
