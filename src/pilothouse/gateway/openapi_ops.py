@@ -103,6 +103,10 @@ COMPONENTS: dict[str, Any] = {
             "created_at": _NULLABLE_STR,
             "revoked": {"type": "boolean"},
             "role": _NULLABLE_STR,
+            "expires_at": _NULLABLE_STR,
+            "spend_usd": _STR,
+            "budget_left_usd": _NULLABLE_STR,
+            "last_used_at": _NULLABLE_STR,
         },
     },
 }
@@ -207,6 +211,10 @@ _MODELS = {
         },
     },
 }
+_KEY_PATCH_FIELDS = (
+    "name", "models", "rpm", "tpm", "model_limits", "budget_usd", "budget_period", "metadata",
+    "expires_at",
+)  # fmt: skip
 _KEY_SPEC = {
     "type": "object",
     "required": ["name"],
@@ -232,7 +240,17 @@ _KEY_SPEC = {
             "minItems": 1,
             "items": {"enum": ["inference", "admin", "metrics"]},
         },
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
         "role": {"enum": ["admin", "operator", "viewer", "finance"]},
+    },
+}
+_KEY_PATCH = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        name: {"anyOf": [_KEY_SPEC["properties"][name], {"type": "null"}]}  # type: ignore[index]
+        for name in _KEY_PATCH_FIELDS
     },
 }
 _FEEDBACK_BODY = {
@@ -423,6 +441,33 @@ OPERATIONS: list[Operation] = [
         params=[path_param("key_id", "key id (key_…)")],
         ok={200: content(ref("Key"))},
         errors=(400, 401, 403, 404),
+    ),
+    Operation(
+        "PATCH",
+        "/admin/keys/{key_id}",
+        "Change a key's models, limits, budget, metadata or expiry (the secret stays)",
+        "admin",
+        "admin",
+        params=[path_param("key_id", "key id (key_…)")],
+        body=_KEY_PATCH,
+        ok={200: content(ref("Key"))},
+        errors=errors(400, 401, 403, 404, 413),
+    ),
+    Operation(
+        "POST",
+        "/admin/keys/{key_id}/rotate",
+        "Issue a new secret; the old one works for grace_s seconds",
+        "admin",
+        "admin",
+        params=[path_param("key_id", "key id (key_…)")],
+        body={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"grace_s": {"type": "number", "minimum": 0, "maximum": 2592000}},
+        },
+        body_required=False,
+        ok={201: content({"allOf": [ref("Key")], "required": ["key"]})},
+        errors=errors(400, 401, 403, 404, 413),
     ),
     Operation(
         "GET",
