@@ -213,7 +213,7 @@ _MODELS = {
 }
 _KEY_PATCH_FIELDS = (
     "name", "models", "rpm", "tpm", "model_limits", "budget_usd", "budget_period", "metadata",
-    "expires_at",
+    "expires_at", "max_concurrency",
 )  # fmt: skip
 _KEY_SPEC = {
     "type": "object",
@@ -240,6 +240,7 @@ _KEY_SPEC = {
             "minItems": 1,
             "items": {"enum": ["inference", "admin", "metrics"]},
         },
+        "max_concurrency": _RATE,
         "expires_at": {"type": ["string", "null"], "format": "date-time"},
         "role": {"enum": ["admin", "operator", "viewer", "finance"]},
     },
