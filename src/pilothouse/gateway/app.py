@@ -65,6 +65,7 @@ async def readyz(request: Request) -> Response:
         "checks": checks,
         "in_flight": rt.in_flight,
         "route_version": rt.route_version,
+        "config_hash": rt.config_hash,
     }
     return json_response(body, status=200 if ready else 503)
 

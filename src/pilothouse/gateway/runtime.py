@@ -24,6 +24,7 @@ from pilothouse.cache.response_cache import (
     RedisResponseCache,
     ResponseCache,
 )
+from pilothouse.config.fingerprint import config_hash
 from pilothouse.config.schema import Settings
 from pilothouse.costs.anomaly import SpendAnomalyDetector
 from pilothouse.costs.budget_alerts import BudgetAlerts
@@ -91,7 +92,7 @@ class Runtime:
         self.providers = build_providers(settings)
         self.scrubber = SecretScrubber.from_settings(settings)
         self.router = Router(settings, self.providers, scrubber=self.scrubber)
-        self.telemetry = Telemetry(settings, self.engine)
+        self.telemetry = Telemetry(settings, self.engine, self.redis)
         self.ledger = UsageLedger(
             self.engine,
             settings.store.spool_path,
@@ -121,6 +122,7 @@ class Runtime:
         self._key_watch: asyncio.Task[None] | None = None
         self._lease_renewal: asyncio.Task[None] | None = None
         self.route_version = release_routes.route_hash(settings.models)
+        self.config_hash = config_hash(settings)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -266,6 +268,8 @@ class Runtime:
         )
         self.route_version = digest
         self.telemetry.metrics.set_route_version(digest)
+        self.config_hash = config_hash(self.settings)  # /readyz and pilothouse_config_info
+        self.telemetry.metrics.set_config_hash(self.config_hash)
 
     async def _close_later(self, providers: dict[str, Provider]) -> None:
         with contextlib.suppress(TimeoutError):

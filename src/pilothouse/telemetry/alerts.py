@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Literal
+from typing import Literal, Protocol
 
 import aiohttp
 import msgspec
@@ -35,6 +35,14 @@ log = logging.getLogger(__name__)
 #: Sends one JSON body and returns the HTTP status; raises on network failure.
 Transport = Callable[[bytes], Awaitable[int]]
 Sink = Callable[["Alert"], object]
+
+
+class Claims(Protocol):
+    """Cross-replica arbiter (``telemetry.alert_claims``): who sends a transition."""
+
+    async def claim(self, alert: Alert) -> bool: ...
+
+    async def release(self, alert: Alert) -> None: ...
 
 
 class Alert(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,8 +166,10 @@ class WebhookNotifier:
         transport: Transport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_drop: Callable[[Alert], None] | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self._config = config
+        self._claims = claims  # several replicas: only the claim's winner sends
         self._transport = transport
         self._sleep = sleep
         self._on_drop = on_drop
@@ -169,6 +179,7 @@ class WebhookNotifier:
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
+        self.skipped = 0  # sent by another replica
 
     @property
     def pending(self) -> int:
@@ -223,7 +234,25 @@ class WebhookNotifier:
             finally:
                 self._queue.task_done()
 
+    async def drain(self) -> None:
+        """Wait until every queued alert has been delivered, skipped or given up on."""
+        await self._queue.join()
+
     async def _deliver(self, alert: Alert) -> None:
+        if self._claims is not None:
+            try:
+                won = await self._claims.claim(alert)
+            except Exception as exc:  # Redis down: better twice than never
+                log.warning("alert claim failed (%s); sending anyway", type(exc).__name__)
+                won = True
+            if not won:
+                self.skipped += 1
+                return
+        if not await self._send(alert) and self._claims is not None:
+            with contextlib.suppress(Exception):
+                await self._claims.release(alert)
+
+    async def _send(self, alert: Alert) -> bool:
         assert self._transport is not None
         body = msgspec.json.encode(alert)
         cfg = self._config
@@ -236,7 +265,7 @@ class WebhookNotifier:
             else:
                 if 200 <= status < 300:
                     self.delivered += 1
-                    return
+                    return True
                 if not retryable_status(status):
                     outcome = f"HTTP {status}, not retryable"
                     break
@@ -246,3 +275,4 @@ class WebhookNotifier:
         self.failed += 1
         # The URL is not logged: chat webhooks carry their token in it.
         log.error("alert webhook gave up on %s (%s): %s", alert.fingerprint, alert.status, outcome)
+        return False

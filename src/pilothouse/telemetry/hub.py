@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.config.schema import Settings
@@ -21,6 +22,7 @@ from pilothouse.gateway.context import RequestContext
 from pilothouse.limits.money import pico_to_usd
 from pilothouse.routing.breaker import CircuitBreaker
 from pilothouse.store.spool import Quarantine, quarantine_path
+from pilothouse.telemetry.alert_claims import RedisAlertClaims
 from pilothouse.telemetry.alerts import AlertManager, WebhookNotifier
 from pilothouse.telemetry.metrics import GatewayMetrics
 from pilothouse.telemetry.recorder import TraceRecorder, trace_spool_path
@@ -32,7 +34,7 @@ LOOP_LAG_INTERVAL_S = 0.1  # event-loop lag sample period (10 wake-ups a second)
 
 
 class Telemetry:
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, redis: Redis | None = None) -> None:
         self.settings = settings
         slo = settings.slo
         self.metrics = GatewayMetrics(
@@ -44,8 +46,11 @@ class Telemetry:
         self.notifier: WebhookNotifier | None = None
         sinks = []
         if slo.webhook is not None:
+            claims = RedisAlertClaims(redis, settings.redis.prefix) if redis is not None else None
             self.notifier = WebhookNotifier(
-                slo.webhook, on_drop=lambda _a: self.metrics.queue_dropped_inc("alerts")
+                slo.webhook,
+                on_drop=lambda _a: self.metrics.queue_dropped_inc("alerts"),
+                claims=claims,  # replicas sharing Redis send each alert once
             )
             sinks.append(self.notifier.notify)
         self.alerts = AlertManager(self.slo, sinks=sinks)

@@ -256,6 +256,13 @@ class GatewayMetrics:
             registry=reg,
             multiprocess_mode="livemax",
         )
+        self.config_info = Gauge(
+            "pilothouse_config_info",
+            "1 for the hash of the effective config this replica runs (secrets excluded).",
+            ("hash",),
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
         self._alias_series: dict[tuple[str, str], _AliasSeries] = {}
         self._status_children: dict[tuple[str, str, int], Counter] = {}
         self._cost_children: dict[tuple[str, str, str, str], Counter] = {}
@@ -337,6 +344,11 @@ class GatewayMetrics:
         """Exactly one series: the route version now served (replicas that differ show)."""
         self.route_version.clear()
         self.route_version.labels(digest).set(1)
+
+    def set_config_hash(self, digest: str) -> None:
+        """Exactly one series: replicas running different configs show as different hashes."""
+        self.config_info.clear()
+        self.config_info.labels(digest).set(1)
 
     def set_queue_depth(self, queue: str, depth: int) -> None:
         self.queue_depth.labels(queue).set(depth)
