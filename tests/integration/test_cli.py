@@ -110,3 +110,50 @@ def test_doctor_and_config_check_catch_a_missing_model(tmp_path: Path) -> None:
     )
     down = cli("doctor", "--config", str(unreachable))
     assert down.returncode == 1 and "FAIL" in down.stdout
+
+
+def test_keys_update_and_rotate_reach_a_running_gateway(store_url: str, tmp_path: Path) -> None:
+    config = base_config(store_url, tmp_path)
+    path = write_config(tmp_path / "c.yaml", config)
+    created = cli("keys", "create", "--name", "rot", "--models", "chat", "--config", str(path))
+    assert created.returncode == 0, created.stderr
+    old = created.stdout.strip().splitlines()[-1]
+    key_id = created.stdout.split("created key ")[1].split()[0]
+    with running_gateway(config) as gw:
+
+        def status(secret: str) -> int:
+            resp = httpx.post(
+                gw.url + "/v1/chat/completions",
+                json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            return resp.status_code
+
+        assert status(old) == 200
+        updated = cli("keys", "update", key_id, "--models", "other", "--config", str(path))
+        assert updated.returncode == 0, updated.stderr
+        # The CLI wrote the store directly; the gateway's poll drops its cached copy.
+        assert wait_for(lambda: status(old) == 403)
+
+        rotated = cli("keys", "rotate", key_id, "--grace-s", "0", "--config", str(path))
+        assert rotated.returncode == 0, rotated.stderr
+        new = rotated.stdout.strip().splitlines()[-1]
+        assert new.startswith("ph-") and new != old
+        assert wait_for(lambda: status(old) == 401)
+        assert status(new) == 403  # same key, same (updated) model list
+
+    bad = cli("keys", "update", key_id, "--metadata", "{team:x}", "--config", str(path))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr + bad.stdout
+    assert "--metadata must be a JSON object" in bad.stderr + bad.stdout
+
+
+def wait_for(condition: object, timeout_s: float = 20.0) -> bool:
+    """Poll an observable condition with a bounded deadline (no fixed sleeps)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.1)
+    return False
