@@ -24,6 +24,7 @@ import ipaddress
 import itertools
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Final, Literal
@@ -81,15 +82,18 @@ _RULES: Final[tuple[tuple[str, Kind, str], ...]] = (
         r"|(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|glpat-[0-9A-Za-z_-]{20,}"
         r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_-]{50,}"
         r"|SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})"),
-    ("keyword", "secret", r"(?i:\b(?:password|passwd|pwd|secret|client[_-]?secret|api[_-]?key"
-        r"|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|token))"
+    ("keyword", "secret", r"(?=[A-Za-z0-9_-]{3,80}[\"']?\s{0,3}[:=])"
+        r"(?i:\b[A-Za-z0-9_]*?(?:password|passwd|pwd|secret|api[_-]?key"
+        r"|access[_-]?key|private[_-]?key|token|credentials?)[A-Za-z0-9_]*)"
         r"[\"']?\s{0,3}[:=]\s{0,3}[\"']?(?P<keyword_v>[^\s\"',;]{6,})"),
-    ("email", "email", r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}"
-        r"(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"),
-    ("iban", "iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
-    ("card", "card", r"\d(?<!\d\d)(?<!\d[ -]\d)(?:[ -]?\d){12,18}(?![ -]?\d)"),
+    ("email", "email", r"(?<![\w.%+'-])[\w.%+'-]{1,64}@[^\W_](?:[\w-]{0,62})"
+        r"(?:\.[\w-]{1,63})*\.[^\W\d_]{2,24}"),
+    ("iban", "iban", r"(?i:\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b)"),
+    ("card", "card", r"\d(?<!\d\d)(?<!\d[ .-]\d)(?:[ .-]?\d){12,18}(?![ .-]?\d)"),
     ("phone_intl", "phone", r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w)"),
     ("phone_nanp", "phone", r"(?<![\w(])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w)"),
+    # Bare ten digits only in the NANP shape (area and exchange start 2-9): not timestamps.
+    ("phone_bare", "phone", r"(?<![\w.+-])[2-9]\d\d[2-9]\d{6}(?![\w]|[.-]\d)"),
     ("phone_trunk", "phone", r"(?<![\w.])0\d{1,4}(?:[ .-]\d{2,8}){1,4}(?![\w]|\.\d)"),
     ("ipv4", "ip", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)"),
     ("ipv6", "ip", r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
@@ -101,6 +105,19 @@ _PLACEHOLDER: Final[Mapping[str, str]] = {
     "email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]",
     "iban": "[IBAN]", "ip": "[IP]", "secret": "[SECRET]",
 }  # fmt: skip
+
+
+_INVISIBLE: Final = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+
+
+def normalise(text: str) -> str:
+    """NFKC (non-breaking spaces, full-width digits) and no zero-width characters.
+
+    Only non-ASCII text pays for it; what is stored is the normalised text, so
+    an invisible character cannot split a card number or an address past the
+    detectors.
+    """
+    return unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -116,7 +133,7 @@ def luhn_valid(digits: str) -> bool:
 
 def iban_valid(text: str) -> bool:
     """ISO 13616 check: move the first four characters to the end, read as base 36, mod 97."""
-    iban = text.replace(" ", "").upper()
+    iban = text.replace(" ", "").replace("-", "").upper()
     if not (15 <= len(iban) <= 34 and iban.isascii() and iban.isalnum()):
         return False
     return int("".join(str(int(c, 36)) for c in iban[4:] + iban[:4])) % 97 == 1
@@ -126,7 +143,7 @@ def _card(text: str) -> str | None:
     digits = re.sub(r"\D", "", text)
     if luhn_valid(digits):
         return "[CARD]"
-    groups = re.split(r"[ -]", text)
+    groups = re.split(r"[ .-]", text)
     if len(groups) == 1:
         return None  # a bare digit run is a card or nothing: windows would hit by chance
     # "4111 1111 1111 1111 2 units": look for a card among consecutive groups.
@@ -141,9 +158,9 @@ def _card(text: str) -> str | None:
 
 def _iban(text: str) -> str | None:
     # The optional last group may have swallowed a following word ("DE36... X").
-    parts = text.split(" ")
+    parts = re.split(r"(?<=[ -])", text)
     for keep in range(len(parts), 0, -1):
-        candidate = " ".join(parts[:keep])
+        candidate = "".join(parts[:keep]).rstrip(" -")
         if iban_valid(candidate):
             return "[IBAN]" + text[len(candidate) :]
     return None
@@ -228,12 +245,13 @@ _GATES: Final[Mapping[str, Callable[[str, str], bool]]] = {
     "urlpass": _any_in("://"),
     "jwt": _any_in("eyJ"),
     "prefixed": _any_in(*_PREFIXES),
-    "keyword": _any_in_lower("pass", "pwd", "secret", "key", "token"),
+    "keyword": _any_in_lower("pass", "pwd", "secret", "key", "token", "credential"),
     "email": _any_in("@"),
     "iban": _search(_HAS_DIGIT),
     "card": _search(_HAS_DIGIT),
     "phone_intl": _any_in("+"),
     "phone_nanp": _search(_HAS_DIGIT),
+    "phone_bare": _search(_HAS_DIGIT),
     "phone_trunk": _any_in("0"),
     "ipv4": _any_in("."),
     "ipv6": _any_in(":"),
@@ -244,6 +262,7 @@ _GATES: Final[Mapping[str, Callable[[str, str], bool]]] = {
 _CHECKS: Final[Mapping[str, Callable[[str], bool]]] = {
     "phone_intl": _digit_count(8, 15),
     "phone_nanp": _digit_count(10, 10),
+    "phone_bare": _digit_count(10, 10),
     "phone_trunk": _digit_count(9, 12),
     "ipv4": _ipv4,
     "ipv6": _ipv6,
@@ -308,6 +327,8 @@ class Redactor:
 
     def _redact_text(self, text: str) -> tuple[str, Counts]:
         counts: Counts = {}
+        if not text.isascii():
+            text = normalise(text)
         for extra, name, placeholder in self._extra:
             text, n = extra.subn(placeholder, text)
             if n:
