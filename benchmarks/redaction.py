@@ -84,7 +84,10 @@ def cards(rng: random.Random) -> str:
 
 def ibans(rng: random.Random) -> str:
     value = rng.choice(
-        [iban("DE", _rand(rng, 18, string.digits)), iban("GB", "NWBK" + _rand(rng, 14, string.digits))]
+        [
+            iban("DE", _rand(rng, 18, string.digits)),
+            iban("GB", "NWBK" + _rand(rng, 14, string.digits)),
+        ]
     )
     style = rng.choice(["upper", "lower", "space", "dash", "lower-space"])
     if style == "lower":
