@@ -89,7 +89,7 @@ _RULES: Final[tuple[tuple[str, Kind, str], ...]] = (
     ("email", "email", r"(?<![\w.%+'-])[\w.%+'-]{1,64}@[^\W_](?:[\w-]{0,62})"
         r"(?:\.[\w-]{1,63})*\.[^\W\d_]{2,24}"),
     ("iban", "iban", r"(?i:\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b)"),
-    ("card", "card", r"\d(?<!\d\d)(?<!\d[ .-]\d)(?:[ .-]?\d){12,18}(?![ .-]?\d)"),
+    ("card", "card", r"\d(?<!\d\d)(?<!\d[ .-]\d)(?:[ .-]?\d){12,46}(?![ .-]?\d)"),
     ("phone_intl", "phone", r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?!\w)"),
     ("phone_nanp", "phone", r"(?<![\w(])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\w)"),
     # Bare ten digits only in the NANP shape (area and exchange start 2-9): not timestamps.
@@ -141,19 +141,25 @@ def iban_valid(text: str) -> bool:
 
 def _card(text: str) -> str | None:
     digits = re.sub(r"\D", "", text)
-    if luhn_valid(digits):
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
         return "[CARD]"
     groups = re.split(r"[ .-]", text)
     if len(groups) == 1:
         return None  # a bare digit run is a card or nothing: windows would hit by chance
-    # "4111 1111 1111 1111 2 units": look for a card among consecutive groups.
-    for start in range(len(groups)):
+    # "4111 1111 1111 1111 2 units", or cards side by side: every card among consecutive groups.
+    out: list[str] = []
+    start, found = 0, False
+    while start < len(groups):
         for stop in range(len(groups), start, -1):
             window = "".join(groups[start:stop])
             if 13 <= len(window) <= 19 and luhn_valid(window):
-                before, after = " ".join(groups[:start]), " ".join(groups[stop:])
-                return " ".join(p for p in (before, "[CARD]", after) if p)
-    return None
+                out.append("[CARD]")
+                start, found = stop, True
+                break
+        else:
+            out.append(groups[start])
+            start += 1
+    return " ".join(out) if found else None
 
 
 def _iban(text: str) -> str | None:
