@@ -183,3 +183,53 @@ def test_max_concurrency_is_validated_and_shown(tmp_path: Path) -> None:
         assert made.status_code == 201
         listed = admin.get("/admin/keys").json()["data"]
         assert [k["max_concurrency"] for k in listed if k["name"] == "k"] == [3]
+
+
+def test_chaos_serve_exits_on_sigterm_while_a_connection_hangs(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.gateway import free_port
+
+    port = free_port()
+    config = tmp_path / "chaos.yaml"
+    config.write_text("timeout_rate: 1.0\n")  # every chat call hangs for an hour
+    args = ["chaos", "serve", "--port", str(port), "--config", str(config)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pilothouse.cli.main", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    hung: socket.socket | None = None
+    try:
+        wait_until(
+            lambda: (
+                httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
+                if proc.poll() is None and _accepting(port)
+                else False
+            ),
+            "chaos serve is up",
+        )
+        hung = socket.create_connection(("127.0.0.1", port), timeout=30)
+        body = b'{"model": "m", "messages": []}'
+        hung.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # before the fix: hung for 60 s+
+    finally:
+        if hung is not None:
+            hung.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _accepting(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False

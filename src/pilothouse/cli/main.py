@@ -116,7 +116,8 @@ def chaos_serve(
         cfg = msgspec.convert({"type": "chaos", **(raw or {})}, ChaosConfig)
     except (msgspec.ValidationError, ValueError) as exc:
         fail(f"{config}: {exc}")
-    web.run_app(build_chaos_app(cfg), host=host, port=port, print=None)
+    # A fault injector has nothing to drain: SIGTERM must not wait for hung connections.
+    web.run_app(build_chaos_app(cfg), host=host, port=port, print=None, shutdown_timeout=0.5)
 
 
 @app.command()
