@@ -20,6 +20,7 @@ from rich.table import Table
 
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
 from pilothouse.config.schema import Settings
+from pilothouse.errors import PilothouseError
 from pilothouse.rag.parsers import SUFFIXES, parse_file
 from pilothouse.rag.service import IncomingDocument, RagService
 from pilothouse.rag.store import open_store
@@ -101,6 +102,9 @@ def ingest(
     acl: str | None = typer.Option(None, "--acl", help="Comma-separated ACL groups."),
     meta: list[str] = typer.Option([], "--meta", help="Metadata key=value (repeatable)."),
     sync: bool = typer.Option(False, "--sync", help="Delete documents whose file is gone."),
+    queue: bool = typer.Option(
+        False, "--queue", help="Queue one job per file for `pilothouse worker` processes."
+    ),
     base_url: str | None = BaseUrlOption,
     api_key: str | None = ApiKeyOption,
     config: Path | None = ConfigOption,
@@ -110,6 +114,12 @@ def ingest(
     groups = [g.strip() for g in (acl or "").split(",") if g.strip()]
     metadata = _meta(meta)
     files = collect_files(paths)
+    if queue:
+        from pilothouse.rag.jobs import enqueue_files
+
+        queued = run(lambda: enqueue_files(settings, collection, files, groups, metadata))
+        console.print(f"{collection}: queued {queued} of {len(files)} files for workers")
+        return
 
     async def go() -> dict[str, int]:
         counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0, "chunks": 0}
@@ -346,3 +356,21 @@ def _beside(path: Path, name: str) -> Path:
         if candidate.is_file():
             return candidate
     fail(f"no {name} beside {path}; pass --queries")
+
+
+def worker(
+    burst: bool = typer.Option(False, "--burst", help="Exit when the queue is empty."),
+    max_jobs: int = typer.Option(2, "--max-jobs", help="Jobs run at once in this process."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Run RAG ingestion jobs from the shared Redis queue (any number of machines)."""
+    from arq.worker import Worker
+
+    from pilothouse.rag.jobs import worker_options
+
+    settings = settings_from(config)
+    try:
+        options = worker_options(settings, burst=burst, max_jobs=max_jobs)
+    except PilothouseError as exc:
+        fail(exc.message)
+    Worker(**options).run()
