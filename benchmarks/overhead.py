@@ -240,7 +240,7 @@ def start_targets(
     args: argparse.Namespace, workdir: Path
 ) -> tuple[Server, dict[str, Server], dict[str, str]]:
     """Mock first, then each gateway; a gateway that cannot start is reported, not fatal."""
-    for name in ("mock_port", "pilothouse_port", "litellm_port"):
+    for name in ("mock_port", "pilothouse_port", "litellm_port", "bare_port"):
         setattr(args, name, servers.free_port(getattr(args, name)))
     mock = servers.start_mock(args.mock_port, args.client_cpus, workdir)
     targets: dict[str, Server] = {"direct": mock}
@@ -255,6 +255,9 @@ def start_targets(
             args.pilothouse_log_level,
             args.pilothouse_extra_yaml,
             args.pilothouse_src,
+        ),
+        "bare": lambda: servers.start_bare_proxy(
+            args.bare_port, args.mock_port, args.gateway_cpus, workdir
         ),
         "litellm": lambda: servers.start_litellm(
             Path(args.bench_venv), args.litellm_port, args.mock_port, args.gateway_cpus, workdir
@@ -376,7 +379,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rss-requests", type=int, help="read gateway RSS after this many")
     p.add_argument("--soak-seconds", type=float, help="cap for the RSS soak per gateway")
     p.add_argument("--modes", nargs="+", default=["json", "stream"], choices=["json", "stream"])
-    p.add_argument("--targets", nargs="+", default=["direct", "pilothouse", "litellm"])
+    p.add_argument("--targets", nargs="+", default=["direct", "bare", "pilothouse", "litellm"])
     p.add_argument(
         "--quiet-threshold",
         type=float,
@@ -396,6 +399,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mock-port", type=int, default=9100)
     p.add_argument("--pilothouse-port", type=int, default=4100)
     p.add_argument("--litellm-port", type=int, default=4200)
+    p.add_argument("--bare-port", type=int, default=4300)
     p.add_argument("--pilothouse-bin", default=str(HERE.parent / ".venv" / "bin" / "pilothouse"))
     p.add_argument("--pilothouse-log-level", default="warning")
     p.add_argument(

@@ -18,7 +18,7 @@ from typing import Any
 import servers
 
 HERE = Path(__file__).resolve().parent
-GATEWAYS = ("pilothouse", "litellm")
+GATEWAYS = ("bare", "pilothouse", "litellm")
 TARGET_ADDED_P50_MS = 1.0
 TARGET_ADDED_P99_MS = 3.0
 TARGET_THROUGHPUT_RATIO = 5.0
@@ -180,6 +180,15 @@ def added_latency(
     return out
 
 
+def vs_bare(added: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """pilothouse's added latency divided by the bare proxy's, per pattern (target <= 1.5)."""
+    ph, bare = added.get("pilothouse", {}), added.get("bare", {})
+    out: dict[str, dict[str, float | None]] = {}
+    for key in ph.keys() & bare.keys():
+        out[key] = {q: _ratio(ph[key].get(q), bare[key].get(q)) for q in ("p50", "p99")}
+    return out
+
+
 def max_sustained(
     runs: dict[str, dict[str, list[dict[str, Any]]]], rate: float
 ) -> dict[str, dict[str, Any]]:
@@ -282,6 +291,7 @@ def summarise(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "targets": verdicts(args, added, best),
         "added_latency_ms": added,
         "max_sustained_rps": best,
+        "pilothouse_vs_bare_proxy": vs_bare(added),
         "throughput_vs_direct": {
             name: {
                 m: _ratio(v.get("rps"), best.get("direct", {}).get(m, {}).get("rps"))

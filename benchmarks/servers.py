@@ -175,6 +175,22 @@ def start_mock(port: int, cpus: str | None, workdir: Path) -> Server:
     return server
 
 
+def start_bare_proxy(port: int, upstream_port: int, cpus: str | None, workdir: Path) -> Server:
+    """The reference proxy (benchmarks/bare_proxy.py): forwarding only, no accounting."""
+    cmd = [
+        sys.executable,
+        str(HERE / "bare_proxy.py"),
+        "--port",
+        str(port),
+        "--upstream",
+        f"http://127.0.0.1:{upstream_port}",
+    ]
+    proc, log = spawn("bare", cmd, cpus, workdir)
+    server = Server("bare", proc, f"http://127.0.0.1:{port}", log_path=log)
+    wait_ready(server, "/health", 20)
+    return server
+
+
 def mock_stats(mock: Server) -> dict[str, int]:
     """The mock's per-response-kind counters (to prove requests reached it)."""
     return http_json("GET", mock.base_url + "/_stats")[1]  # type: ignore[no-any-return]
