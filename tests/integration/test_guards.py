@@ -433,3 +433,41 @@ def test_a_prompt_bundle_carries_its_own_policy(
     assert (
         chat(gw, key, f"is {SECRET} valid?", model="plain").status_code == 200
     )  # alias alone: no policy
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/messages",
+            {
+                "model": "chat",
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": "{text}"}],
+            },
+        ),
+        ("/v1/responses", {"model": "chat", "input": "{text}"}),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_chat_ingress_is_guarded(
+    gw: ThreadedGateway, key: str, upstream: Recorder, path: str, body: dict[str, Any], stream: bool
+) -> None:
+    """The LiteLLM failure mode: guards on one endpoint, none on the others."""
+    headers = {"Authorization": f"Bearer {key}", "x-api-key": key}
+
+    def send(text: str) -> httpx.Response:
+        payload = json.loads(json.dumps(body).replace("{text}", text))
+        if stream:
+            payload["stream"] = True
+        return httpx.post(gw.url + path, json=payload, headers=headers, timeout=30)
+
+    before = len(upstream.bodies)
+    blocked = send(f"deploy with {SECRET}")
+    assert blocked.status_code == 400, blocked.text
+    assert "blocked by guard" in blocked.text and SECRET not in blocked.text
+    assert len(upstream.bodies) == before
+    ok = send(f"mail {EMAIL}")
+    assert ok.status_code == 200, ok.text
+    assert EMAIL not in json.dumps(upstream.bodies[-1])
+    assert EMAIL in ok.text  # restored for the client

@@ -11,6 +11,7 @@ from pilothouse.cli import (
     audit,
     evals,
     keys,
+    privacy,
     prompts,
     rag,
     report,
@@ -45,6 +46,7 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(prompts.routes_app, name="routes")
 app.command("promote")(prompts.promote)
 app.command("lineage")(prompts.lineage)
+app.add_typer(privacy.app, name="privacy")
 
 config_app = typer.Typer(help="Validate configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -150,7 +150,12 @@ async def cached_completion(rt: Runtime, ctx: RequestContext, key: str) -> JSON 
 async def chat_completion(
     rt: Runtime, ctx: RequestContext, request: JSON, route: Route, headers: Any
 ) -> JSON:
-    """Non-streamed chat: returns the OpenAI body (from cache or upstream), output-guarded."""
+    """Non-streamed chat: returns the OpenAI body (from cache or upstream), output-guarded.
+
+    Every chat ingress (/v1/chat/completions, /v1/messages, /v1/responses) comes
+    through here or the stream path, so no endpoint can skip the guards.
+    """
+    request = await rt.guards.check_chat_input(ctx, request)  # before the cache and the router
     ttl = None if guard_refuses_cache(ctx) else cache_ttl(route, headers)
     key = cache_key(route.alias, request) if ttl is not None else None
     if key is not None:

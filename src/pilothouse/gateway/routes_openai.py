@@ -153,7 +153,6 @@ async def _prepare(
 
 async def chat(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
     body, route = await _prepare(rt, ctx, request, validate.chat_request)
-    body = await rt.guards.check_chat_input(ctx, body)  # before the cache and the router
     if body.get("stream") is True:
         ctx.stream = True
         return await _stream(rt, ctx, body, route, request)
@@ -164,6 +163,7 @@ async def chat(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
 async def _stream(
     rt: Runtime, ctx: RequestContext, body: JSON, route: Any, request: Request
 ) -> Response:
+    body = await rt.guards.check_chat_input(ctx, body)  # before the cache and the router
     ttl = None if pipeline.guard_refuses_cache(ctx) else pipeline.cache_ttl(route, request.headers)
     key = cache_key(route.alias, body) if ttl is not None else None
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

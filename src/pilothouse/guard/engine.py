@@ -168,7 +168,7 @@ class GuardEngine:
         if compiled is None:
             return None
         meta = ctx.metadata or {}
-        conv = meta.get("session_id") or meta.get("conversation_id")
+        conv = meta.get("session") or meta.get("session_id") or meta.get("conversation_id")
         if not isinstance(conv, str) or not conv:
             conv = f"key:{ctx.key.id}" if ctx.key else "anonymous"
         state = GuardState(compiled.name, conv)
