@@ -255,6 +255,7 @@ def start_targets(
             args.pilothouse_log_level,
             args.pilothouse_extra_yaml,
             args.pilothouse_src,
+            args.pilothouse_workers,
         ),
         "bare": lambda: servers.start_bare_proxy(
             args.bare_port, args.mock_port, args.gateway_cpus, workdir
@@ -411,6 +412,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--pilothouse-extra-yaml",
         default="",
         help="top-level YAML appended to the generated config, e.g. 'telemetry: {traces: false}'",
+    )
+    p.add_argument(
+        "--pilothouse-workers",
+        type=int,
+        default=1,
+        help="server.workers (> 1 needs redis: pass it with --pilothouse-extra-yaml)",
     )
     p.add_argument("--bench-venv", default="/work/bench-venv")
     p.add_argument("--wrk", action="store_true", help="also measure c=64 throughput with wrk")

@@ -215,7 +215,7 @@ def upstream_total(mock: Server, settle_s: float = 0.3, timeout: float = 10.0) -
 
 
 def pilothouse_config(
-    port: int, upstream_port: int, workdir: Path, log_level: str, extra: str = ""
+    port: int, upstream_port: int, workdir: Path, log_level: str, extra: str = "", workers: int = 1
 ) -> Path:
     """The gateway config: one alias on the mock, a price so cost is computed.
 
@@ -224,7 +224,7 @@ def pilothouse_config(
     """
     text = f"""\
 server: {{host: 127.0.0.1, port: {port}, admin_key: "env:PILOTHOUSE_ADMIN_KEY",
-          max_in_flight: 4096, log_level: {log_level}}}
+          max_in_flight: 4096, log_level: {log_level}, workers: {workers}}}
 store: {{url: "sqlite:///{workdir}/ph-bench.db", spool_path: "{workdir}/ph-spool.jsonl"}}
 providers:
   mock: {{type: openai, base_url: "http://127.0.0.1:{upstream_port}/v1", api_key: "env:MOCK_KEY"}}
@@ -247,9 +247,10 @@ def start_pilothouse(
     log_level: str,
     extra: str = "",
     src: str | None = None,
+    workers: int = 1,
 ) -> Server:
     """Start ``pilothouse serve`` and mint a virtual key through the admin API."""
-    config = pilothouse_config(port, upstream_port, workdir, log_level, extra)
+    config = pilothouse_config(port, upstream_port, workdir, log_level, extra, workers)
     cmd = [binary, "serve", "--config", str(config), "--port", str(port)]
     env = {"PILOTHOUSE_ADMIN_KEY": ADMIN_KEY, "MOCK_KEY": MOCK_API_KEY}
     if src:  # PYTHONPATH wins over the editable install's path entry
