@@ -262,3 +262,30 @@ def test_a_failing_page_says_so_without_details(
     assert r.status_code == 500
     assert "Something went wrong" in r.text and "hunter2" not in r.text
     assert "content-security-policy" in r.headers
+
+
+def test_console_roles_limit_pages_and_viewers_see_no_content(
+    client: TestClient, store_url: str
+) -> None:
+    fill(store_url)
+
+    def key(name: str, role: str) -> str:
+        made = client.post(
+            "/admin/keys", json={"name": name, "role": role}, headers=admin_api(client)
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["key"])
+
+    finance, viewer = key("fin", "finance"), key("vera", "viewer")
+    assert sign_in(client, finance).status_code == 303
+    assert client.get("/console/usage").status_code == 200
+    assert client.get("/console/requests").status_code == 403
+    client.cookies.clear()
+    assert sign_in(client, viewer).status_code == 303
+    full_by_admin = "Summarise this"
+    page = client.get(f"/console/requests/{XSS_REQUEST}")
+    assert page.status_code == 200 and full_by_admin not in page.text
+    logins = client.get(
+        "/admin/audit", params={"action": "console.login"}, headers=admin_api(client)
+    ).json()["data"]
+    assert [r["actor"] for r in logins] == ["fin", "vera"]
