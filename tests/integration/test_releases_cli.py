@@ -36,7 +36,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_prompts_cli_push_label_drift_promote_lineage(store_url: str, tmp_path: Path) -> None:
+def test_prompts_cli_push_render_promote_drift_sync(store_url: str, tmp_path: Path) -> None:
     config = base_config(store_url, tmp_path, releases=RELEASES)
     cfg = str(write_config(tmp_path / "c.yaml", config))
     prompts = tmp_path / "prompts"
@@ -78,18 +78,19 @@ def test_prompts_cli_push_label_drift_promote_lineage(store_url: str, tmp_path: 
     diff = cli("prompts", "diff", "support-answer", "1", "dev", "-c", cfg)
     assert "+description: edited in git" in diff.stdout
 
-    self_ok = cli(
-        "prompts", "approve", "support-answer", "2", "--label", "prod", "-c", cfg
-    )  # the CLI user pushed v2: four eyes refuses
-    assert self_ok.returncode == 2
-    other = cli(
-        "prompts", "approve", "support-answer", "2", "--label", "prod",
-        "--reason", "looks right", "--actor", "reviewer", "-c", cfg,
-    )  # fmt: skip
-    assert other.returncode == 0, other.stderr
 
+def test_approve_lineage_and_routes_cli(store_url: str, tmp_path: Path) -> None:
+    config = base_config(store_url, tmp_path, releases=RELEASES)
+    cfg = str(write_config(tmp_path / "c.yaml", config))
     with running_gateway(config) as gw:
         key = gw.create_key(name="app")
+        with gw.admin() as admin:
+            assert admin.post("/admin/prompts", json={**BUNDLE, "reason": "v1"}).status_code == 201
+            moved = admin.put(
+                "/admin/prompts/support-answer/labels/prod",
+                json={"version": 1, "force": True, "reason": "bootstrap release"},
+            )
+            assert moved.status_code == 200, moved.text
         served = httpx.post(
             gw.url + "/v1/chat/completions",
             headers={"Authorization": f"Bearer {key}"},
@@ -98,11 +99,20 @@ def test_prompts_cli_push_label_drift_promote_lineage(store_url: str, tmp_path: 
         assert served.headers["x-pilothouse-prompt"] == "support-answer@1"
         with gw.admin() as admin:
             admin.get("/admin/usage")  # flush the ledger
-    request_id = served.headers["x-request-id"]
-    lineage = cli("lineage", request_id, "-c", cfg)
+    self_ok = cli(
+        "prompts", "approve", "support-answer", "1", "--label", "prod",
+        "--actor", "bootstrap", "-c", cfg,
+    )  # fmt: skip
+    assert self_ok.returncode == 2 and "four eyes" in self_ok.stderr  # bootstrap pushed v1
+    other = cli(
+        "prompts", "approve", "support-answer", "1", "--label", "prod",
+        "--reason", "looks right", "--actor", "reviewer", "-c", cfg,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    lineage = cli("lineage", served.headers["x-request-id"], "-c", cfg)
     assert lineage.returncode == 0, lineage.stderr
     got = orjson.loads(lineage.stdout)
-    assert got["prompt"]["version"] == 1 and got["promotion"]["who"] == "oncall"
+    assert got["prompt"]["version"] == 1 and got["promotion"]["who"] == "bootstrap"
     assert got["forced"] is True and got["promotion"]["why"] == "bootstrap release"
     listed = cli("routes", "list", "-c", cfg)
     assert listed.returncode == 0 and "startup" in listed.stdout
