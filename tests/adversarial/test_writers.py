@@ -9,7 +9,9 @@ traces survive a store outage in a bounded spool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -303,6 +305,11 @@ def test_a_full_trace_spool_drops_and_counts(tmp_path: Path) -> None:
         key = gw.create_key()
         assert chat(gw, key).status_code == 200  # the key is cached from here on
         on_loop(gw, gw.runtime.telemetry.traces.flush())
+        # That first trace must be in the store before the outage starts, or it is dropped too.
+        deadline = time.monotonic() + 30
+        while _trace_count(db) < 1 and time.monotonic() < deadline:
+            on_loop(gw, gw.runtime.telemetry.traces.flush())
+        assert _trace_count(db) == 1
         lock = sqlite3.connect(db, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
         try:
@@ -314,3 +321,8 @@ def test_a_full_trace_spool_drops_and_counts(tmp_path: Path) -> None:
         assert metric(gw, 'pilothouse_queue_dropped_total{queue="traces"}') == 3
     finally:
         gw.stop()
+
+
+def _trace_count(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM traces").fetchone()[0])
