@@ -76,6 +76,7 @@ def normalize(text: str) -> Normalized:
             out.views.append(("hex", decoded))
     if _URLENC.search(folded):
         out.views.append(("url", unquote(folded)))
-    if "rot13" in folded.lower() or "rot-13" in folded.lower() or len(folded) < 4000:
+    low = folded.lower()
+    if any(w in low for w in ("rot13", "rot-13", "rot 13", "caesar", "decode")):
         out.views.append(("rot13", codecs.decode(folded, "rot13")))
     return out

