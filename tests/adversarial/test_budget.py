@@ -25,6 +25,7 @@ from tests.support.gateway import (
     running_gateway,
     write_config,
 )
+from tests.support.ledger import usage_rows
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "hold my budget"}]
@@ -153,3 +154,74 @@ def test_refusing_a_request_with_a_large_budget_left_is_a_429(
     assert resp.status_code == 429, resp.text
     assert resp.json()["error"]["code"] == "insufficient_quota"
     assert f"{budget_usd} USD left of {budget_usd}" in resp.json()["error"]["message"]
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+
+
+def test_images_reserve_their_true_bound_so_concurrency_cannot_overshoot(
+    store_url: str, tmp_path: Path
+) -> None:
+    # The upstream bills 765 tokens per image (gpt-4o high detail, 2048x2048) honestly.
+    config = base_config(
+        store_url,
+        tmp_path,
+        prices={"gpt-4o-mini": {"input": "0.15", "output": "0.6"}},
+        providers={"chaos": {"type": "chaos", "reported_prompt_tokens": 20 * 765,
+                             "latency_ms": {"dist": "uniform", "min": 1, "max": 20}}},
+        models={"chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini",
+                                      "max_output_tokens": 100}]}},
+    )  # fmt: skip
+    content = [{"type": "text", "text": "what are these?"}] + [IMAGE] * 20
+    budget_pico = 10**11  # 0.1 USD: one request's 20-image bound (~0.0765 USD) at a time
+
+    async def fire(url: str, key: str) -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def one() -> int:
+                resp = await client.post(
+                    url + "/v1/chat/completions",
+                    json={"model": "chat", "messages": [{"role": "user", "content": content}]},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                return resp.status_code
+
+            return list(await asyncio.gather(*(one() for _ in range(50))))
+
+    with running_gateway(config) as gw:
+        key_id, key = create_key(gw.url, budget_usd="0.1")
+        statuses = asyncio.run(fire(gw.url, key))
+        rows = usage_rows(gw, key_id=key_id)
+    spent = sum(r["cost_pico"] for r in rows)
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 429}, statuses
+    assert spent <= budget_pico, f"spent {spent / budget_pico:.2f}x the budget"
+    assert not any(r["reservation_exceeded"] for r in rows)
+    granted = [r for r in rows if r["status"] == 200]
+    assert all(r["reserved_pico"] >= r["cost_pico"] > 0 for r in granted)
+
+
+def test_an_upstream_reporting_impossible_usage_is_flagged_and_freezes_the_budget(
+    store_url: str, tmp_path: Path
+) -> None:
+    config = base_config(
+        store_url,
+        tmp_path,
+        prices=PRICES,
+        providers={"chaos": {"type": "chaos", "reported_completion_tokens": 7_500_000}},
+    )
+    with running_gateway(config) as gw:
+        key_id, key = create_key(gw.url, budget_usd="5")
+        first = chat(gw.url, key, max_tokens=10)
+        assert first.status_code == 200, first.text
+        deadline = time.monotonic() + 30
+        while (second := chat(gw.url, key, max_tokens=10)).status_code == 200:
+            assert time.monotonic() < deadline, "the budget never froze"  # settle is async
+        rows = usage_rows(gw, key_id=key_id)
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "insufficient_quota"
+    assert "frozen" in second.json()["error"]["message"]
+    flagged = [r for r in rows if r["reservation_exceeded"]]
+    assert flagged, rows
+    # The honest (reported) cost is recorded, next to the much smaller reservation.
+    assert flagged[0]["cost_pico"] == 7_500_000 * 10**6 + flagged[0]["input_tokens"] * 10**6
+    assert flagged[0]["reserved_pico"] < flagged[0]["cost_pico"]

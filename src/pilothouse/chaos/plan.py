@@ -51,6 +51,9 @@ class ChaosConfig(ProviderConfig, frozen=True, forbid_unknown_fields=True, kw_on
     latency_ms: LatencyConfig = msgspec.field(default_factory=LatencyConfig)
     chunk_delay_ms: float = 0.0
     report_usage: bool = True
+    # Scripted usage reported instead of the word counts, e.g. an upstream that over-reports.
+    reported_prompt_tokens: int | None = None
+    reported_completion_tokens: int | None = None
     embedding_dim: int = 8
 
     def __post_init__(self) -> None:

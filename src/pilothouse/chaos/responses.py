@@ -15,8 +15,12 @@ def completion_id() -> str:
     return "chatcmpl-chaos-" + str(ULID()).lower()
 
 
-def usage_body(request: JSON, n_out: int) -> JSON:
+def usage_body(config: ChaosConfig, request: JSON, n_out: int) -> JSON:
     n_in = count_words(request)
+    if config.reported_prompt_tokens is not None:
+        n_in = config.reported_prompt_tokens
+    if config.reported_completion_tokens is not None:
+        n_out = config.reported_completion_tokens
     return {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
 
 
@@ -38,7 +42,7 @@ def completion(config: ChaosConfig, request: JSON, model: str) -> JSON:
         ],
     }
     if config.report_usage:
-        body["usage"] = usage_body(request, len(words))
+        body["usage"] = usage_body(config, request, len(words))
     return body
 
 
@@ -68,7 +72,7 @@ def chunks(config: ChaosConfig, request: JSON, model: str) -> Iterator[JSON]:
             "created": created,
             "model": model,
             "choices": [],
-            "usage": usage_body(request, len(words)),
+            "usage": usage_body(config, request, len(words)),
         }
 
 

@@ -126,6 +126,19 @@ class PriceConfig(_Frozen, frozen=True):
     cached_input: Decimal | None = None
 
 
+class ContentBounds(_Frozen, frozen=True):
+    """Upper bounds on the prompt tokens one media content part can cost (budget reservations)."""
+
+    image_tokens: int = 25_501
+    audio_tokens: int = 2_000
+    file_tokens: int = 200_000
+
+    def __post_init__(self) -> None:
+        for name in ("image_tokens", "audio_tokens", "file_tokens"):
+            if not 0 <= getattr(self, name) <= 10_000_000:
+                raise ValueError(f"{name} must be between 0 and 10000000")
+
+
 class LimitsConfig(_Frozen, frozen=True):
     default_output_estimate: int = 256
     dev_key_name: str = "dev"
@@ -133,6 +146,8 @@ class LimitsConfig(_Frozen, frozen=True):
     reservation_lease_s: float = 60.0
     # In-flight requests per key and process (a key's own `max_concurrency` wins); null: none.
     max_concurrency_per_key: int | None = 64
+    # Per provider type (openai, azure, anthropic, ...); defaults in docs/costs.md.
+    content_bounds: dict[str, ContentBounds] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.reservation_lease_s <= 86_400:

@@ -7,6 +7,7 @@ fails anywhere still settles exactly what it reserved.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,9 @@ from pilothouse.limits.keys import KeyRecord
 from pilothouse.limits.money import pico_to_str, pico_to_usd
 from pilothouse.limits.ratelimit import Take
 from pilothouse.routing.router import Route
-from pilothouse.tokens import estimate_input, input_upper_bound
+from pilothouse.tokens import bounds_for, estimate_input, input_upper_bound
+
+log = logging.getLogger("pilothouse.budget")
 
 
 def bearer(headers: Any) -> str | None:
@@ -109,11 +112,16 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
         ctx.reserved_tokens = tokens
     if key.budget_pico is not None:
         worst = 0
-        upper_in = input_upper_bound(request)
         out = _output_budget(request, route) if ctx.endpoint != "embeddings" else 0
+        choices = request.get("n")
+        if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
+            out *= choices
+        overrides = rt.settings.limits.content_bounds
         for target in route.targets:
             price = rt.prices.get(target.config.model)
             if price is not None:
+                kind = str(getattr(getattr(target.provider, "config", None), "type", "default"))
+                upper_in = input_upper_bound(request, bounds_for(kind, overrides))
                 worst = max(worst, price.worst_case_pico(upper_in, out))
         period = period_key(key.budget_period)
         refusal = await rt.budgets.reserve(key.id, period, key.budget_pico, worst, ctx.request_id)
@@ -150,6 +158,13 @@ async def _reconcile_tokens(rt: Runtime, ctx: RequestContext, alias: str, delta:
         await rt.limiter.adjust(f"{key.id}:{alias}:tpm", alias_limits.tpm, delta)
 
 
+def over_reservation(ctx: RequestContext) -> bool:
+    """A budgeted request whose real cost is above what it reserved (a lying upstream)."""
+    key = ctx.key
+    budgeted = key is not None and key.budget_pico is not None
+    return bool(budgeted and ctx.cost_pico > ctx.reserved_pico)
+
+
 def needs_settlement(ctx: RequestContext) -> bool:
     return bool(ctx.key is not None and (ctx.reserved_tokens or ctx.reserved_pico))
 
@@ -164,7 +179,14 @@ async def settle(rt: Runtime, ctx: RequestContext) -> None:
         await _reconcile_tokens(rt, ctx, ctx.alias or "", used - ctx.reserved_tokens)
     if ctx.reserved_pico or (key.budget_pico is not None and ctx.cost_pico):
         period = period_key(key.budget_period)
-        await rt.budgets.settle(key.id, period, ctx.request_id, ctx.cost_pico)
+        # Honest usage is charged, and a cost above the reservation freezes the budget.
+        freeze = key.budget_pico if over_reservation(ctx) else None
+        await rt.budgets.settle(key.id, period, ctx.request_id, ctx.cost_pico, freeze=freeze)
+        if freeze is not None:
+            log.warning(
+                "request %s cost %s USD, above its %s USD reservation: budget of key %s frozen",
+                ctx.request_id, pico_to_str(ctx.cost_pico), pico_to_str(ctx.reserved_pico), key.id,
+            )  # fmt: skip
         if key.budget_pico is not None and rt.settings.costs.budget_alert_thresholds:
             spent = await rt.budgets.spent(key.id, period)
             rt.budget_alerts.observe(key, spent, datetime.now(UTC))

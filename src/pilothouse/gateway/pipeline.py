@@ -72,6 +72,8 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
             "cached_input_tokens": ctx.usage.cached_input_tokens,
             "estimated": ctx.usage.estimated,
             "cost_pico": ctx.cost_pico,
+            "reserved_pico": ctx.reserved_pico if key and key.budget_pico is not None else None,
+            "reservation_exceeded": admission.over_reservation(ctx),
             "latency_ms": round(ctx.elapsed() * 1000, 3),
             "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
             "cache_hit": ctx.cache_hit,

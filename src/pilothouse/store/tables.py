@@ -80,6 +80,9 @@ usage_records = Table(
     Column("prompt_label", String(64), nullable=True),
     Column("prompt_hash", String(64), nullable=True),
     Column("route_version", String(64), nullable=True),
+    # Budgets: what was reserved, and whether the real cost went above it (budget frozen).
+    Column("reserved_pico", BigInteger, nullable=True),
+    Column("reservation_exceeded", Boolean, nullable=False, default=False),
     Index("ix_usage_created_at", "created_at"),
     Index("ix_usage_key_created", "key_id", "created_at"),
     Index("ix_usage_alias_created", "alias", "created_at"),
