@@ -1,7 +1,7 @@
 """Usage records say what a budgeted request reserved and whether its cost went above it.
 
-Revision ID: 0007_usage_reservation
-Revises: 0006_key_concurrency
+Revision ID: 0008_usage_reservation
+Revises: 0007_key_lifecycle
 Create Date: 2026-12-01
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_usage_reservation"
-down_revision = "0006_key_concurrency"
+revision = "0008_usage_reservation"
+down_revision = "0007_key_lifecycle"
 branch_labels = None
 depends_on = None
 
