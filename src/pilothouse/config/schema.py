@@ -8,13 +8,18 @@ never touches this file.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from pilothouse.costs.config import CostsConfig
 from pilothouse.guard.config import GuardPolicy
 from pilothouse.guard.redact import RedactionConfig
+from pilothouse.inputs import (
+    DEFAULT_MAX_JSON_DEPTH,
+    DEFAULT_MAX_METADATA_BYTES,
+    HARD_MAX_JSON_DEPTH,
+)
 from pilothouse.rag.config import RagConfig
 from pilothouse.telemetry.config import SLOSettings
 
@@ -42,6 +47,9 @@ class Secret:
         return hash(self._value)
 
 
+JsonDepth = Annotated[int, msgspec.Meta(ge=2, le=HARD_MAX_JSON_DEPTH)]
+
+
 class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Base for every config section: immutable, strict about keys."""
 
@@ -60,6 +68,9 @@ class ServerConfig(_Frozen, frozen=True):
     sse_keepalive_s: float = 15.0
     drain_timeout_s: float = 30.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Client JSON (bodies, metadata header, feedback, OTLP): nesting and metadata size.
+    max_json_depth: JsonDepth = DEFAULT_MAX_JSON_DEPTH
+    max_metadata_bytes: Annotated[int, msgspec.Meta(ge=64)] = DEFAULT_MAX_METADATA_BYTES
 
 
 class StoreConfig(_Frozen, frozen=True):

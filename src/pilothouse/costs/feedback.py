@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
 from pilothouse.errors import InvalidRequestError, NotFoundError
+from pilothouse.inputs import JsonLimits, check_metadata
 from pilothouse.limits.keys import KeyRecord
 from pilothouse.store.tables import feedback as fb
 from pilothouse.store.tables import usage_records as u
@@ -85,14 +86,12 @@ def _score(body: dict[str, Any]) -> float | None:
     return float(value)
 
 
-def _metadata(body: dict[str, Any]) -> dict[str, Any] | None:
+def _metadata(body: dict[str, Any], limits: JsonLimits) -> dict[str, Any] | None:
     value = body.get("metadata")
-    if value is not None and not isinstance(value, dict):
-        raise _bad("metadata", f"`metadata` must be an object, got {_got(value)}")
-    return value
+    return None if value is None else check_metadata(value, limits, "metadata")
 
 
-def validate_feedback(body: Any) -> FeedbackInput:
+def validate_feedback(body: Any, limits: JsonLimits | None = None) -> FeedbackInput:
     """Check a feedback body; every mistake is a 400 that names the field."""
     if not isinstance(body, dict):
         raise InvalidRequestError(f"request body must be a JSON object, got {_got(body)}")
@@ -108,7 +107,7 @@ def validate_feedback(body: Any) -> FeedbackInput:
         success=_success(body),
         score=_score(body),
         comment=_text(body, "comment", MAX_COMMENT),
-        metadata=_metadata(body),
+        metadata=_metadata(body, limits or JsonLimits()),
     )
     if parsed.request_id is None and parsed.task_id is None:
         raise _bad("request_id", "feedback needs `request_id` or `task_id` to say what it rates")

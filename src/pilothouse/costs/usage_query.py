@@ -15,25 +15,33 @@ from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import usage_records as u
 
 GROUPS = ("key", "model", "provider", "day", "upstream_model")
-_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
+_RELATIVE = re.compile(r"^([0-9]{1,15})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_time(value: str | None, param: str) -> datetime | None:
-    """ISO date/datetime (UTC assumed) or a relative span such as ``7d`` or ``12h``."""
+    """ISO date/datetime (UTC assumed) or a relative span such as ``7d`` or ``12h``.
+
+    Always an aware UTC datetime a database can store; anything else is a 400.
+    """
     if not value:
         return None
     match = _RELATIVE.match(value.strip())
-    if match:
-        span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return datetime.now(UTC) - span
     try:
+        if match:
+            span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            return datetime.now(UTC) - span
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequestError(
+            f"`{param}` is out of range: it must fall between the years 1 and 9999", param=param
+        ) from None
     except ValueError:
         raise InvalidRequestError(
-            f"`{param}` must be an ISO date/time or a span like 7d, got {value!r}", param=param
+            f"`{param}` must be an ISO date/time or a span like 7d, got {value[:64]!r}",
+            param=param,
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def day_bucket(dialect: str, column: Any) -> ColumnElement[Any]:

@@ -24,6 +24,7 @@ from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.pipeline import new_request_id
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.inputs import JsonLimits
 from pilothouse.limits.budget import period_key
 from pilothouse.limits.key_usage import KeySpend, spend_by_key
 from pilothouse.limits.keys import DEFAULT_ROTATION_GRACE_S, KeyRecord
@@ -97,7 +98,7 @@ def admin(handler: Any, action: str = "admin") -> Any:
 
 async def _json_body(rt: Runtime, request: Request) -> Any:
     raw = await read_body(request, rt.settings.server.max_body_bytes)
-    return validate.parse_json(raw, rt.settings.server.max_body_bytes)
+    return validate.parse_json(raw, JsonLimits.of(rt.settings.server))
 
 
 async def create_key(rt: Runtime, request: Request) -> Response:

@@ -29,6 +29,7 @@ from pilothouse.gateway.routes_openai import (
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.gateway.sse import ManagedStream
 from pilothouse.gateway.sse_reframe import split_frames
+from pilothouse.inputs import JsonLimits
 from pilothouse.providers.base import JSON
 from pilothouse.tokens import estimate_input
 
@@ -135,7 +136,7 @@ async def count_tokens(request: Request) -> Response:
     try:
         key = await admission.authenticate(rt, request.headers)
         raw = await read_body(request, rt.settings.server.max_body_bytes)
-        body = to_chat(validate.parse_json(raw, rt.settings.server.max_body_bytes), counting=True)
+        body = to_chat(validate.parse_json(raw, JsonLimits.of(rt.settings.server)), counting=True)
         alias = validate.chat_request(body)
         rt.router.route(alias)
         admission.authorize(key, alias)

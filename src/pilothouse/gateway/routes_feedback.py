@@ -15,6 +15,7 @@ from pilothouse.gateway.pipeline import new_request_id
 from pilothouse.gateway.routes_admin import admin
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.inputs import JsonLimits
 
 
 async def post_feedback(request: Request) -> Response:
@@ -23,9 +24,9 @@ async def post_feedback(request: Request) -> Response:
     request_id = new_request_id()
     try:
         key = await admission.authenticate(rt, request.headers)
-        limit = rt.settings.server.max_body_bytes
-        body = validate.parse_json(await read_body(request, limit), limit)
-        item = validate_feedback(body)
+        limits = JsonLimits.of(rt.settings.server)
+        body = validate.parse_json(await read_body(request, limits.max_bytes), limits)
+        item = validate_feedback(body, limits)
         stored = await record_feedback(rt.engine, key, item, flush=rt.ledger.flush)
     except Exception as exc:  # rendered in the one place errors become responses
         return error_response(exc, request_id)

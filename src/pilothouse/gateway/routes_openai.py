@@ -14,7 +14,6 @@ from starlette.routing import Route
 
 from pilothouse.cache.response_cache import cache_key
 from pilothouse.errors import (
-    InvalidRequestError,
     OverloadedError,
     PayloadTooLargeError,
     RequestTimeoutError,
@@ -24,6 +23,7 @@ from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.gateway.sse import SSE_HEADERS, ChatStream, ManagedStream, replay_chunks
+from pilothouse.inputs import JsonLimits, metadata_header
 from pilothouse.providers.base import JSON
 from pilothouse.releases import serving
 from pilothouse.telemetry.tracecontext import parse_traceparent
@@ -61,20 +61,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def request_metadata(request: Request) -> dict[str, Any] | None:
-    raw = request.headers.get("x-pilothouse-metadata")
-    if not raw:
-        return None
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequestError(
-            "`x-pilothouse-metadata` header must be a JSON object", param="x-pilothouse-metadata"
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidRequestError(
-            "`x-pilothouse-metadata` header must be a JSON object", param="x-pilothouse-metadata"
-        )
-    return value
+    """The ``x-pilothouse-metadata`` header, within the JSON depth and metadata size limits."""
+    limits = JsonLimits.of(request.app.state.runtime.settings.server)
+    return metadata_header(request.headers.get("x-pilothouse-metadata"), limits)
 
 
 Handler = Callable[[Runtime, RequestContext, Request], Awaitable[Response]]
@@ -135,7 +124,7 @@ async def _prepare(
     intake.take_key_slot(rt, ctx)
     raw = await read_body(request, rt.settings.server.max_body_bytes)
     intake.take_gateway_slot(rt, ctx)
-    body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
+    body = validate.parse_json(raw, JsonLimits.of(rt.settings.server))
     if translate is not None:
         body = await translate(body)
     if check is validate.chat_request and serving.is_prompt(body):

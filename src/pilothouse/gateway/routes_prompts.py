@@ -13,13 +13,14 @@ from pilothouse.gateway import validate
 from pilothouse.gateway.routes_admin import admin, principal_of
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.inputs import JsonLimits
 from pilothouse.releases.promote import promote
 from pilothouse.releases.render import render_messages
 
 
 async def _body(rt: Runtime, request: Request) -> dict[str, Any]:
     raw = await read_body(request, rt.settings.server.max_body_bytes)
-    body = validate.parse_json(raw, rt.settings.server.max_body_bytes) if raw else {}
+    body = validate.parse_json(raw, JsonLimits.of(rt.settings.server)) if raw else {}
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object")
     return body

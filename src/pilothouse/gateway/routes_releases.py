@@ -8,10 +8,10 @@ from starlette.routing import Route
 
 from pilothouse.audit import log
 from pilothouse.costs.usage_query import parse_time
-from pilothouse.errors import InvalidRequestError
 from pilothouse.gateway.routes_admin import admin
 from pilothouse.gateway.routes_openai import json_response
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.inputs import INT64_MAX, query_int
 from pilothouse.releases import routes as route_versions
 from pilothouse.releases.lineage import lineage
 
@@ -21,9 +21,7 @@ AUDIT_PAGE = 500
 def _int_param(raw: str | None, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise InvalidRequestError(f"`{name}` must be a non-negative integer", param=name)
-    return int(raw)
+    return query_int(raw, name, 0, INT64_MAX)
 
 
 async def audit_list(rt: Runtime, request: Request) -> Response:

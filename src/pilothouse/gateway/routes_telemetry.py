@@ -10,15 +10,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pilothouse.costs.usage_query import parse_time
-from pilothouse.errors import InvalidRequestError
 from pilothouse.gateway import admission
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.pipeline import new_request_id
 from pilothouse.gateway.routes_admin import admin, principal_of, require_scope
 from pilothouse.gateway.routes_openai import json_response, read_body
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.inputs import JsonLimits, query_int
 from pilothouse.telemetry.otlp_receive import parse_request, span_rows
-from pilothouse.telemetry.trace_query import get_trace, list_traces
+from pilothouse.telemetry.trace_query import MAX_LIMIT, get_trace, list_traces
 
 
 async def metrics(request: Request) -> Response:
@@ -39,9 +39,10 @@ async def receive_traces(request: Request) -> Response:
     request_id = new_request_id()
     try:
         await admission.authenticate(rt, request.headers)
-        raw = await read_body(request, rt.settings.server.max_body_bytes)
+        limits = JsonLimits.of(rt.settings.server)
+        raw = await read_body(request, limits.max_bytes)
         content_type = request.headers.get("content-type", "application/x-protobuf")
-        rows = span_rows(parse_request(raw, content_type))
+        rows = span_rows(parse_request(raw, content_type, limits), limits)
     except Exception as exc:
         return error_response(exc, request_id)
     rt.telemetry.traces.record_app_spans(rows)
@@ -53,9 +54,7 @@ async def receive_traces(request: Request) -> Response:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit():
-        raise InvalidRequestError("`limit` must be a positive integer", param="limit")
-    return int(raw)
+    return query_int(raw, "limit", 1, MAX_LIMIT)
 
 
 async def traces_list(rt: Runtime, request: Request) -> Response:

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from pilothouse.errors import InvalidRequestError, PayloadTooLargeError
+from pilothouse.errors import InvalidRequestError
+from pilothouse.inputs import JsonLimits, decode_object
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
-def parse_json(raw: bytes, limit: int) -> dict[str, Any]:
-    if len(raw) > limit:
-        raise PayloadTooLargeError(f"request body is {len(raw)} bytes; the limit is {limit}")
-    if not raw:
-        raise InvalidRequestError("request body is empty; expected a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequestError(f"request body must be a JSON object, got {type(body).__name__}")
-    return body
+def parse_json(raw: bytes, limit: int | JsonLimits) -> dict[str, Any]:
+    """A JSON object body within the size and depth limits (see :mod:`pilothouse.inputs`)."""
+    limits = limit if isinstance(limit, JsonLimits) else JsonLimits(max_bytes=limit)
+    return decode_object(raw, limits)
 
 
 def _bad(param: str, expected: str, value: Any) -> InvalidRequestError:

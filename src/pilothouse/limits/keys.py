@@ -19,6 +19,7 @@ from ulid import ULID
 
 from pilothouse import audit
 from pilothouse.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from pilothouse.inputs import JsonLimits, check_metadata
 from pilothouse.limits.money import pico_to_str, usd_to_pico
 from pilothouse.store.tables import api_keys
 
@@ -184,8 +185,11 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
     if unknown:
         raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
     name = spec.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise InvalidRequestError("`name` is required: a non-empty string", param="name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
+        raise InvalidRequestError(
+            "`name` is required: a non-empty string of at most 200 characters, without NUL",
+            param="name",
+        )
     models = spec.get("models")
     if models is not None and (
         not isinstance(models, list) or not all(isinstance(m, str) and m for m in models)
@@ -234,9 +238,7 @@ def validate_key_spec(spec: Any) -> dict[str, Any]:
         raise InvalidRequestError(
             f"`name` {name!r} is reserved for a built-in principal", param="name"
         )
-    metadata = spec.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise InvalidRequestError("`metadata` must be an object", param="metadata")
+    metadata = check_metadata(spec.get("metadata") or {}, JsonLimits(), "metadata")
     return {
         "name": name.strip(),
         "models": models,

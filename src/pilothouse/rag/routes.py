@@ -22,6 +22,7 @@ from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.pipeline import price_usage
 from pilothouse.gateway.routes_openai import json_response, model_endpoint, read_body
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.inputs import JsonLimits
 from pilothouse.providers.base import Usage
 from pilothouse.rag.service import IncomingDocument, RagService
 from pilothouse.rag.store import Hit, RagStore, open_store
@@ -88,7 +89,7 @@ async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[
 
 async def _json(rt: Runtime, request: Request) -> dict[str, Any]:
     raw = await read_body(request, rt.settings.server.max_body_bytes)
-    body = validate.parse_json(raw, rt.settings.server.max_body_bytes)
+    body = validate.parse_json(raw, JsonLimits.of(rt.settings.server))
     if not isinstance(body, dict):
         raise InvalidRequestError("the body must be a JSON object")
     return body

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from pilothouse.errors import InvalidRequestError
+from pilothouse.inputs import INT64_MAX, JsonLimits, check_depth, decode
 
 _KINDS = {0: "internal", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _STATUS = {0: "unset", 1: "ok", 2: "error"}
@@ -47,15 +47,18 @@ def _hex_ids_to_base64(obj: Any) -> Any:
     return obj
 
 
-def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+def parse_request(
+    body: bytes, content_type: str, limits: JsonLimits | None = None
+) -> ExportTraceServiceRequest:
+    """Decode an export request; JSON goes through the shared size and depth limits."""
     message = ExportTraceServiceRequest()
     if "json" in content_type:
+        raw = decode(body, limits or JsonLimits(), "OTLP/JSON body")
+        if not isinstance(raw, dict):
+            raise InvalidRequestError("OTLP/JSON body must be a JSON object")
         try:
-            raw = orjson.loads(body)
-            if not isinstance(raw, dict):
-                raise InvalidRequestError("OTLP/JSON body must be a JSON object")
             json_format.ParseDict(_hex_ids_to_base64(raw), message, ignore_unknown_fields=True)
-        except (orjson.JSONDecodeError, json_format.ParseError, TypeError, ValueError) as exc:
+        except (json_format.ParseError, TypeError, ValueError) as exc:
             # TypeError: a value of the wrong JSON type where protobuf expects a message.
             raise InvalidRequestError(f"invalid OTLP/JSON body: {exc}") from None
         return message
@@ -68,7 +71,23 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     return message
 
 
-def span_rows(message: ExportTraceServiceRequest) -> list[dict[str, Any]]:
+def _text(value: str, limit: int) -> str:
+    """Span names and messages go to text columns, which cannot hold NUL on PostgreSQL."""
+    return value.replace("\x00", "")[:limit]
+
+
+def _nanos(value: int, param: str) -> int:
+    """OTLP times are fixed64; the store's columns are signed 64-bit."""
+    if value > INT64_MAX:
+        raise InvalidRequestError(f"`{param}` must be below 2^63 nanoseconds", param=param)
+    return value
+
+
+def span_rows(
+    message: ExportTraceServiceRequest, limits: JsonLimits | None = None
+) -> list[dict[str, Any]]:
+    """One row per span; times and attribute nesting checked so every row is storable."""
+    max_depth = (limits or JsonLimits()).max_depth
     rows = []
     for resource_spans in message.resource_spans:
         resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
@@ -80,6 +99,18 @@ def span_rows(message: ExportTraceServiceRequest) -> list[dict[str, Any]]:
                         "every span needs a 16-byte traceId and 8-byte spanId"
                     )
                 attributes = {kv.key: _value(kv.value) for kv in span.attributes}
+                events = [
+                    {
+                        "name": e.name,
+                        "time_ns": e.time_unix_nano,
+                        "attributes": {kv.key: _value(kv.value) for kv in e.attributes},
+                    }
+                    for e in span.events
+                ]
+                check_depth(attributes, max_depth, "attributes")
+                check_depth(events, max_depth, "events")
+                start = _nanos(span.start_time_unix_nano, "startTimeUnixNano")
+                end = _nanos(span.end_time_unix_nano, "endTimeUnixNano")
                 if service and "service.name" not in attributes:
                     attributes["service.name"] = service
                 rows.append(
@@ -87,22 +118,15 @@ def span_rows(message: ExportTraceServiceRequest) -> list[dict[str, Any]]:
                         "trace_id": span.trace_id.hex(),
                         "span_id": span.span_id.hex(),
                         "parent_span_id": span.parent_span_id.hex() or None,
-                        "name": span.name[:300] or "(unnamed)",
+                        "name": _text(span.name, 300) or "(unnamed)",
                         "kind": _KINDS.get(span.kind, "internal"),
                         "source": "app",
-                        "start_ns": span.start_time_unix_nano,
-                        "end_ns": max(span.end_time_unix_nano, span.start_time_unix_nano),
+                        "start_ns": start,
+                        "end_ns": max(end, start),
                         "status": _STATUS.get(span.status.code, "unset"),
-                        "status_message": span.status.message[:500] or None,
+                        "status_message": _text(span.status.message, 500) or None,
                         "attributes": attributes,
-                        "events": [
-                            {
-                                "name": e.name,
-                                "time_ns": e.time_unix_nano,
-                                "attributes": {kv.key: _value(kv.value) for kv in e.attributes},
-                            }
-                            for e in span.events
-                        ],
+                        "events": events,
                     }
                 )
     return rows

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.errors import InvalidRequestError, NotFoundError
 from pilothouse.evals.tables import eval_online_scores
+from pilothouse.inputs import query_int
 from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import feedback, spans, traces, usage_records
 
@@ -73,8 +74,8 @@ def _status_filter(value: str) -> Any:
         return traces.c.status >= 400
     if value == "ok":
         return traces.c.status < 400
-    if value.isdigit():
-        return traces.c.status == int(value)
+    if value.isascii() and value.isdigit():
+        return traces.c.status == query_int(value, "status", 100, 599)
     raise InvalidRequestError("`status` must be ok, error or an HTTP status", param="status")
 
 
