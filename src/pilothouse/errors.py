@@ -46,6 +46,15 @@ class StoreError(PilothouseError):
     type = "store_error"
 
 
+class StoreUnavailableError(StoreError):
+    """A request needed the store (e.g. an uncached key) while it is down: retry later."""
+
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, int(retry_after)))})
+
+
 # ---- client errors (4xx) -------------------------------------------------------------
 
 

@@ -203,3 +203,32 @@ def test_configured_depth_limit_applies(tmp_path: Path) -> None:
             timeout=30,
         )
         assert resp.status_code == 200, resp.text
+
+
+def test_store_outage_gives_503_for_an_uncached_key(tmp_path: Path) -> None:
+    """Issue 8 item 10: the database refuses connections for real (no mock)."""
+    from tests.support.services import postgres_available, psql, temporary_postgres_database
+
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable")
+    with temporary_postgres_database() as url, running_gateway(base_config(url, tmp_path)) as gw:
+        name = url.rsplit("/", 1)[1]
+        cached, uncached = gw.create_key(), gw.create_key()
+
+        def chat(key: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {key}"}
+            return httpx.post(gw.url + "/v1/chat/completions", json=CHAT, headers=headers)
+
+        assert chat(cached).status_code == 200
+        psql(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")
+        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        try:
+            assert chat(cached).status_code == 200  # cached keys keep serving
+            resp = chat(uncached)
+            assert resp.status_code == 503, resp.text
+            assert int(resp.headers["retry-after"]) >= 1
+            assert resp.json()["error"]["code"] == "store_unavailable"
+            assert "Traceback" not in resp.text
+        finally:
+            psql(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")
+        assert chat(uncached).status_code == 200  # and it recovers once the store is back

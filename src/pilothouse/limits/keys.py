@@ -14,11 +14,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
 
 from pilothouse import audit
-from pilothouse.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from pilothouse.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from pilothouse.inputs import JsonLimits, check_metadata
 from pilothouse.limits.money import pico_to_str, usd_to_pico
 from pilothouse.store.tables import api_keys
@@ -509,7 +515,13 @@ class KeyCache:
         now = time.monotonic()
         if expires is not None and expires > now:
             return None
-        found = await self.store.by_hash(digest)
+        try:
+            found = await self.store.by_hash(digest)
+        except (SQLAlchemyError, OSError, TimeoutError):
+            # Unknown is not invalid: say "retry" (503), never 401 or a 500 traceback.
+            raise StoreUnavailableError(
+                "the key store is unreachable and this key is not cached; retry shortly"
+            ) from None
         if found is None or found.revoked or found.id in self._revoked_ids:
             if len(self._missing) > 100_000:
                 self._missing.clear()
