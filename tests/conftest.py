@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.support.services import (
     REDIS_URL,
@@ -16,6 +17,12 @@ from tests.support.services import (
 )
 
 REQUIRE = os.environ.get("PILOTHOUSE_REQUIRE_SERVICES") == "1"
+
+# CI explores a fixed, seeded set of examples so a rare counterexample cannot make a landing
+# depend on luck; local runs keep exploring new examples (and remember failures).
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 def _need(available: bool, what: str) -> None:
