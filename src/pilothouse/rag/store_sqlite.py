@@ -78,9 +78,13 @@ class SqliteRagStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
 
         def connect() -> sqlite3.Connection:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Wait for other writers (several `pilothouse worker` processes share the file)
+            # from the very first statement: switching to WAL needs a lock too.
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
             return conn
 
