@@ -17,6 +17,7 @@ from tests.integration.test_prompts import BUNDLE, RELEASES
 from tests.support.gateway import (
     ADMIN_KEY,
     ProcessGateway,
+    ThreadedGateway,
     base_config,
     free_port,
     running_gateway,
@@ -118,7 +119,7 @@ def test_approve_lineage_and_routes_cli(store_url: str, tmp_path: Path) -> None:
     assert listed.returncode == 0 and "startup" in listed.stdout
 
 
-def _serve(gw: ProcessGateway, key: str, label: str) -> httpx.Response:
+def _serve(gw: ProcessGateway | ThreadedGateway, key: str, label: str) -> httpx.Response:
     return httpx.post(
         gw.url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {key}"},
@@ -170,3 +171,52 @@ def test_label_move_reaches_another_gateway_process(
             assert _seen_within(budget, lambda: _serve(other, key, "prod").status_code == 404)
     finally:
         other.stop()
+
+
+def test_cli_label_move_is_published_to_every_gateway(
+    store_url: str, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """A move made by the CLI (no gateway involved) reaches running replicas through Redis."""
+    import redis
+
+    config = base_config(store_url, tmp_path, redis={"url": redis_url, "prefix": redis_prefix})
+    path = write_config(tmp_path / "p.yaml", config)
+    listener = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(redis_prefix + "prompts:labels")
+
+    def published() -> Any:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # skips the subscribe confirmation
+            found = listener.get_message(timeout=deadline - time.monotonic())
+            if found is not None:
+                return found["data"]
+        return None
+
+    other = ProcessGateway(path, free_port(), {}).start()
+    try:
+        with running_gateway(config) as gw, gw.admin() as admin:
+            key = gw.create_key(name="app")
+            admin.post("/admin/prompts", json=BUNDLE)
+            admin.post("/admin/prompts", json={**BUNDLE, "description": "two"})
+            admin.put("/admin/prompts/support-answer/labels/prod", json={"version": 1})
+            assert published() == b"support-answer\x00prod"
+            assert _serve(other, key, "prod").headers["x-pilothouse-prompt"] == "support-answer@1"
+            assert _serve(gw, key, "prod").headers["x-pilothouse-prompt"] == "support-answer@1"
+
+            moved = cli("prompts", "label", "support-answer", "2", "prod", "-c", str(path))
+            assert moved.returncode == 0, moved.stderr
+            assert "warning" not in moved.stderr
+            # The CLI itself told Redis (not only the store poll)...
+            assert published() == b"support-answer\x00prod"
+            # ...and both gateways serve the new version within a second.
+            for replica in (other, gw):
+                assert _seen_within(
+                    1.0,
+                    lambda r=replica: (
+                        _serve(r, key, "prod").headers.get("x-pilothouse-prompt")
+                        == "support-answer@2"
+                    ),
+                )
+    finally:
+        other.stop()
+        listener.close()

@@ -1,8 +1,9 @@
 """``pilothouse prompts …``, ``promote``, ``lineage`` and ``routes``: releases from the CLI.
 
 Commands work on the configured store directly (like ``keys``) and act as
-``cli:<user>`` unless ``--actor`` names a principal; running gateways see label
-moves within a second through their store poll.
+``cli:<user>`` unless ``--actor`` names a principal. A label move is published
+on the configured Redis, so every running gateway forgets the old version at
+once (their one-second store poll covers a missing or unreachable Redis).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from pilothouse.cli.common import (
     ConfigOption,
     actor_name,
     console,
+    err_console,
     fail,
     run,
     settings_from,
     with_engine,
 )
 from pilothouse.errors import InvalidRequestError
+from pilothouse.releases import notify
 from pilothouse.releases import routes as route_versions
 from pilothouse.releases.bundle import content_hash, normalize
 from pilothouse.releases.lineage import lineage as lineage_of
@@ -160,8 +163,16 @@ def _move(
         )
 
     moved = _registry(config, go)
+    _announce(settings.redis, [(name, label_name)])
     forced = " (forced)" if moved["forced"] else ""
     print(f"{name}/{label_name}: {moved['previous']} -> {moved['version']}{forced}")
+
+
+def _announce(redis: Any, moves: list[tuple[str, str]]) -> None:
+    """Tell running gateways about committed moves (a warning if Redis is unreachable)."""
+    warning = run(lambda: notify.publish_from_cli(redis, moves))
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
 
 
 @app.command()
@@ -241,6 +252,8 @@ def sync(
     who = actor_name(actor)
     settings = settings_from(config)
 
+    moved: list[tuple[str, str]] = []
+
     async def go(reg: PromptRegistry) -> list[str]:
         lines = []
         for raw in bundles:
@@ -256,11 +269,16 @@ def sync(
                     actor=who,
                     reason=reason or "prompts sync",
                 )
+                moved.append((version.name, label_name))
                 line += f", {label_name} -> {version.version}"
             lines.append(line)
         return lines
 
-    for line in _registry(config, go):
+    try:
+        lines = _registry(config, go)
+    finally:  # moves made before a refusal stopped the sync are announced too
+        _announce(settings.redis, moved)
+    for line in lines:
         print(line)
 
 

@@ -39,6 +39,7 @@ from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets,
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from pilothouse.providers.base import Provider, provider_class
+from pilothouse.releases import notify as label_notify
 from pilothouse.releases import routes as release_routes
 from pilothouse.releases.registry import PromptRegistry
 from pilothouse.releases.serving import LabelCache
@@ -49,7 +50,6 @@ from pilothouse.telemetry.hub import Telemetry
 
 log = logging.getLogger("pilothouse.runtime")
 REVOCATIONS = "keys:revoked"
-LABEL_MOVES = "prompts:labels"
 KEY_CHANGES = "keys:changed"
 
 
@@ -293,7 +293,7 @@ class Runtime:
         assert self.redis is not None
         revoked = self.settings.redis.prefix + REVOCATIONS
         changed = self.settings.redis.prefix + KEY_CHANGES
-        labels_channel = self.settings.redis.prefix + LABEL_MOVES
+        labels_channel = label_notify.channel(self.settings.redis)
         while True:
             try:
                 pubsub = self.redis.pubsub()
@@ -305,8 +305,7 @@ class Runtime:
                         source = message.get("channel")
                         source = source.decode() if isinstance(source, bytes) else source
                         if source == labels_channel:
-                            name, _, label = data.partition("\x00")
-                            self.prompt_cache.invalidate(name, label)
+                            self.prompt_cache.invalidate(*label_notify.parse(data))
                         elif source == changed:
                             self.key_cache.drop(data)
                         else:
@@ -344,7 +343,7 @@ class Runtime:
         """A label moved or was deleted here: forget it now, and tell every replica."""
         self.prompt_cache.invalidate(name, label)
         if self.redis is not None:
-            await self.redis.publish(self.settings.redis.prefix + LABEL_MOVES, f"{name}\x00{label}")
+            await label_notify.publish(self.redis, self.settings.redis, [(name, label)])
 
     async def _renew_leases(self) -> None:
         """Keep this replica's budget leases alive (a third of the lease, so one miss is fine)."""
