@@ -127,7 +127,7 @@ def test_unknown_model_is_not_found(gateway: ThreadedGateway) -> None:
         ({"model": "chat", "messages": MESSAGES, "max_tokens": -1}, "`max_tokens`"),
         ({"model": "chat", "messages": MESSAGES, "temperature": "hot"}, "`temperature`"),
         ({"model": "chat", "messages": [{"role": "robot", "content": "x"}]}, "role"),
-        ({"model": "chat", "messages": MESSAGES, "n": 2}, "`n: 1`"),
+        ({"model": "chat", "messages": MESSAGES, "n": 200}, "`n` must be an integer"),
     ],
 )
 def test_invalid_requests_are_precise_400s(

@@ -28,21 +28,20 @@ def completion(config: ChaosConfig, request: JSON, model: str) -> JSON:
     words = reply_for(config, request)
     limit = request.get("max_completion_tokens") or request.get("max_tokens")
     finish = "length" if isinstance(limit, int) and len(words) >= limit else "stop"
+    n = request.get("n")
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1  # as OpenAI does
+    message = {"role": "assistant", "content": " ".join(words)}
     body: JSON = {
         "id": completion_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words)},
-                "finish_reason": finish,
-            }
+            {"index": i, "message": dict(message), "finish_reason": finish} for i in range(n)
         ],
     }
     if config.report_usage:
-        body["usage"] = usage_body(config, request, len(words))
+        body["usage"] = usage_body(config, request, len(words) * n)
     return body
 
 

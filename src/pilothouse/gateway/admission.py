@@ -23,6 +23,7 @@ from pilothouse.limits.budget import period_key
 from pilothouse.limits.keys import KeyRecord
 from pilothouse.limits.money import pico_to_str, pico_to_usd
 from pilothouse.limits.ratelimit import Take
+from pilothouse.providers.fanout import choice_count, fans_out
 from pilothouse.routing.router import Route
 from pilothouse.tokens import bounds_for, estimate_input, input_upper_bound
 
@@ -93,7 +94,9 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
         out_est = request.get("max_completion_tokens") or request.get("max_tokens")
         if not isinstance(out_est, int):
             out_est = rt.settings.limits.default_output_estimate
-        tokens = estimate_input(request) + (out_est if ctx.endpoint != "embeddings" else 0)
+        choices = choice_count(request)  # a fan-out pays the prompt once per choice
+        out_tokens = out_est * choices if ctx.endpoint != "embeddings" else 0
+        tokens = estimate_input(request) * choices + out_tokens
         takes = _rate_takes(key, alias, tokens)
         for take in takes:
             if take.amount > take.limit:
@@ -113,15 +116,15 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
     if key.budget_pico is not None:
         worst = 0
         out = _output_budget(request, route) if ctx.endpoint != "embeddings" else 0
-        choices = request.get("n")
-        if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1:
-            out *= choices
+        out *= choice_count(request)
         overrides = rt.settings.limits.content_bounds
         for target in route.targets:
             price = rt.prices.get(target.config.model)
             if price is not None:
                 kind = str(getattr(getattr(target.provider, "config", None), "type", "default"))
                 upper_in = input_upper_bound(request, bounds_for(kind, overrides))
+                if fans_out(target.provider, request):
+                    upper_in *= choice_count(request)
                 worst = max(worst, price.worst_case_pico(upper_in, out))
         period = period_key(key.budget_period)
         refusal = await rt.budgets.reserve(key.id, period, key.budget_pico, worst, ctx.request_id)

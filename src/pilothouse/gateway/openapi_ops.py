@@ -130,7 +130,7 @@ _CHAT_BODY = {
         "max_completion_tokens": _LIMIT,
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "n": {"type": "integer", "minimum": 1, "maximum": 1},
+        "n": {"type": "integer", "minimum": 1, "maximum": 128},
         "tools": {"type": "array", "items": _OBJ},
         "response_format": _OBJ,
     },

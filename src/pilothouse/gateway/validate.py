@@ -60,6 +60,9 @@ def _check_messages(messages: Any) -> None:
             raise _bad(f"{where}.content", "a string or an array of content parts", content)
 
 
+MAX_CHOICES = 128  # OpenAI's own ceiling for `n`
+
+
 def _check_numbers(body: dict[str, Any]) -> None:
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
@@ -73,9 +76,13 @@ def _check_numbers(body: dict[str, Any]) -> None:
             raise InvalidRequestError(
                 f"`{name}` must be a number between {low} and {high}", param=name
             )
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise InvalidRequestError("only `n: 1` is supported", param="n")
+    n: Any = body.get("n")
+    if n is not None and (not _is_int(n) or not 1 <= n <= MAX_CHOICES):
+        raise InvalidRequestError(f"`n` must be an integer between 1 and {MAX_CHOICES}", param="n")
+    if n is not None and n > 1 and body.get("stream") is True:
+        raise InvalidRequestError(
+            "`n` > 1 is served without streaming; send `stream: false` or `n: 1`", param="n"
+        )
 
 
 def _check_options(body: dict[str, Any]) -> None:

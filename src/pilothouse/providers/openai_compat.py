@@ -34,6 +34,9 @@ class OpenAIConfig(ProviderConfig, frozen=True, forbid_unknown_fields=True, kw_o
     stream_idle_timeout_s: float = 120.0
     max_connections: int = 1000
     headers: dict[str, str] = {}
+    # The server honours `n` (OpenAI, Azure, vLLM); false for servers that return one
+    # choice whatever `n` says (Ollama), so the gateway fans out instead.
+    supports_n: bool = True
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -74,6 +77,11 @@ def upstream_error(status: int, raw: bytes, retry_after: float | None) -> Provid
 class OpenAIProvider(BaseProvider):
     config_type: ClassVar[type[ProviderConfig]] = OpenAIConfig
     config: OpenAIConfig
+
+    @property
+    def native_n(self) -> bool:
+        """Whether ``n`` goes upstream as is; see providers/fanout.py."""
+        return self.config.supports_n
 
     def __init__(self, name: str, config: OpenAIConfig) -> None:
         super().__init__(name, config)

@@ -26,6 +26,7 @@ from pilothouse.errors import (
 from pilothouse.gateway.context import Attempt, RequestContext
 from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.providers.base import JSON, ChatResult, EmbedResult, Provider
+from pilothouse.providers.fanout import chat_choices
 from pilothouse.routing.breaker import CircuitBreaker
 from pilothouse.routing.retry import retry_delay
 
@@ -102,7 +103,7 @@ class Router:
     async def chat(self, ctx: RequestContext, request: JSON) -> ChatResult:
         route = self.route(ctx.alias or "")
         return await self._run(
-            ctx, route, lambda t: t.provider.chat(request, t.config.model, ctx.deadline)
+            ctx, route, lambda t: chat_choices(t.provider, request, t.config.model, ctx.deadline)
         )
 
     async def embed(self, ctx: RequestContext, request: JSON) -> EmbedResult:
