@@ -54,6 +54,16 @@ class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     """Base for every config section: immutable, strict about keys."""
 
 
+class AuthThrottleConfig(_Frozen, frozen=True):
+    """Failed authentication, per client address and per principal tried (limits/auth_throttle)."""
+
+    enabled: bool = True
+    max_failures: Annotated[int, msgspec.Meta(ge=1)] = 10  # free failures per window
+    window_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0  # counts restart after this quiet
+    backoff_base_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0  # first block; doubles each time
+    backoff_max_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+
+
 class ServerConfig(_Frozen, frozen=True):
     host: str = "127.0.0.1"
     port: int = 4000
@@ -71,6 +81,8 @@ class ServerConfig(_Frozen, frozen=True):
     # Client JSON (bodies, metadata header, feedback, OTLP): nesting and metadata size.
     max_json_depth: JsonDepth = DEFAULT_MAX_JSON_DEPTH
     max_metadata_bytes: Annotated[int, msgspec.Meta(ge=64)] = DEFAULT_MAX_METADATA_BYTES
+    # Failed authentication on every route that takes a key (/v1/*, /admin/*, console login).
+    auth_throttle: AuthThrottleConfig = msgspec.field(default_factory=AuthThrottleConfig)
 
 
 class StoreConfig(_Frozen, frozen=True):

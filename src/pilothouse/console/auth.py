@@ -1,4 +1,7 @@
-"""Console sessions, CSRF tokens and login throttling: pure logic with an injectable clock.
+"""Console sessions and CSRF tokens: pure logic with an injectable clock.
+
+Failed sign-ins go through the gateway's failed-authentication throttle
+(limits/auth_throttle.py), per source and per principal, like the admin API.
 
 Sessions are server-side and kept in this process's memory, keyed by the
 SHA-256 of a random 256-bit token. The cookie carries only that token, so it
@@ -135,48 +138,3 @@ class LoginCsrf:
 
 def check_session_csrf(session: Session, token: str | None) -> bool:
     return bool(token) and same_secret(session.csrf, token or "")
-
-
-class LoginThrottle:
-    """At most ``limit`` failed sign-ins per client in a sliding ``window_s``."""
-
-    def __init__(
-        self,
-        clock: Clock = time.monotonic,
-        *,
-        limit: int = 10,
-        window_s: float = 300.0,
-        max_clients: int = 10_000,
-    ) -> None:
-        self.clock = clock
-        self.limit = limit
-        self.window_s = window_s
-        self.max_clients = max_clients
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
-
-    def _recent(self, client: str) -> list[float]:
-        cutoff = self.clock() - self.window_s
-        times = [t for t in self._failures.get(client, []) if t > cutoff]
-        if times:
-            self._failures[client] = times
-        else:
-            self._failures.pop(client, None)
-        return times
-
-    def retry_after(self, client: str) -> float:
-        """Seconds until this client may try again (0 = allowed now)."""
-        times = self._recent(client)
-        if len(times) < self.limit:
-            return 0.0
-        return max(times[-self.limit] + self.window_s - self.clock(), 0.0)
-
-    def failed(self, client: str) -> None:
-        times = self._recent(client)
-        times.append(self.clock())
-        self._failures[client] = times
-        self._failures.move_to_end(client)
-        while len(self._failures) > self.max_clients:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)

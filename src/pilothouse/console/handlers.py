@@ -21,7 +21,6 @@ from pilothouse.console.auth import (
     ABSOLUTE_TIMEOUT_S,
     Clock,
     LoginCsrf,
-    LoginThrottle,
     Session,
     SessionStore,
     check_session_csrf,
@@ -45,7 +44,12 @@ from pilothouse.console.web import (
     still_valid,
     template_env,
 )
-from pilothouse.errors import AuthenticationError, PermissionDeniedError, PilothouseError
+from pilothouse.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    PilothouseError,
+    RateLimitError,
+)
 from pilothouse.gateway.authz import allows
 from pilothouse.gateway.runtime import Runtime
 
@@ -61,7 +65,6 @@ class Console:
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self.sessions = SessionStore(clock)
         self.csrf = LoginCsrf()
-        self.throttle = LoginThrottle(clock)
         self.env = template_env()
         self.static = StaticFiles()
 
@@ -148,18 +151,16 @@ class Console:
         nonce = request.cookies.get(LOGIN_COOKIE)
         if cross_site(request) or not self.csrf.check(nonce, form.get("csrf_token")):
             return self.forbidden(request, None)
-        client = client_id(request)
-        wait = self.throttle.retry_after(client)
-        if wait > 0:
-            message = f"Too many failed sign-ins. Try again in {int(wait) + 1} seconds."
-            return self.login_page(request, 429, message)
         secret = form.get("admin_key", "").strip()
         if not secret:
             return self.login_page(request, 400, "Enter the admin key.")
         try:
-            principal = await sign_in(rt, self.csrf, secret)
+            principal = await sign_in(rt, self.csrf, secret, client_id(request))
+        except RateLimitError as exc:
+            # The gateway's failed-auth throttle (per source and principal); a right key passes.
+            message = f"Too many failed sign-ins. Try again in {int(exc.retry_after) + 1} seconds."
+            return self.login_page(request, 429, message)
         except (AuthenticationError, PermissionDeniedError) as exc:
-            self.throttle.failed(client)
             message = (
                 "This key is valid but does not have the admin scope (no admin role)."
                 if isinstance(exc, PermissionDeniedError)
@@ -168,7 +169,6 @@ class Console:
             return self.login_page(request, exc.status, message)
         except PilothouseError as exc:
             return self.login_page(request, exc.status, f"Sign-in failed: {exc.message}")
-        self.throttle.succeeded(client)
         self.sessions.end(request.cookies.get(SESSION_COOKIE))  # no session fixation
         token, _ = self.sessions.create(principal)
         response = redirect(safe_next(form.get("next")))

@@ -148,9 +148,9 @@ def client_id(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def sign_in(rt: Runtime, csrf: LoginCsrf, secret: str) -> Principal:
-    """Check a submitted key exactly as the admin API does; who it is, for the session."""
-    who = await admin_principal(rt, secret.strip() or None)
+async def sign_in(rt: Runtime, csrf: LoginCsrf, secret: str, source: str) -> Principal:
+    """Check a submitted key exactly as the admin API does (and throttles); who it is."""
+    who = await admin_principal(rt, secret.strip() or None, source)
     if who.key_id is None:
         admin = rt.settings.server.admin_key
         assert admin is not None  # only the config admin key has no key id

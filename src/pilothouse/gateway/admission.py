@@ -7,6 +7,7 @@ fails anywhere still settles exactly what it reserved.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -38,15 +39,50 @@ def bearer(headers: Any) -> str | None:
     return str(api_key) if api_key else None
 
 
-async def authenticate(rt: Runtime, headers: Any) -> KeyRecord:
-    secret = bearer(headers)
+def source_of(request: Any) -> str:
+    """The client address failed attempts are counted against (the socket peer)."""
+    client = getattr(request, "client", None)
+    return str(client.host) if client is not None and client.host else "unknown"
+
+
+async def check_secret(
+    rt: Runtime, secret: str, source: str, *, message: str, bootstrap: bool = False
+) -> KeyRecord | None:
+    """The one credential check for every route that takes a key.
+
+    Returns the key, or ``None`` for the configured admin key (when
+    ``bootstrap`` allows it). A valid key always passes, however throttled its
+    source is; a wrong one counts against its source and the principal tried
+    and is a 401, or a 429 with ``Retry-After`` once either is throttled.
+    """
+    admin_key = rt.settings.server.admin_key if bootstrap else None
+    if admin_key is not None and hmac.compare_digest(secret.encode(), admin_key.get().encode()):
+        return None
+    record = await rt.key_cache.lookup(secret)
+    if record is not None:
+        return record
+    wait = await rt.auth_throttle.failure(source, secret)
+    if wait > 0:
+        raise RateLimitError(
+            f"too many failed authentication attempts; retry in {int(wait) + 1}s "
+            "(a valid key is always accepted)",
+            retry_after=wait,
+            code="auth_throttled",
+        )
+    raise AuthenticationError(message)
+
+
+async def authenticate(rt: Runtime, request: Any) -> KeyRecord:
+    """The inference key of a ``/v1`` request (401/403/429 otherwise)."""
+    secret = bearer(request.headers)
     if secret is None:
         raise AuthenticationError(
             "missing API key: send `Authorization: Bearer <key>`", code="missing_api_key"
         )
-    record = await rt.key_cache.lookup(secret)
-    if record is None:
-        raise AuthenticationError("invalid or revoked API key")
+    record = await check_secret(
+        rt, secret, source_of(request), message="invalid or revoked API key"
+    )
+    assert record is not None  # bootstrap is not accepted here
     if "inference" not in record.scopes:
         raise PermissionDeniedError(
             "this key has no inference scope (it is for " + ", ".join(sorted(record.scopes)) + ")",

@@ -13,7 +13,6 @@ endpoint but the health probes: it lists admin routes and model aliases.
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,11 +191,13 @@ async def _allowed(request: Request) -> None:
         raise AuthenticationError(
             "missing API key: send `Authorization: Bearer <key>`", code="missing_api_key"
         )
-    admin = rt.settings.server.admin_key
-    if admin is not None and hmac.compare_digest(secret.encode(), admin.get().encode()):
-        return
-    if await rt.key_cache.lookup(secret) is None:
-        raise AuthenticationError("invalid or revoked API key")
+    await admission.check_secret(
+        rt,
+        secret,
+        admission.source_of(request),
+        message="invalid or revoked API key",
+        bootstrap=True,
+    )
 
 
 async def openapi_json(request: Request) -> Response:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,19 +30,20 @@ from pilothouse.limits.keys import DEFAULT_ROTATION_GRACE_S, KeyRecord
 from pilothouse.limits.money import pico_to_str
 
 
-async def admin_principal(rt: Runtime, secret: str | None) -> Principal:
+async def admin_principal(rt: Runtime, secret: str | None, source: str) -> Principal:
     """Who is calling: ``bootstrap`` for the config admin key, else the named admin key.
 
-    Raises 401 for a missing/unknown key and 403 for a key that is no admin principal.
+    Raises 401 for a missing/unknown key (429 once its source or principal is
+    throttled, see :func:`admission.check_secret`) and 403 for a key that is no
+    admin principal.
     """
     if secret is None:
         raise AuthenticationError("missing admin key: send `Authorization: Bearer <admin key>`")
-    admin_key = rt.settings.server.admin_key
-    if admin_key is not None and hmac.compare_digest(secret.encode(), admin_key.get().encode()):
-        return Principal(BOOTSTRAP, "admin")
-    record = await rt.key_cache.lookup(secret)
+    record = await admission.check_secret(
+        rt, secret, source, message="invalid admin key", bootstrap=True
+    )
     if record is None:
-        raise AuthenticationError("invalid admin key")
+        return Principal(BOOTSTRAP, "admin")
     role = record.admin_role
     if role is None:
         raise PermissionDeniedError("this key is not an admin principal", code="not_admin")
@@ -52,7 +52,8 @@ async def admin_principal(rt: Runtime, secret: str | None) -> Principal:
 
 async def require(rt: Runtime, request: Request, action: str) -> Principal:
     """Authenticate the caller and check ``action`` against its role (the one check)."""
-    principal = authorize(await admin_principal(rt, admission.bearer(request.headers)), action)
+    secret = admission.bearer(request.headers)
+    principal = authorize(await admin_principal(rt, secret, admission.source_of(request)), action)
     request.state.principal = principal
     return principal
 

@@ -134,7 +134,7 @@ async def count_tokens(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     request_id = pipeline.new_request_id()
     try:
-        key = await admission.authenticate(rt, request.headers)
+        key = await admission.authenticate(rt, request)
         raw = await read_body(request, rt.settings.server.max_body_bytes)
         body = to_chat(validate.parse_json(raw, JsonLimits.of(rt.settings.server)), counting=True)
         alias = validate.chat_request(body)

@@ -23,7 +23,7 @@ async def post_feedback(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     request_id = new_request_id()
     try:
-        key = await admission.authenticate(rt, request.headers)
+        key = await admission.authenticate(rt, request)
         limits = JsonLimits.of(rt.settings.server)
         body = validate.parse_json(await read_body(request, limits.max_bytes), limits)
         item = validate_feedback(body, limits)

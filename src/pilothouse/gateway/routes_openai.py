@@ -120,7 +120,7 @@ async def _prepare(
     translate: Callable[[JSON], Awaitable[JSON]] | None = None,
 ) -> tuple[JSON, Any]:
     """Auth, body, validation, route and admission; ``translate`` maps other API shapes in."""
-    ctx.key = await admission.authenticate(rt, request.headers)
+    ctx.key = await admission.authenticate(rt, request)
     intake.take_key_slot(rt, ctx)
     raw = await read_body(request, rt.settings.server.max_body_bytes)
     intake.take_gateway_slot(rt, ctx)
@@ -211,7 +211,7 @@ async def list_models(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     request_id = pipeline.new_request_id()
     try:
-        key = await admission.authenticate(rt, request.headers)
+        key = await admission.authenticate(rt, request)
     except Exception as exc:
         return error_response(exc, request_id)
     data = [

@@ -154,7 +154,7 @@ async def _events(
 
 
 async def _owner(rt: Runtime, request: Request) -> str:
-    key = await admission.authenticate(rt, request.headers)
+    key = await admission.authenticate(rt, request)
     return key.id
 
 

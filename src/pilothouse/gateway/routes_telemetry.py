@@ -38,7 +38,7 @@ async def receive_traces(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     request_id = new_request_id()
     try:
-        await admission.authenticate(rt, request.headers)
+        await admission.authenticate(rt, request)
         limits = JsonLimits.of(rt.settings.server)
         raw = await read_body(request, limits.max_bytes)
         content_type = request.headers.get("content-type", "application/x-protobuf")

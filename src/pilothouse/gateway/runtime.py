@@ -35,6 +35,7 @@ from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_
 from pilothouse.gateway.intake import KeySlots
 from pilothouse.guard.engine import GuardEngine
 from pilothouse.guard.scrub import SecretScrubber
+from pilothouse.limits.auth_throttle import AuthThrottle, MemoryThrottle, RedisThrottle
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -76,6 +77,13 @@ class Runtime:
         self.limiter: RateLimiter
         self.budgets: BudgetBackend
         self.cache: ResponseCache
+        throttle_cfg = settings.server.auth_throttle
+        self.auth_throttle = AuthThrottle(
+            throttle_cfg,
+            RedisThrottle(self.redis, prefix, throttle_cfg)
+            if self.redis is not None
+            else MemoryThrottle(throttle_cfg),
+        )
         if self.redis is not None:
             self.limiter = RedisRateLimiter(self.redis, prefix)
             self.budgets = RedisBudgets(self.redis, prefix, self.spent_from_ledger, lease_s)

@@ -60,7 +60,7 @@ def _store(request: Request, rt: Runtime) -> RagStore:
 
 
 async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[RagService, Any]:
-    ctx.key = await admission.authenticate(rt, request.headers)
+    ctx.key = await admission.authenticate(rt, request)
     collection = request.path_params["collection"]
     coll = rt.settings.rag.collections.get(collection)
     if coll is None:

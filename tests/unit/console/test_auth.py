@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pilothouse.console.auth import (
     LoginCsrf,
-    LoginThrottle,
     Principal,
     SessionStore,
     check_session_csrf,
@@ -89,28 +88,6 @@ def test_the_admin_key_fingerprint_changes_with_the_key_and_hides_it() -> None:
     assert fp == csrf.fingerprint("secret-admin-key")
     assert fp != csrf.fingerprint("rotated-admin-key")
     assert "secret-admin-key" not in fp
-
-
-def test_repeated_failed_sign_ins_are_throttled_per_client() -> None:
-    clock = Clock()
-    throttle = LoginThrottle(clock, limit=3, window_s=60)
-    for _ in range(3):
-        assert throttle.retry_after("10.0.0.1") == 0
-        throttle.failed("10.0.0.1")
-        clock.now += 1
-    wait = throttle.retry_after("10.0.0.1")
-    assert 0 < wait <= 60
-    assert throttle.retry_after("10.0.0.2") == 0  # someone else is unaffected
-    clock.now += wait + 0.01
-    assert throttle.retry_after("10.0.0.1") == 0  # the window slid past the first failure
-
-
-def test_a_successful_sign_in_clears_the_failures() -> None:
-    throttle = LoginThrottle(Clock(), limit=2, window_s=60)
-    throttle.failed("c")
-    throttle.succeeded("c")
-    throttle.failed("c")
-    assert throttle.retry_after("c") == 0
 
 
 def test_next_only_ever_points_inside_the_console() -> None:
