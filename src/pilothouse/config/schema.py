@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from pilothouse.batches.config import BatchesConfig
 from pilothouse.costs.config import CostsConfig
 from pilothouse.guard.config import GuardPolicy
 from pilothouse.guard.redact import RedactionConfig
@@ -234,6 +235,7 @@ class Settings(_Frozen, frozen=True):
     slo: SLOSettings = msgspec.field(default_factory=SLOSettings)
     costs: CostsConfig = msgspec.field(default_factory=CostsConfig)
     rag: RagConfig = msgspec.field(default_factory=RagConfig)
+    batches: BatchesConfig = msgspec.field(default_factory=BatchesConfig)
     # Validated by the loader with the evals' own parser (same scorer syntax as suites).
     online_eval: dict[str, Any] = msgspec.field(default_factory=dict)
     releases: ReleasesConfig = msgspec.field(default_factory=ReleasesConfig)

@@ -14,6 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pilothouse import __version__, console
+from pilothouse.batches import routes as batch_routes
+from pilothouse.batches.runner import BatchRunner
 from pilothouse.config.schema import Settings
 from pilothouse.errors import NotFoundError, PilothouseError
 from pilothouse.gateway import (
@@ -94,9 +96,12 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         rt = runtime or Runtime(settings)
         app.state.runtime = rt
         await rt.start()
+        app.state.batch_runner = runner = BatchRunner(rt)
+        await runner.start()
         try:
             yield
         finally:
+            await runner.stop()  # in-flight batch lines finish before the runtime drains
             await rt.stop()
 
     routes = [
@@ -112,6 +117,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_releases.routes(),
         *routes_prompts.routes(),
         *rag_routes(),
+        *batch_routes.routes(),
         *openapi.routes(),  # last: documents every route above (gateway/openapi_ops.py)
     ]
     server = settings.server

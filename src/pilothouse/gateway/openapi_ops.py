@@ -21,6 +21,7 @@ SOURCES: tuple[str, ...] = (
     "pilothouse.gateway.openapi_console",
     "pilothouse.gateway.openapi_releases",
     "pilothouse.rag.openapi_ops",
+    "pilothouse.batches.openapi_ops",
 )
 
 _STR = {"type": "string"}

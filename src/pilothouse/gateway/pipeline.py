@@ -41,50 +41,19 @@ def scrub_failure(rt: Runtime, ctx: RequestContext, exc: BaseException) -> None:
         exc.message = rt.scrubber.text(exc.message)
 
 
-def finish(rt: Runtime, ctx: RequestContext) -> None:
-    """Settle reservations and queue the usage row. Synchronous: safe in any cancel scope."""
+def finish(rt: Runtime, ctx: RequestContext, *, ledger: bool = True) -> None:
+    """Settle reservations and queue the usage row. Synchronous: safe in any cancel scope.
+
+    ``ledger=False`` is for callers that commit :func:`usage_row` themselves in
+    their own transaction (batch lines: one result and one usage row, atomically).
+    """
     for attempt in ctx.attempts:  # what spans store; the router already scrubbed it once
         if attempt.error:
             attempt.error = rt.scrubber.text(attempt.error)
     if admission.needs_settlement(ctx):
         rt.spawn(admission.settle(rt, ctx))
-    key = ctx.key
-    prompt = ctx.prompt or {}
-    metadata = ctx.metadata
-    if prompt.get("overrides"):
-        metadata = {**(metadata or {}), "prompt_overrides": prompt["overrides"]}
-    rt.ledger.record(
-        {
-            "id": ctx.request_id.removeprefix("req_"),  # one ULID per request
-            "request_id": ctx.request_id,
-            "created_at": datetime.now(UTC),
-            "key_id": key.id if key else None,
-            "endpoint": ctx.endpoint,
-            "alias": ctx.alias,
-            "provider": ctx.provider,
-            "upstream_model": ctx.upstream_model,
-            "stream": ctx.stream,
-            "attempts": ctx.attempt_count,
-            "status": ctx.status,
-            "error_type": ctx.error_type,
-            "input_tokens": ctx.usage.input_tokens,
-            "output_tokens": ctx.usage.output_tokens,
-            "cached_input_tokens": ctx.usage.cached_input_tokens,
-            "estimated": ctx.usage.estimated,
-            "cost_pico": ctx.cost_pico,
-            "reserved_pico": ctx.reserved_pico if key and key.budget_pico is not None else None,
-            "reservation_exceeded": admission.over_reservation(ctx),
-            "latency_ms": round(ctx.elapsed() * 1000, 3),
-            "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
-            "cache_hit": ctx.cache_hit,
-            "metadata": metadata,
-            "prompt_name": prompt.get("name"),
-            "prompt_version": prompt.get("version"),
-            "prompt_label": prompt.get("label"),
-            "prompt_hash": prompt.get("hash"),
-            "route_version": rt.route_version,
-        }
-    )
+    if ledger:
+        rt.ledger.record(usage_row(rt, ctx))
     rt.telemetry.finish(ctx)
     online = rt.online
     if (
@@ -94,6 +63,45 @@ def finish(rt: Runtime, ctx: RequestContext) -> None:
         and ctx.response_body
     ):
         online.maybe_sample(ctx.request_id, ctx.alias, ctx.request_body or {}, ctx.response_body)
+
+
+def usage_row(rt: Runtime, ctx: RequestContext) -> dict[str, Any]:
+    """The one usage record of a finished request, as the ledger stores it."""
+    key = ctx.key
+    prompt = ctx.prompt or {}
+    metadata = ctx.metadata
+    if prompt.get("overrides"):
+        metadata = {**(metadata or {}), "prompt_overrides": prompt["overrides"]}
+    return {
+        "id": ctx.request_id.removeprefix("req_"),  # one ULID per request
+        "request_id": ctx.request_id,
+        "created_at": datetime.now(UTC),
+        "key_id": key.id if key else None,
+        "endpoint": ctx.endpoint,
+        "alias": ctx.alias,
+        "provider": ctx.provider,
+        "upstream_model": ctx.upstream_model,
+        "stream": ctx.stream,
+        "attempts": ctx.attempt_count,
+        "status": ctx.status,
+        "error_type": ctx.error_type,
+        "input_tokens": ctx.usage.input_tokens,
+        "output_tokens": ctx.usage.output_tokens,
+        "cached_input_tokens": ctx.usage.cached_input_tokens,
+        "estimated": ctx.usage.estimated,
+        "cost_pico": ctx.cost_pico,
+        "reserved_pico": ctx.reserved_pico if key and key.budget_pico is not None else None,
+        "reservation_exceeded": admission.over_reservation(ctx),
+        "latency_ms": round(ctx.elapsed() * 1000, 3),
+        "ttft_ms": round(ctx.ttft_s * 1000, 3) if ctx.ttft_s is not None else None,
+        "cache_hit": ctx.cache_hit,
+        "metadata": metadata,
+        "prompt_name": prompt.get("name"),
+        "prompt_version": prompt.get("version"),
+        "prompt_label": prompt.get("label"),
+        "prompt_hash": prompt.get("hash"),
+        "route_version": rt.route_version,
+    }
 
 
 def model_headers(ctx: RequestContext) -> dict[str, str]:

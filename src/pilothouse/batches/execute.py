@@ -1,0 +1,138 @@
+"""One batch line through the live pipeline: the same stages as ``routes_openai._prepare``.
+
+The principal is the key that created the batch (re-read from the store, so a
+revoked or expired key stops its batch and a changed limit applies at once);
+model access, RPM/TPM, worst-case budget reservation, guards, routing with
+fallbacks, cost and the trace are the live request's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pilothouse.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    PilothouseError,
+    RateLimitError,
+    retryable_status,
+)
+from pilothouse.gateway import admission, pipeline, validate
+from pilothouse.gateway.context import RequestContext
+from pilothouse.gateway.http_errors import error_body
+from pilothouse.gateway.responses_translate import output_items, response_object
+from pilothouse.gateway.routes_responses import Exchange
+from pilothouse.gateway.runtime import Runtime
+from pilothouse.limits.keys import KeyRecord, expired
+from pilothouse.providers.base import JSON
+from pilothouse.releases import serving
+from pilothouse.telemetry.tracecontext import new_trace_id
+
+log = logging.getLogger("pilothouse.batches")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one try of a line ended: the answer (or error body) and what to do next."""
+
+    ctx: RequestContext
+    status: int
+    body: JSON
+    wait_s: float | None = None  # refused by RPM/TPM: wait this long, then try again
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.wait_s is None and retryable_status(self.status) and self.status != 429
+
+
+def check_key(key: KeyRecord) -> None:
+    """The batch's key must still be valid: revoked or expired stops its remaining lines."""
+    if key.revoked:
+        raise AuthenticationError("the API key that created this batch was revoked")
+    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+        raise expired(key)
+    if "inference" not in key.scopes:
+        raise PermissionDeniedError("the batch's key has no inference scope", code="not_inference")
+
+
+async def run_line(
+    rt: Runtime, key: KeyRecord, endpoint: str, body: JSON, metadata: dict[str, Any]
+) -> Outcome:
+    ctx = RequestContext(request_id=pipeline.new_request_id(), endpoint=endpoint)
+    ctx.trace_id = new_trace_id()
+    ctx.key = key
+    ctx.metadata = metadata
+    try:
+        answer = await _serve(rt, ctx, dict(body))
+        return Outcome(ctx, 200, answer)
+    except asyncio.CancelledError:  # the replica is stopping: the line stays pending
+        if admission.needs_settlement(ctx):
+            rt.spawn(admission.settle(rt, ctx))
+        raise
+    except Exception as exc:
+        pipeline.fail(ctx, exc)
+        pipeline.scrub_failure(rt, ctx, exc)
+        if not isinstance(exc, PilothouseError):
+            log.error("batch line %s failed unexpectedly", ctx.request_id, exc_info=exc)
+            exc = PilothouseError("internal error; the request id is in the result")
+            exc.code = "internal_error"
+        wait = None
+        if isinstance(exc, RateLimitError) and exc.code == "rate_limit_exceeded":
+            wait = exc.retry_after
+        return Outcome(ctx, exc.status, error_body(exc), wait)
+
+
+async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
+    key = ctx.key
+    assert key is not None
+    check_key(key)
+    if body.get("stream") not in (None, False):
+        raise InvalidRequestError("`stream` is not supported in a batch line", param="stream")
+    exchange: Exchange | None = None
+    if ctx.endpoint == "responses":
+        exchange = Exchange(rt, ctx)
+        body = await exchange.translate(body)
+    if ctx.endpoint == "embeddings":
+        ctx.alias = validate.embeddings_request(body)
+    else:
+        if serving.is_prompt(body):
+            body = await serving.apply(rt.prompt_cache, ctx, body)
+        ctx.alias = validate.chat_request(body)
+    ctx.request_body = body
+    route = rt.router.route(ctx.alias)
+    admission.authorize(key, ctx.alias)
+    ctx.deadline = rt.router.deadline_for(route)
+    await admission.admit(rt, ctx, body, route)
+    ctx.admitted_at = time.perf_counter()
+    if ctx.endpoint == "embeddings":
+        body = await rt.guards.check_embeddings_input(ctx, body)
+        return await pipeline.embeddings(rt, ctx, body)
+    completion = await pipeline.chat_completion(rt, ctx, body, route, {})
+    if exchange is not None:
+        return await _response(exchange, ctx, completion)
+    return completion
+
+
+async def _response(exchange: Exchange, ctx: RequestContext, completion: JSON) -> JSON:
+    """The Responses API object for a translated chat answer (as ``POST /v1/responses``)."""
+    items, finish = output_items(exchange.response_id, completion)
+    body = response_object(
+        exchange.response_id,
+        exchange.original,
+        model=str(completion.get("model") or ctx.alias),
+        output=items,
+        usage=ctx.usage,
+        status="completed",
+        finish_reason=finish,
+    )
+    return await exchange.keep(body, items)
