@@ -93,7 +93,7 @@ def _list(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_READ = (400, 401, 403, 404, 503)
+_READ = (400, 401, 403, 404, 429, 503)
 _AFTER = query("after", "id of the last item of the previous page", {"type": "string"})
 
 OPERATIONS: list[Operation] = [
@@ -112,7 +112,7 @@ OPERATIONS: list[Operation] = [
         },
         body_media="multipart/form-data",
         ok={200: content(_FILE)},
-        errors=(400, 401, 403, 408, 413, 503),
+        errors=(400, 401, 403, 408, 413, 429, 503),
     ),
     Operation(
         "GET",
@@ -126,7 +126,7 @@ OPERATIONS: list[Operation] = [
             _AFTER,
         ],
         ok={200: content(_list(_FILE))},
-        errors=(400, 401, 403, 503),
+        errors=(400, 401, 403, 429, 503),
     ),
     Operation(
         "GET",
@@ -179,7 +179,7 @@ OPERATIONS: list[Operation] = [
             },
         },
         ok={200: content(_BATCH)},
-        errors=(400, 401, 403, 404, 408, 413, 503),
+        errors=(400, 401, 403, 404, 408, 413, 429, 503),
     ),
     Operation(
         "GET",
@@ -191,7 +191,7 @@ OPERATIONS: list[Operation] = [
             _AFTER,
         ],
         ok={200: content(_list(_BATCH))},
-        errors=(400, 401, 403, 503),
+        errors=(400, 401, 403, 429, 503),
     ),
     Operation(
         "GET",
