@@ -14,6 +14,7 @@ from aiohttp import web
 
 from pilothouse.chaos import responses
 from pilothouse.chaos.plan import ChaosConfig, ChaosPlan, Outcome
+from pilothouse.providers import text_completions
 
 PLAN_KEY = web.AppKey("plan", ChaosPlan)
 
@@ -78,6 +79,37 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def completions(request: web.Request) -> web.StreamResponse:
+    """Legacy text completions: the chat plan's answer to the prompt, in completions shape."""
+    plan = request.app[PLAN_KEY]
+    body = orjson.loads(await request.read())
+    outcome = plan.next()
+    early = await _pre_body(request, outcome, plan.config)
+    if early is not None:
+        return early
+    model = str(body.get("model", "chaos"))
+    prompt = body.get("prompt")
+    chat = {
+        **body,
+        "messages": [{"role": "user", "content": prompt if isinstance(prompt, str) else ""}],
+    }
+    if not body.get("stream"):
+        payload = text_completions.chat_to_text(responses.completion(plan.config, chat, model))
+        return web.Response(body=orjson.dumps(payload), content_type="application/json")
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for chunk in responses.chunks(plan.config, chat, model):
+        if "usage" in chunk and not include_usage:
+            continue
+        text_chunk = text_completions.chat_chunk_to_text(chunk)
+        if text_chunk is not None:
+            await resp.write(b"data: " + orjson.dumps(text_chunk) + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
 async def embeddings(request: web.Request) -> web.Response:
     plan = request.app[PLAN_KEY]
     body = orjson.loads(await request.read())
@@ -97,6 +129,7 @@ def build_chaos_app(config: ChaosConfig) -> web.Application:
     app = web.Application()
     app[PLAN_KEY] = ChaosPlan(config)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/v1/models", models)
     return app

@@ -135,6 +135,8 @@ class ModelConfig(_Frozen, frozen=True):
     cache: AliasCacheConfig | None = None
     breaker: BreakerConfig | None = None
     guards: str | None = None  # name of a policy in the top-level `guards:` section
+    # /v1/completions on a target without a completions endpoint: translate to chat (opt-in).
+    completions_from_chat: bool = False
 
 
 class CacheConfig(_Frozen, frozen=True):

@@ -58,6 +58,8 @@ class RequestContext:
     key_slot: bool = False
     gateway_slot: bool = False
     guards: Any = None  # guard.state.GuardState when a guard policy applies
+    # Legacy /v1/completions: its completions-only fields (suffix, echo…); None otherwise.
+    completion: dict[str, Any] | None = None
 
     @property
     def attempt_count(self) -> int:

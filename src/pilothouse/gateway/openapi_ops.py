@@ -18,6 +18,7 @@ from pilothouse.gateway.openapi import Operation, content, errors, path_param, q
 
 # Modules with their own ``OPERATIONS`` list (one per area keeps this file small).
 SOURCES: tuple[str, ...] = (
+    "pilothouse.gateway.openapi_completions",
     "pilothouse.gateway.openapi_console",
     "pilothouse.gateway.openapi_releases",
     "pilothouse.rag.openapi_ops",

@@ -15,6 +15,7 @@ import orjson
 
 from pilothouse.config.schema import Secret
 from pilothouse.errors import ProviderError, retryable_status
+from pilothouse.providers import text_completions
 from pilothouse.providers.base import (
     JSON,
     BaseProvider,
@@ -179,9 +180,41 @@ class OpenAIProvider(BaseProvider):
         body = self.upstream_body(request, model)
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+        async for chunk in self._stream_events("chat/completions", body, model, deadline):
+            yield chunk
+
+    # Legacy text completions: the canonical chat request in, chat shape out (see
+    # providers/text_completions.py); ``extras`` are the fields only /completions knows.
+    native_completions = True
+
+    async def complete(
+        self, request: JSON, extras: JSON, model: str, deadline: float
+    ) -> ChatResult:
+        body = text_completions.upstream_body(request, extras, model)
+        body.pop("stream_options", None)
+        body["stream"] = False
+        parsed = await self._post_json("completions", body, model, deadline)
+        if not isinstance(parsed.get("choices"), list):
+            raise ProviderError("upstream response has no `choices`")
+        usage = Usage.from_openai(parsed.get("usage")) or Usage(estimated=True)
+        return ChatResult(text_completions.text_to_chat(parsed), usage)
+
+    async def stream_complete(
+        self, request: JSON, extras: JSON, model: str, deadline: float
+    ) -> AsyncIterator[JSON]:
+        body = text_completions.upstream_body(request, extras, model)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        async for chunk in self._stream_events("completions", body, model, deadline):
+            yield text_completions.text_chunk_to_chat(chunk)
+
+    async def _stream_events(
+        self, path: str, body: JSON, model: str, deadline: float
+    ) -> AsyncIterator[JSON]:
+        """POST ``body`` and yield each SSE event's JSON until ``[DONE]``."""
         try:
             async with self.session.post(
-                self.url("chat/completions", model),
+                self.url(path, model),
                 data=orjson.dumps(body),
                 timeout=self._timeout(deadline, stream=True),
             ) as resp:

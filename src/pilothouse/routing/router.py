@@ -27,6 +27,7 @@ from pilothouse.gateway.context import Attempt, RequestContext
 from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.providers.base import JSON, ChatResult, EmbedResult, Provider
 from pilothouse.providers.fanout import chat_choices
+from pilothouse.providers.text_completions import native_completions
 from pilothouse.routing.breaker import CircuitBreaker
 from pilothouse.routing.retry import retry_delay
 
@@ -102,9 +103,14 @@ class Router:
 
     async def chat(self, ctx: RequestContext, request: JSON) -> ChatResult:
         route = self.route(ctx.alias or "")
-        return await self._run(
-            ctx, route, lambda t: chat_choices(t.provider, request, t.config.model, ctx.deadline)
-        )
+        extras = ctx.completion
+
+        def call(t: Target) -> Awaitable[ChatResult]:
+            if extras is not None and native_completions(t.provider):
+                return t.provider.complete(request, extras, t.config.model, ctx.deadline)  # type: ignore[attr-defined, no-any-return]
+            return chat_choices(t.provider, request, t.config.model, ctx.deadline)
+
+        return await self._run(ctx, route, call)
 
     async def embed(self, ctx: RequestContext, request: JSON) -> EmbedResult:
         route = self.route(ctx.alias or "")
@@ -116,9 +122,12 @@ class Router:
         route = self.route(ctx.alias or "")
 
         async def first_chunk(target: Target) -> OpenStream:
-            rest = self._scrubbed(
-                target.provider.stream_chat(request, target.config.model, ctx.deadline)
-            )
+            provider, model = target.provider, target.config.model
+            if ctx.completion is not None and native_completions(provider):
+                events = provider.stream_complete(request, ctx.completion, model, ctx.deadline)  # type: ignore[attr-defined]
+            else:
+                events = provider.stream_chat(request, model, ctx.deadline)
+            rest = self._scrubbed(events)
             try:
                 first = await rest.__anext__()
             except StopAsyncIteration:
