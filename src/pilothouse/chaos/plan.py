@@ -55,6 +55,8 @@ class ChaosConfig(ProviderConfig, frozen=True, forbid_unknown_fields=True, kw_on
     reported_prompt_tokens: int | None = None
     reported_completion_tokens: int | None = None
     embedding_dim: int = 8
+    # Moderation: an input containing one of these words is flagged (category harassment).
+    flag_words: list[str] = []
 
     def __post_init__(self) -> None:
         for entry in self.script:

@@ -92,3 +92,24 @@ def embeddings(config: ChaosConfig, request: JSON, model: str) -> JSON:
         "model": model,
         "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
     }
+
+
+MODERATION_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+    "illicit/violent", "self-harm", "self-harm/instructions", "self-harm/intent", "sexual",
+    "sexual/minors", "violence", "violence/graphic",
+)  # fmt: skip
+
+
+def moderation(config: ChaosConfig, request: JSON, model: str) -> JSON:
+    """One result per input; flagged (harassment) when it contains a ``flag_words`` entry."""
+    raw = request.get("input")
+    items = raw if isinstance(raw, list) else [raw]
+    results = []
+    for item in items:
+        text = item.get("text", "") if isinstance(item, dict) else str(item or "")
+        hit = any(word.lower() in text.lower() for word in config.flag_words)
+        categories = {name: hit and name == "harassment" for name in MODERATION_CATEGORIES}
+        scores = {name: (0.97 if flagged else 0.0001) for name, flagged in categories.items()}
+        results.append({"flagged": hit, "categories": categories, "category_scores": scores})
+    return {"id": "modr-chaos-" + str(ULID()).lower(), "model": model, "results": results}

@@ -110,6 +110,17 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def moderations(request: web.Request) -> web.Response:
+    plan = request.app[PLAN_KEY]
+    body = orjson.loads(await request.read())
+    outcome = plan.next()
+    early = await _pre_body(request, outcome, plan.config)
+    if early is not None:
+        return early
+    payload = responses.moderation(plan.config, body, str(body.get("model", "chaos")))
+    return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+
 async def embeddings(request: web.Request) -> web.Response:
     plan = request.app[PLAN_KEY]
     body = orjson.loads(await request.read())
@@ -131,5 +142,6 @@ def build_chaos_app(config: ChaosConfig) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/moderations", moderations)
     app.router.add_get("/v1/models", models)
     return app

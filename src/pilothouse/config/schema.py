@@ -116,6 +116,8 @@ class RoutingConfig(_Frozen, frozen=True):
     retry_after_cap_s: float = 10.0
     timeout_s: float = 600.0
     breaker: BreakerConfig = msgspec.field(default_factory=BreakerConfig)
+    # The alias /v1/moderations uses when a request names no `model`.
+    moderation_model: str | None = None
 
 
 class TargetConfig(_Frozen, frozen=True):

@@ -131,7 +131,7 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
         if not isinstance(out_est, int):
             out_est = rt.settings.limits.default_output_estimate
         choices = choice_count(request)  # a fan-out pays the prompt once per choice
-        out_tokens = out_est * choices if ctx.endpoint != "embeddings" else 0
+        out_tokens = out_est * choices if ctx.generates else 0
         tokens = estimate_input(request) * choices + out_tokens
         takes = _rate_takes(key, alias, tokens)
         for take in takes:
@@ -151,7 +151,7 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
         ctx.reserved_tokens = tokens
     if key.budget_pico is not None:
         worst = 0
-        out = _output_budget(request, route) if ctx.endpoint != "embeddings" else 0
+        out = _output_budget(request, route) if ctx.generates else 0
         out *= choice_count(request)
         overrides = rt.settings.limits.content_bounds
         for target in route.targets:

@@ -65,6 +65,11 @@ class RequestContext:
     def attempt_count(self) -> int:
         return sum(1 for a in self.attempts if a.outcome != "skipped_open")
 
+    @property
+    def generates(self) -> bool:
+        """Whether this request produces text (chat, completions…; not embeddings, moderations)."""
+        return self.endpoint not in ("embeddings", "moderations")
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 

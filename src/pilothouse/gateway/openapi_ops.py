@@ -20,6 +20,7 @@ from pilothouse.gateway.openapi import Operation, content, errors, path_param, q
 SOURCES: tuple[str, ...] = (
     "pilothouse.gateway.openapi_completions",
     "pilothouse.gateway.openapi_console",
+    "pilothouse.gateway.openapi_moderations",
     "pilothouse.gateway.openapi_releases",
     "pilothouse.rag.openapi_ops",
     "pilothouse.batches.openapi_ops",

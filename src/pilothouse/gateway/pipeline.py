@@ -56,12 +56,7 @@ def finish(rt: Runtime, ctx: RequestContext, *, ledger: bool = True) -> None:
         rt.ledger.record(usage_row(rt, ctx))
     rt.telemetry.finish(ctx)
     online = rt.online
-    if (
-        online is not None
-        and ctx.status == 200
-        and ctx.endpoint != "embeddings"
-        and ctx.response_body
-    ):
+    if online is not None and ctx.status == 200 and ctx.generates and ctx.response_body:
         online.maybe_sample(ctx.request_id, ctx.alias, ctx.request_body or {}, ctx.response_body)
 
 

@@ -139,3 +139,20 @@ def embeddings_request(body: dict[str, Any]) -> str:
             param="input",
         )
     return model
+
+
+def moderation_request(body: dict[str, Any]) -> str:
+    """``input`` is a string, strings, or text/image items; returns the alias (``model``)."""
+    value = body.get("input")
+    ok = isinstance(value, str) and value != ""
+    if isinstance(value, list) and value:
+        ok = all(isinstance(v, str) for v in value) or all(
+            isinstance(v, dict) and v.get("type") in ("text", "image_url") for v in value
+        )
+    if not ok:
+        raise InvalidRequestError(
+            "`input` must be a non-empty string, array of strings, or array of "
+            "text/image_url items",
+            param="input",
+        )
+    return _model(body)

@@ -55,6 +55,11 @@ class ChaosProvider(BaseProvider):
         usage = Usage.from_openai(body.get("usage")) or Usage(estimated=True)
         return ChatResult(body, usage)
 
+    async def moderate(self, request: JSON, model: str, deadline: float) -> JSON:
+        outcome = self.plan.next()
+        await self._before_first_byte(outcome, deadline)
+        return responses.moderation(self.config, request, model)
+
     async def stream_chat(self, request: JSON, model: str, deadline: float) -> AsyncIterator[JSON]:
         outcome = self.plan.next()
         await self._before_first_byte(outcome, deadline)

@@ -243,6 +243,15 @@ class OpenAIProvider(BaseProvider):
         except asyncio.CancelledError:
             raise
 
+    async def moderate(self, request: JSON, model: str, deadline: float) -> JSON:
+        """``POST /moderations`` as is (free at OpenAI: no usage to record)."""
+        parsed = await self._post_json(
+            "moderations", self.upstream_body(request, model), model, deadline
+        )
+        if not isinstance(parsed.get("results"), list):
+            raise ProviderError("upstream moderation response has no `results`")
+        return parsed
+
     async def embed(self, request: JSON, model: str, deadline: float) -> EmbedResult:
         body = self.upstream_body(request, model)
         parsed = await self._post_json("embeddings", body, model, deadline)

@@ -112,6 +112,14 @@ class Router:
 
         return await self._run(ctx, route, call)
 
+    async def moderate(self, ctx: RequestContext, request: JSON) -> JSON:
+        route = self.route(ctx.alias or "")
+        return await self._run(
+            ctx,
+            route,
+            lambda t: t.provider.moderate(request, t.config.model, ctx.deadline),  # type: ignore[attr-defined]
+        )
+
     async def embed(self, ctx: RequestContext, request: JSON) -> EmbedResult:
         route = self.route(ctx.alias or "")
         return await self._run(

@@ -79,11 +79,23 @@ def _metadata(ctx: RequestContext) -> dict[str, Any]:
     return meta
 
 
+# OpenTelemetry GenAI operation names by gateway endpoint (anything else is a chat).
+OPERATIONS = {
+    "embeddings": "embeddings",
+    "completions": "text_completion",
+    "moderations": "moderation",
+}
+
+
+def operation_name(endpoint: str) -> str:
+    return OPERATIONS.get(endpoint, "chat")
+
+
 def root_attributes(ctx: RequestContext) -> dict[str, Any]:
     body = ctx.request_body or {}
     response = ctx.response_body or {}
     attrs: dict[str, Any] = {
-        "gen_ai.operation.name": "embeddings" if ctx.endpoint == "embeddings" else "chat",
+        "gen_ai.operation.name": operation_name(ctx.endpoint),
         "gen_ai.request.model": ctx.alias or "",
         "gen_ai.usage.input_tokens": ctx.usage.input_tokens,
         "gen_ai.usage.output_tokens": ctx.usage.output_tokens,
@@ -137,7 +149,7 @@ def build_spans(ctx: RequestContext, end_mark: float) -> list[Row]:
                 "attributes": {"pilothouse.ttft_ms": round(ctx.ttft_s * 1000, 3)},
             }
         )
-    op = "embeddings" if ctx.endpoint == "embeddings" else "chat"
+    op = operation_name(ctx.endpoint)
     rows = [
         _span(
             ctx,
