@@ -93,14 +93,28 @@ class Summary:
         return None
 
     def run_metric(self, metric: str) -> float | None:
+        """A whole-run figure: ``run.*``, or the budget forms ``cost.*``/``latency.*``."""
         totals = self.totals
         cost = None if totals.cost_pico is None else float(pico_to_usd(totals.cost_pico))
+        answered = totals.samples - totals.errors
         return {
             "run.error_rate": totals.error_rate,
             "run.cost_usd": cost,
             "run.latency_p50_ms": totals.latency_p50_ms,
             "run.latency_p95_ms": totals.latency_p95_ms,
+            "cost.usd_per_case": cost / answered if cost is not None and answered else None,
+            "latency.p50_s": _seconds(totals.latency_p50_ms),
+            "latency.p95_s": _seconds(totals.latency_p95_ms),
         }.get(metric)
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def is_run_metric(metric: str) -> bool:
+    """Whole-run metrics (bounded with min/max only), as opposed to per-case scorer metrics."""
+    return metric.startswith(("run.", "cost.", "latency."))
 
 
 def canonical(metric: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pilothouse.evals.analysis import Summary, compare_metric
+from pilothouse.evals.analysis import Summary, compare_metric, is_run_metric
 from pilothouse.evals.model import RunRecord
 from pilothouse.evals.suite import GateSpec
 
@@ -51,7 +51,7 @@ def evaluate_gates(
 
 
 def _bound_gate(gate: GateSpec, summary: Summary) -> GateResult:
-    if gate.metric.startswith("run."):
+    if is_run_metric(gate.metric):
         value = summary.run_metric(gate.metric)
         shown = "" if value is None else f"{value:g}"
     else:

@@ -23,7 +23,16 @@ from pilothouse.evals.model import Case
 from pilothouse.evals.scorers.base import Scorer, build_scorer
 from pilothouse.evals.targets import TargetSpec, parse_target
 
-RUN_METRICS = ("run.error_rate", "run.cost_usd", "run.latency_p50_ms", "run.latency_p95_ms")
+RUN_METRICS = (
+    "run.error_rate",
+    "run.cost_usd",
+    "run.latency_p50_ms",
+    "run.latency_p95_ms",
+    # Performance budgets in release gates: cost per answered case, latency in seconds.
+    "cost.usd_per_case",
+    "latency.p50_s",
+    "latency.p95_s",
+)
 SCORER_METRICS = ("pass_rate", "accuracy", "mean")
 _PATH_RE = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
@@ -201,5 +210,5 @@ def _check_gates(suite: Suite) -> None:
                 f"{suite.path}: gates[{i}].metric: unknown metric {gate.metric!r} "
                 f"(known: {', '.join(known)})"
             )
-        if gate.metric.startswith("run.") and (gate.slice or gate.vs):
+        if gate.metric in RUN_METRICS and (gate.slice or gate.vs):
             raise SuiteError(f"{suite.path}: gates[{i}]: run metrics take `min`/`max` only")

@@ -170,3 +170,31 @@ def test_totals_keep_money_exact() -> None:
     assert summed.cost_pico == 10**12 + 3
     assert summed.errors == 1 and summed.error_rate == 0.25
     assert summarise(run).run_metric("run.cost_usd") == pytest.approx(1.000000000003)
+
+
+def test_performance_budget_gates_bound_cost_per_case_and_latency_in_seconds() -> None:
+    run = record(passes(4, 0))
+    for sample, (cost, ms) in zip(
+        run.samples,
+        ((10**9, 100.0), (3 * 10**9, 200.0), (10**9, 300.0), (3 * 10**9, 4000.0)),
+        strict=True,
+    ):
+        sample.cost_pico, sample.latency_ms = cost, ms
+    summary = summarise(run)
+    assert summary.run_metric("cost.usd_per_case") == pytest.approx(0.002)  # $0.008 / 4 cases
+    assert summary.run_metric("latency.p95_s") == pytest.approx(
+        summary.totals.latency_p95_ms / 1000  # type: ignore[operator]
+    )
+    results = evaluate_gates(
+        [
+            gate(metric="cost.usd_per_case", max=0.0025),
+            gate(metric="cost.usd_per_case", max=0.001),
+            gate(metric="latency.p95_s", max=5),
+            gate(metric="latency.p95_s", max=1),
+        ],
+        run,
+        summary,
+        None,
+    )
+    assert [r.status for r in results] == ["pass", "fail", "pass", "fail"]
+    assert exit_code(results, complete=True) == 1
