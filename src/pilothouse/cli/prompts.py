@@ -9,9 +9,10 @@ once (their one-second store poll covers a missing or unreachable Redis).
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import typer
@@ -36,6 +37,9 @@ from pilothouse.releases.lineage import lineage as lineage_of
 from pilothouse.releases.promote import promote as promote_version
 from pilothouse.releases.registry import PromptRegistry
 from pilothouse.releases.render import render_messages
+
+if TYPE_CHECKING:
+    from pilothouse.releases.evidence import EvidenceRun
 
 T = TypeVar("T")
 app = typer.Typer(help="Versioned prompt bundles: push, label, render, sync.", no_args_is_help=True)
@@ -325,11 +329,50 @@ def promote(
     to: str = typer.Option(..., "--to", help="The label, e.g. staging or prod."),
     reason: str | None = ReasonOption,
     force: bool = typer.Option(False, "--force", help="Override the policy (needs --reason)."),
+    run_evals: bool = typer.Option(
+        True, "--run/--no-run", help="Run the bundle's eval suites that have no usable run yet."
+    ),
     actor: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
-    """Move a label to a version when its policy holds (eval runs of the version count)."""
+    """Move a label to a version when its policy holds, running the missing eval runs first.
+
+    Missing runs go through an in-process gateway built from --config, against
+    exactly this version, compared with the label's current holder as baseline.
+    """
+    if run_evals and not force:
+        from pilothouse.releases.evidence import run_missing
+
+        settings = settings_from(config)
+
+        async def go(reg: PromptRegistry) -> Any:
+            target = await reg.version(name, version)
+            return await run_missing(
+                reg,
+                settings,
+                settings.releases.labels.get(to),
+                target,
+                to,
+                env=dict(os.environ),
+                report=_report_run,
+            )
+
+        _registry(config, go)
     _move(name, str(version), to, reason, force, actor, config)
+
+
+def _report_run(run: EvidenceRun) -> None:
+    if not run.run_id:
+        err_console.print(f"eval {run.suite} could not run: {run.failed[0]}", highlight=False)
+        return
+    verdict = "passed its gates" if run.exit_code == 0 else "did NOT pass"
+    against = f", baseline {run.baseline_run}" if run.baseline_run else ""
+    err_console.print(
+        f"eval {run.suite} on v{run.version} ({run.role}{against}): run {run.run_id} {verdict}",
+        highlight=False,
+    )
+    for line in run.failed:
+        err_console.print(f"  - {line}", highlight=False)
 
 
 def lineage(request_id: str, config: Path | None = ConfigOption) -> None:

@@ -2,12 +2,14 @@
 
 Everything that moves a label with policy checks (API, CLI, console) calls
 :func:`promote`; it calls :meth:`PromptRegistry.move_label`, the one writer.
+A refusal is on record too: one ``label.refused`` audit row naming what was missing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pilothouse import audit
 from pilothouse.config.schema import ReleasesConfig
 from pilothouse.errors import GateNotMetError, InvalidRequestError
 from pilothouse.releases import gates
@@ -35,6 +37,19 @@ async def promote(
         await registry.collect_runs(target)
     missing, evidence = await gates.check(registry, policy, target, label, promoter=actor)
     if missing and not force:
+        await audit.append(
+            registry.engine,
+            actor=actor,
+            action="label.refused",
+            target=f"{name}/{label}",
+            details={
+                "version": version,
+                "hash": target.hash,
+                "reason": reason,
+                "missing": missing,
+                "evidence": [e.get("run_id") for e in evidence],
+            },
+        )
         raise GateNotMetError(
             f"{name}@{version} may not take {label!r}: " + "; ".join(missing), missing
         )
