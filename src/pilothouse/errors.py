@@ -207,3 +207,11 @@ class ToolNotAllowedError(PermissionDeniedError):
     """The request declares a tool outside its guard policy's allowlist."""
 
     code = "guard_blocked"
+
+
+class ConflictError(PilothouseError):
+    """409: the change conflicts with current state (e.g. a rollout already runs there)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"

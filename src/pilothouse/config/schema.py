@@ -22,6 +22,7 @@ from pilothouse.inputs import (
     HARD_MAX_JSON_DEPTH,
 )
 from pilothouse.rag.config import RagConfig
+from pilothouse.rollout.config import RolloutsConfig
 from pilothouse.telemetry.config import SLOSettings
 
 
@@ -243,6 +244,7 @@ class Settings(_Frozen, frozen=True):
     # Validated by the loader with the evals' own parser (same scorer syntax as suites).
     online_eval: dict[str, Any] = msgspec.field(default_factory=dict)
     releases: ReleasesConfig = msgspec.field(default_factory=ReleasesConfig)
+    rollouts: RolloutsConfig = msgspec.field(default_factory=RolloutsConfig)
     guards: dict[str, GuardPolicy] = msgspec.field(default_factory=dict)
     privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     # Filled by the loader: each provider's validated config struct, by name.

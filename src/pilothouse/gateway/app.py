@@ -29,6 +29,7 @@ from pilothouse.gateway import (
     routes_prompts,
     routes_releases,
     routes_responses,
+    routes_rollouts,
     routes_telemetry,
 )
 from pilothouse.gateway.http_errors import error_response
@@ -120,6 +121,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_feedback.routes(),
         *routes_releases.routes(),
         *routes_prompts.routes(),
+        *routes_rollouts.routes(),
         *rag_routes(),
         *batch_routes.routes(),
         *openapi.routes(),  # last: documents every route above (gateway/openapi_ops.py)

@@ -23,6 +23,7 @@ READS: frozenset[str] = frozenset(
         "slo.read",
         "metrics.read",
         "prompts.read",
+        "rollouts.read",
         "routes.read",
         "lineage.read",
         "audit.read",

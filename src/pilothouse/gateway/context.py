@@ -60,6 +60,8 @@ class RequestContext:
     guards: Any = None  # guard.state.GuardState when a guard policy applies
     # Legacy /v1/completions: its completions-only fields (suffix, echo…); None otherwise.
     completion: dict[str, Any] | None = None
+    # Rollouts (gateway/rollout_routing.py): which rollout and arm this request belongs to.
+    rollout: Any = None  # rollout_routing.Assignment
 
     @property
     def attempt_count(self) -> int:

@@ -22,6 +22,7 @@ SOURCES: tuple[str, ...] = (
     "pilothouse.gateway.openapi_console",
     "pilothouse.gateway.openapi_moderations",
     "pilothouse.gateway.openapi_releases",
+    "pilothouse.gateway.openapi_rollouts",
     "pilothouse.rag.openapi_ops",
     "pilothouse.batches.openapi_ops",
 )

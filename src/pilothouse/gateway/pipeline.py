@@ -14,8 +14,8 @@ from typing import Any
 from ulid import ULID
 
 from pilothouse.cache.response_cache import cache_key
-from pilothouse.errors import PilothouseError
-from pilothouse.gateway import admission
+from pilothouse.errors import PilothouseError, UpstreamError
+from pilothouse.gateway import admission, rollout_routing
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.money import pico_to_str
@@ -54,6 +54,7 @@ def finish(rt: Runtime, ctx: RequestContext, *, ledger: bool = True) -> None:
         rt.spawn(admission.settle(rt, ctx))
     if ledger:
         rt.ledger.record(usage_row(rt, ctx))
+    rollout_routing.after_response(rt, ctx)
     rt.telemetry.finish(ctx)
     online = rt.online
     if online is not None and ctx.status == 200 and ctx.generates and ctx.response_body:
@@ -96,6 +97,7 @@ def usage_row(rt: Runtime, ctx: RequestContext) -> dict[str, Any]:
         "prompt_label": prompt.get("label"),
         "prompt_hash": prompt.get("hash"),
         "route_version": rt.route_version,
+        **dict(zip(("rollout_id", "rollout_arm"), rollout_routing.usage_fields(ctx), strict=True)),
     }
 
 
@@ -110,6 +112,8 @@ def model_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-pilothouse-prompt"] = f"{ctx.prompt['name']}@{ctx.prompt['version']}"
     if ctx.guards is not None:
         headers["x-pilothouse-guards"] = ctx.guards.summary()
+    if ctx.rollout is not None:
+        headers.update(rollout_routing.arm_headers(ctx))
     if not ctx.stream and ctx.status == 200:
         headers["x-pilothouse-cost-usd"] = pico_to_str(ctx.cost_pico)
     return headers
@@ -169,7 +173,14 @@ async def chat_completion(
         if hit is not None:
             ctx.response_body = hit
             return await rt.guards.check_chat_output(ctx, hit)  # cached answers are guarded too
-    result = await rt.router.chat(ctx, request)
+    try:
+        result = await rt.router.chat(ctx, request)
+    except UpstreamError as exc:
+        retry = await rollout_routing.fallback_body(rt, ctx, exc, request)
+        if retry is None:
+            raise
+        request = retry
+        result = await rt.router.chat(ctx, request)
     ctx.response_body = result.body
     usage = result.usage
     if usage.estimated and not (usage.input_tokens or usage.output_tokens):
@@ -195,3 +206,14 @@ async def embeddings(rt: Runtime, ctx: RequestContext, request: JSON) -> JSON:
         usage = Usage(estimate_input(request), 0, 0, estimated=True)
     price_usage(rt, ctx, usage)
     return result.body
+
+
+async def open_stream(rt: Runtime, ctx: RequestContext, request: JSON) -> Any:
+    """Open the upstream stream; a failed rollout candidate falls back to the baseline."""
+    try:
+        return await rt.router.open_stream(ctx, request)
+    except UpstreamError as exc:
+        retry = await rollout_routing.fallback_body(rt, ctx, exc, request)
+        if retry is None:
+            raise
+        return await rt.router.open_stream(ctx, retry)

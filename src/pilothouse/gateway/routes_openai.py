@@ -18,7 +18,7 @@ from pilothouse.errors import (
     PayloadTooLargeError,
     RequestTimeoutError,
 )
-from pilothouse.gateway import admission, intake, pipeline, validate
+from pilothouse.gateway import admission, intake, pipeline, rollout_routing, validate
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.runtime import Runtime
@@ -127,13 +127,16 @@ async def _prepare(
     body = validate.parse_json(raw, JsonLimits.of(rt.settings.server))
     if translate is not None:
         body = await translate(body)
+    ctx.metadata = request_metadata(request)  # before rollouts: sticky ids live here
     if check is validate.chat_request and serving.is_prompt(body):
-        body = await serving.apply(rt.prompt_cache, ctx, body)
+        body = await rollout_routing.prompt_request(rt, ctx, body)
     ctx.request_body = body
     ctx.alias = check(body)
-    route = rt.router.route(ctx.alias)
+    rt.router.route(ctx.alias)
     admission.authorize(ctx.key, ctx.alias)
-    ctx.metadata = request_metadata(request)
+    if check is validate.chat_request:
+        rollout_routing.alias_request(rt, ctx, body)
+    route = rt.router.route(ctx.alias)
     ctx.deadline = rt.router.deadline_for(route)
     await admission.admit(rt, ctx, body, route)
     ctx.admitted_at = time.perf_counter()
@@ -184,7 +187,7 @@ async def _stream(
         pipeline.finish(rt, done_ctx)
         intake.release(rt, done_ctx)
 
-    opening = asyncio.ensure_future(rt.router.open_stream(ctx, body))
+    opening = asyncio.ensure_future(pipeline.open_stream(rt, ctx, body))
     done, _ = await asyncio.wait({opening}, timeout=rt.settings.server.sse_keepalive_s)
     if done and opening.exception() is not None:
         raise opening.exception()  # type: ignore[misc]

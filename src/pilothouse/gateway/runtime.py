@@ -44,6 +44,7 @@ from pilothouse.releases import notify as label_notify
 from pilothouse.releases import routes as release_routes
 from pilothouse.releases.registry import PromptRegistry
 from pilothouse.releases.serving import LabelCache
+from pilothouse.rollout.manager import RolloutManager
 from pilothouse.routing.router import Router
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 from pilothouse.store.tables import usage_records
@@ -120,6 +121,13 @@ class Runtime:
             self.engine, costs.budget_alert_thresholds, self.telemetry.alerts
         )
         self._cost_tasks: list[asyncio.Task[None]] = []
+        self.rollouts = RolloutManager(
+            settings.rollouts,
+            self.engine,
+            self.redis,
+            prefix,
+            alert=self.telemetry.alerts.update,
+        )
         self.online = self._online_evaluator(settings)
         self.guards = GuardEngine(settings, self.redis, self.telemetry.metrics.registry)
         self.in_flight = 0
@@ -152,6 +160,7 @@ class Runtime:
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         await self.ledger.start()
         await self.telemetry.start()
+        await self.rollouts.start()
         if self.online is not None:
             await self.online.start()
         costs = self.settings.costs
@@ -194,6 +203,7 @@ class Runtime:
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
         await _cancel(*self._cost_tasks, self._lease_renewal)
+        await self.rollouts.stop()
         if self.online is not None:
             await self.online.stop()
         self.guards.close()
@@ -212,16 +222,24 @@ class Runtime:
         source = settings.source
         base = Path(source).parent if not source.startswith("<") else Path.cwd()
         config = parse_online_config(settings.online_eval, base)
-        metrics = self.telemetry.metrics
         return OnlineEvaluator(
             config.rules,
             store_sink(self.engine),
             queue_size=config.queue_size,
             workers=config.workers,
-            on_score=lambda s: metrics.observe_online_score(
-                alias=s.alias or "none", scorer=s.scorer, passed=s.passed
-            ),
+            on_score=lambda s: self._online_score(s),
         )
+
+    def _online_score(self, score: Any) -> None:
+        self.telemetry.metrics.observe_online_score(
+            alias=score.alias or "none", scorer=score.scorer, passed=score.passed
+        )
+        value = (
+            score.value
+            if score.value is not None
+            else (None if score.passed is None else float(score.passed))
+        )
+        self.rollouts.on_score(score.request_id, score.scorer, value)
 
     # -- in-flight accounting -------------------------------------------------------------
 
@@ -302,17 +320,20 @@ class Runtime:
         revoked = self.settings.redis.prefix + REVOCATIONS
         changed = self.settings.redis.prefix + KEY_CHANGES
         labels_channel = label_notify.channel(self.settings.redis)
+        rollouts_channel = self.rollouts.channel
         while True:
             try:
                 pubsub = self.redis.pubsub()
-                await pubsub.subscribe(revoked, changed, labels_channel)
+                await pubsub.subscribe(revoked, changed, labels_channel, rollouts_channel)
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         data = message["data"]
                         data = data.decode() if isinstance(data, bytes) else str(data)
                         source = message.get("channel")
                         source = source.decode() if isinstance(source, bytes) else source
-                        if source == labels_channel:
+                        if source == rollouts_channel:
+                            self.spawn(self.rollouts.reload())
+                        elif source == labels_channel:
                             self.prompt_cache.invalidate(*label_notify.parse(data))
                         elif source == changed:
                             self.key_cache.drop(data)

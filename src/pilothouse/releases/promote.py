@@ -26,8 +26,12 @@ async def promote(
     actor: str,
     reason: str | None,
     force: bool = False,
+    extra_evidence: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Move ``label`` to ``version`` if its policy holds (or ``force`` with a reason)."""
+    """Move ``label`` to ``version`` if its policy holds (or ``force`` with a reason).
+
+    ``extra_evidence`` (e.g. a rollout's figures) is recorded with the move.
+    """
     check_label(label)
     if force and not (reason or "").strip():
         raise InvalidRequestError("a forced promotion needs a `reason`", param="reason")
@@ -60,6 +64,10 @@ async def promote(
         actor=actor,
         reason=reason,
         forced=force,
-        evidence=[*evidence, *([{"missing": missing}] if missing else [])],
+        evidence=[
+            *evidence,
+            *(extra_evidence or []),
+            *([{"missing": missing}] if missing else []),
+        ],
     )
     return {**moved, "missing": missing}

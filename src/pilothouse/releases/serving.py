@@ -99,11 +99,25 @@ def rewrite(version: Version, body: dict[str, Any]) -> tuple[dict[str, Any], dic
     return out, overrides
 
 
-async def apply(cache: LabelCache, ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
-    """Resolve and render a prompt request; fills the context's prompt fields."""
+async def apply(
+    cache: LabelCache,
+    ctx: RequestContext,
+    body: dict[str, Any],
+    *,
+    version_number: int | None = None,
+) -> dict[str, Any]:
+    """Resolve and render a prompt request; fills the context's prompt fields.
+
+    ``version_number`` serves that version under the requested label instead
+    of the label's own (a rollout's candidate).
+    """
     name, ref = parse_ref(body["model"])
     try:
-        version, label = await cache.resolve(name, ref)
+        if version_number is not None:
+            version, label = await cache.resolve(name, str(version_number))
+            label = ref
+        else:
+            version, label = await cache.resolve(name, ref)
     except NotFoundError as exc:
         raise ModelNotFoundError(exc.message, param="model") from None
     out, overrides = rewrite(version, body)

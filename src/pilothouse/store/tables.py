@@ -83,10 +83,14 @@ usage_records = Table(
     # Budgets: what was reserved, and whether the real cost went above it (budget frozen).
     Column("reserved_pico", BigInteger, nullable=True),
     Column("reservation_exceeded", Boolean, nullable=False, default=False),
+    # Rollouts: which rollout and arm (baseline | candidate) served this request.
+    Column("rollout_id", String(32), nullable=True),
+    Column("rollout_arm", String(16), nullable=True),
     Index("ix_usage_created_at", "created_at"),
     Index("ix_usage_key_created", "key_id", "created_at"),
     Index("ix_usage_alias_created", "alias", "created_at"),
     Index("ix_usage_request_id", "request_id"),
+    Index("ix_usage_rollout", "rollout_id"),
 )
 
 # One row per request (or per application trace): the filterable summary.
@@ -120,6 +124,8 @@ traces = Table(
     Column("cache_hit", Boolean, nullable=False, default=False),
     Column("metadata", JSON, nullable=True),
     Column("content", JSON, nullable=True),
+    Column("rollout_id", String(32), nullable=True),
+    Column("rollout_arm", String(16), nullable=True),
     Index("ix_traces_created_at", "created_at"),
     Index("ix_traces_request_id", "request_id"),
     Index("ix_traces_key_created", "key_id", "created_at"),

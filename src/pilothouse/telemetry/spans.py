@@ -91,6 +91,15 @@ def operation_name(endpoint: str) -> str:
     return OPERATIONS.get(endpoint, "chat")
 
 
+def _rollout_attributes(ctx: RequestContext) -> dict[str, Any]:
+    if ctx.rollout is None:
+        return {}
+    from pilothouse.gateway.rollout_routing import usage_fields
+
+    rollout_id, arm = usage_fields(ctx)
+    return {"pilothouse.rollout.id": rollout_id, "pilothouse.rollout.arm": arm}
+
+
 def root_attributes(ctx: RequestContext) -> dict[str, Any]:
     body = ctx.request_body or {}
     response = ctx.response_body or {}
@@ -104,6 +113,7 @@ def root_attributes(ctx: RequestContext) -> dict[str, Any]:
         "pilothouse.alias": ctx.alias or "",
         "pilothouse.cost_usd": pico_to_str(ctx.cost_pico),
         "pilothouse.cache_hit": ctx.cache_hit,
+        **_rollout_attributes(ctx),
         "pilothouse.attempts": ctx.attempt_count,
         "pilothouse.stream": ctx.stream,
         "pilothouse.usage_estimated": ctx.usage.estimated,
@@ -268,7 +278,13 @@ def trace_row(ctx: RequestContext, duration_s: float, content: dict[str, Any] | 
         "cache_hit": ctx.cache_hit,
         "metadata": meta or None,
         "content": content,
+        "rollout_id": None,
+        "rollout_arm": None,
     }
+    if ctx.rollout is not None:
+        from pilothouse.gateway.rollout_routing import usage_fields
+
+        row["rollout_id"], row["rollout_arm"] = usage_fields(ctx)
     for key, column in METADATA_COLUMNS.items():
         row[column] = _short(meta.get(key))
     return row

@@ -1,0 +1,1 @@
+"""Rollouts: canary, A/B and shadow traffic splits with anytime-valid guards."""

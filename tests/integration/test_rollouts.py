@@ -1,0 +1,297 @@
+"""Rollouts through a real gateway on SQLite and PostgreSQL: split, headers, records, API."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.support.gateway import ThreadedGateway, base_config, running_gateway
+from tests.support.ledger import usage_rows
+
+pytestmark = pytest.mark.integration
+MESSAGES = [{"role": "user", "content": "hello"}]
+BUNDLE: dict[str, Any] = {
+    "name": "support-answer",
+    "description": "Answers customer questions.",
+    "model": "chat",
+    "params": {"max_tokens": 20},
+    "messages": [{"role": "system", "content": "You are version one."}],
+}
+
+
+def config(store_url: str, tmp: Path, **extra: Any) -> dict[str, Any]:
+    return base_config(
+        store_url,
+        tmp,
+        providers={
+            "chaos": {"type": "chaos"},
+            "chaos-next": {"type": "chaos", "reply": "candidate says hi"},
+            "chaos-bad": {"type": "chaos", "error_rate": 1.0},
+        },
+        models={
+            "chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
+            "chat-next": {"targets": [{"provider": "chaos-next", "model": "gpt-4o"}]},
+            "chat-bad": {"targets": [{"provider": "chaos-bad", "model": "gpt-4o"}]},
+        },
+        prices={"gpt-4o-mini": {"input": 1, "output": 1}, "gpt-4o": {"input": 100, "output": 100}},
+        rollouts={"evaluate_interval_s": 60},  # the tests drive evaluation themselves
+        **extra,
+    )
+
+
+def chat(gw: ThreadedGateway, key: str, *, user: str | None = None, **body: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    if user is not None:
+        headers["x-pilothouse-metadata"] = orjson.dumps({"user": user}).decode()
+    return httpx.post(
+        gw.url + "/v1/chat/completions",
+        headers=headers,
+        json={"model": "chat", "messages": MESSAGES, **body},
+        timeout=30,
+    )
+
+
+def tick(gw: ThreadedGateway) -> None:
+    assert gw.runtime is not None
+    asyncio.run_coroutine_threadsafe(gw.runtime.rollouts.tick(), gw.server_loop()).result(60)
+
+
+def test_alias_canary_splits_by_sticky_user_and_records_the_arm(
+    store_url: str, tmp_path: Path
+) -> None:
+    with running_gateway(config(store_url, tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        started = admin.post(
+            "/admin/rollouts",
+            json={
+                "alias": "chat",
+                "candidate_alias": "chat-next",
+                "mode": "canary",
+                "percent": 30,
+                "sticky": "user",
+                "min_samples": 5,
+            },
+        )
+        assert started.status_code == 201, started.text
+        rollout = started.json()
+        assert rollout["state"] == "running" and rollout["share"] == 0.3
+        again = admin.post("/admin/rollouts", json={"alias": "chat", "candidate_alias": "chat-bad"})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "rollout_running"
+
+        arms: dict[str, str] = {}
+        for i in range(60):
+            resp = chat(gw, key, user=f"u{i}")
+            assert resp.status_code == 200, resp.text
+            arm = resp.headers["x-pilothouse-arm"]
+            assert resp.headers["x-pilothouse-rollout"] == rollout["id"]
+            target = resp.headers["x-pilothouse-target"]
+            assert target == ("chaos-next/gpt-4o" if arm == "candidate" else "chaos/gpt-4o-mini")
+            arms[f"u{i}"] = arm
+        for i in range(0, 60, 7):  # the same users again: never another arm
+            assert chat(gw, key, user=f"u{i}").headers["x-pilothouse-arm"] == arms[f"u{i}"]
+        assert 0 < list(arms.values()).count("candidate") < 60
+
+        rows = usage_rows(gw)
+        served = [r for r in rows if r["rollout_id"] == rollout["id"]]
+        assert len(served) == 60 + len(range(0, 60, 7))
+        assert {r["rollout_arm"] for r in served} == {"baseline", "candidate"}
+        for r in served:
+            assert r["alias"] == ("chat-next" if r["rollout_arm"] == "candidate" else "chat")
+
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        n_cand = list(arms.values()).count("candidate") + sum(
+            arms[f"u{i}"] == "candidate" for i in range(0, 60, 7)
+        )
+        assert status["arms"]["candidate"]["requests"] == n_cand
+        assert status["arms"]["baseline"]["requests"] == len(served) - n_cand
+        assert status["arms"]["candidate"]["errors"] == 0
+        lo, hi = status["arms"]["candidate"]["error_rate"]["ci"]
+        assert lo == 0.0 and 0 < hi < 1
+        assert status["srm"]["checked"] is True and 0 <= status["srm"]["p_value"] <= 1
+        verdicts = {g["metric"]: g for g in status["guards"]}
+        assert verdicts["error_rate"]["state"] == "pass"
+        assert verdicts["error_rate"]["statistic"] <= verdicts["error_rate"]["boundary"]
+        assert verdicts["latency_p95_s"]["state"] in ("waiting", "pass")
+        listed = admin.get("/admin/rollouts", params={"state": "running"}).json()["data"]
+        assert [r["id"] for r in listed] == [rollout["id"]]
+        assert admin.get("/admin/rollouts", params={"state": "nope"}).status_code == 400
+
+        back = admin.post(f"/admin/rollouts/{rollout['id']}/rollback", json={"reason": "done"})
+        assert back.status_code == 200 and back.json()["state"] == "rolled_back"
+        assert admin.post(f"/admin/rollouts/{rollout['id']}/rollback").status_code == 409
+        for i in range(20):
+            resp = chat(gw, key, user=f"u{i}")
+            assert resp.headers["x-pilothouse-target"] == "chaos/gpt-4o-mini"
+            assert "x-pilothouse-arm" not in resp.headers
+        audit = admin.get("/admin/audit", params={"action": "rollout.rollback"}).json()["data"]
+        assert [(a["actor"], a["target"]) for a in audit] == [("bootstrap", rollout["id"])]
+
+
+def test_failing_candidate_is_retried_on_the_baseline_and_rolled_back_by_its_guard(
+    store_url: str, tmp_path: Path
+) -> None:
+    with running_gateway(config(store_url, tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={
+                "alias": "chat",
+                "candidate_alias": "chat-bad",
+                "percent": 50,
+                "min_samples": 10,
+                "guards": [{"metric": "error_rate", "max_increase": 0.05}],
+            },
+        ).json()
+        for _ in range(40):
+            resp = chat(gw, key)
+            assert resp.status_code == 200, resp.text  # callers never see the bad candidate
+            assert resp.headers["x-pilothouse-arm"] == "baseline"
+        tick(gw)
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        assert status["state"] == "rolled_back"
+        assert status["verdict"]["guard"] == "error_rate"
+        assert status["arms"]["candidate"]["errors"] == status["arms"]["candidate"]["requests"] > 0
+        assert status["ended_by"] == "rollout-guard"
+        assert chat(gw, key).headers["x-pilothouse-target"] == "chaos/gpt-4o-mini"
+
+
+def test_prompt_rollout_serves_the_candidate_version_and_promote_moves_the_label(
+    store_url: str, tmp_path: Path
+) -> None:
+    with running_gateway(config(store_url, tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        assert admin.post("/admin/prompts", json=BUNDLE).status_code == 201
+        two = {**BUNDLE, "messages": [{"role": "system", "content": "You are version two."}]}
+        assert admin.post("/admin/prompts", json=two).json()["version"] == 2
+        assert (
+            admin.put("/admin/prompts/support-answer/labels/prod", json={"version": 1}).status_code
+            == 200
+        )
+        bad = admin.post(
+            "/admin/rollouts", json={"prompt": "support-answer", "label": "prod", "candidate": 9}
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "candidate"
+        started = admin.post(
+            "/admin/rollouts",
+            json={
+                "prompt": "support-answer",
+                "label": "prod",
+                "candidate": 2,
+                "mode": "canary",
+                "percent": 50,
+                "sticky": "user",
+            },
+        )
+        assert started.status_code == 201, started.text
+        rollout = started.json()
+        assert rollout["baseline"] == 1 and rollout["candidate"] == 2
+        second = admin.post(
+            "/admin/rollouts", json={"prompt": "support-answer", "label": "prod", "candidate": 2}
+        )
+        assert second.status_code == 409
+        seen = set()
+        for i in range(30):
+            resp = chat(gw, key, user=f"p{i}", model="prompt:support-answer@prod")
+            assert resp.status_code == 200, resp.text
+            arm = resp.headers["x-pilothouse-arm"]
+            version = "2" if arm == "candidate" else "1"
+            assert resp.headers["x-pilothouse-prompt"] == f"support-answer@{version}"
+            seen.add(arm)
+        assert seen == {"baseline", "candidate"}
+        rows = [r for r in usage_rows(gw) if r["rollout_id"] == rollout["id"]]
+        assert {(r["rollout_arm"], r["prompt_version"]) for r in rows} == {
+            ("baseline", 1),
+            ("candidate", 2),
+        }
+        promoted = admin.post(f"/admin/rollouts/{rollout['id']}/promote", json={"reason": "good"})
+        assert promoted.status_code == 200, promoted.text
+        assert promoted.json()["state"] == "promoted"
+        assert promoted.json()["label_move"]["version"] == 2
+        history = admin.get("/admin/prompts/support-answer/labels/prod/history").json()["data"]
+        assert history[-1]["to"] == 2
+        assert history[-1]["evidence"][-1]["rollout_id"] == rollout["id"]
+        for i in range(10):
+            resp = chat(gw, key, user=f"p{i}", model="prompt:support-answer@prod")
+            assert resp.headers["x-pilothouse-prompt"] == "support-answer@2"
+            assert "x-pilothouse-arm" not in resp.headers
+
+
+def test_shadow_answers_never_reach_the_client_and_cost_lands_on_the_candidate_arm(
+    store_url: str, tmp_path: Path
+) -> None:
+    with running_gateway(config(store_url, tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app", budget_usd="10")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={"alias": "chat", "candidate_alias": "chat-next", "mode": "shadow"},
+        ).json()
+        for _ in range(8):
+            resp = chat(gw, key)
+            assert resp.status_code == 200
+            assert "candidate says hi" not in resp.text
+            assert resp.headers["x-pilothouse-arm"] == "baseline"
+            assert resp.headers["x-pilothouse-target"] == "chaos/gpt-4o-mini"
+        assert gw.runtime is not None
+        asyncio.run_coroutine_threadsafe(_drain(gw.runtime), gw.server_loop()).result(60)
+        rows = [r for r in usage_rows(gw) if r["rollout_id"] == rollout["id"]]
+        shadow = [r for r in rows if r["rollout_arm"] == "candidate"]
+        assert len(shadow) == 8 and len(rows) == 16
+        assert all(r["key_id"] is None and r["upstream_model"] == "gpt-4o" for r in shadow)
+        assert all(r["cost_pico"] > 0 for r in shadow)
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        cand = status["arms"]["candidate"]
+        assert cand["requests"] == 8
+        assert (
+            cand["cost_per_request_usd"]["value"]
+            > status["arms"]["baseline"]["cost_per_request_usd"]["value"]
+        )
+        keys = admin.get("/admin/keys").json()["data"]
+        app = next(k for k in keys if k["name"] == "app")
+        baseline_cost = sum(r["cost_pico"] for r in rows if r["rollout_arm"] == "baseline")
+        left = Decimal(app["budget_left_usd"])
+        assert left == Decimal(10) - Decimal(baseline_cost) / Decimal(10**12)  # shadow not billed
+
+
+async def _drain(runtime: Any) -> None:
+    """Wait for this gateway's follow-up tasks (the shadow calls) to finish."""
+    while runtime.background:
+        await asyncio.gather(*list(runtime.background), return_exceptions=True)
+
+
+def test_bad_rollout_requests_are_precise_400s(store_url: str, tmp_path: Path) -> None:
+    with running_gateway(config(store_url, tmp_path)) as gw, gw.admin() as admin:
+        cases = [
+            ({"alias": "chat", "candidate_alias": "nope"}, "candidate_alias"),
+            ({"alias": "chat", "candidate_alias": "chat-next", "percent": 0}, "percent"),
+            ({"alias": "chat", "candidate_alias": "chat-next", "mode": "blue"}, "mode"),
+            ({"alias": "chat", "candidate_alias": "chat-next", "sticky": "ip"}, "sticky"),
+            ({"alias": "chat", "candidate_alias": "chat-next", "colour": 1}, "colour"),
+            ({"alias": "chat", "candidate_alias": "chat-next", "steps": [5, 50]}, "step_after"),
+            ({"alias": "chat", "candidate_alias": "chat-next", "alpha": 2}, "alpha"),
+            (
+                {
+                    "alias": "chat",
+                    "candidate_alias": "chat-next",
+                    "guards": [{"metric": "error_rate"}],
+                },
+                "guards",
+            ),
+            ({}, "prompt"),
+        ]
+        for body, param in cases:
+            resp = admin.post("/admin/rollouts", json=body)
+            assert resp.status_code == 400, (body, resp.text)
+            assert resp.json()["error"]["param"] == param, (body, resp.text)
+        assert admin.get("/admin/rollouts/ro_missing").status_code == 404
+        viewer = gw.admin()
+        viewer.headers["Authorization"] = f"Bearer {gw.create_key(name='v', role='viewer')}"
+        with viewer:
+            assert viewer.get("/admin/rollouts").status_code == 200
+            denied = viewer.post("/admin/rollouts", json={"alias": "chat"})
+            assert denied.status_code == 403
