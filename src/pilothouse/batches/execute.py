@@ -35,6 +35,7 @@ from pilothouse.releases import serving
 from pilothouse.telemetry.tracecontext import new_trace_id
 
 log = logging.getLogger("pilothouse.batches")
+CIRCUIT_WAIT_S = 5.0
 
 
 @dataclass(slots=True)
@@ -44,7 +45,8 @@ class Outcome:
     ctx: RequestContext
     status: int
     body: JSON
-    wait_s: float | None = None  # refused by RPM/TPM: wait this long, then try again
+    # Refused before any upstream call (RPM/TPM, every circuit open): wait, then try again.
+    wait_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,8 +78,7 @@ async def run_line(
         answer = await _serve(rt, ctx, dict(body))
         return Outcome(ctx, 200, answer)
     except asyncio.CancelledError:  # the replica is stopping: the line stays pending
-        if admission.needs_settlement(ctx):
-            rt.spawn(admission.settle(rt, ctx))
+        release(rt, ctx)
         raise
     except Exception as exc:
         pipeline.fail(ctx, exc)
@@ -89,7 +90,15 @@ async def run_line(
         wait = None
         if isinstance(exc, RateLimitError) and exc.code == "rate_limit_exceeded":
             wait = exc.retry_after
+        elif exc.code == "circuit_open":  # no upstream was called: wait for a half-open probe
+            wait = min(rt.settings.routing.breaker.cooldown_s, CIRCUIT_WAIT_S)
         return Outcome(ctx, exc.status, error_body(exc), wait)
+
+
+def release(rt: Runtime, ctx: RequestContext) -> None:
+    """Give back what a try reserved when it leaves no result (a wait, or a stop)."""
+    if admission.needs_settlement(ctx):
+        rt.spawn(admission.settle(rt, ctx))
 
 
 async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from pilothouse.batches.config import BatchesConfig
-from pilothouse.batches.execute import Outcome, run_line
+from pilothouse.batches.execute import Outcome, release, run_line
 from pilothouse.batches.jsonl import ENDPOINTS
 from pilothouse.batches.store import BatchStore, new_id
 from pilothouse.errors import NotFoundError
@@ -223,7 +223,8 @@ class BatchRunner:
         tries = 0
         while True:
             outcome = await run_line(self.rt, key, endpoint, row.body, metadata)
-            if outcome.wait_s is not None:  # RPM/TPM: waits, never fails (nothing reserved)
+            if outcome.wait_s is not None:  # RPM/TPM or open circuits: waits, never fails
+                release(self.rt, outcome.ctx)
                 wait = min(max(outcome.wait_s, 0.05), MAX_RATE_WAIT_S)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(halt.wait(), wait)

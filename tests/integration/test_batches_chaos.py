@@ -1,0 +1,220 @@
+"""Batches under faults: 1,000 lines through a failing upstream, a SIGKILL mid-batch,
+cancel, RPM waits and budget refusals. Each ends with one result per line, one usage row
+per line that ran, and nothing a finished line wrote changed by a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+
+from pilothouse.batches.tables import batch_lines
+from pilothouse.store.db import create_engine
+from tests.support.batches import chat_line, jsonl, read_lines, upload, wait_done
+from tests.support.gateway import (
+    ADMIN_KEY,
+    ProcessGateway,
+    ThreadedGateway,
+    base_config,
+    free_port,
+    running_gateway,
+    write_config,
+)
+from tests.support.ledger import stored_rows, usage_rows
+
+pytestmark = pytest.mark.integration
+LINES = 1000
+
+
+def client(url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=2)
+
+
+def flaky_config(store_url: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    """An upstream failing 30% of calls (500s and resets): most lines need a retry."""
+    return base_config(
+        store_url,
+        tmp_path,
+        providers={
+            "flaky": {"type": "chaos", "seed": 7, "error_rate": 0.2, "reset_rate": 0.1},
+        },
+        models={"chat": {"targets": [{"provider": "flaky", "model": "gpt-4o-mini"}]}},
+        # Bursts of failures open the breaker; lines wait for its half-open probe, not fail.
+        routing={"backoff_base_s": 0.001, "backoff_max_s": 0.01, "breaker": {"cooldown_s": 0.2}},
+        **extra,
+    )
+
+
+def assert_one_result_per_line(c: openai.OpenAI, batch: Any, usage: list[dict[str, Any]]) -> None:
+    output = read_lines(c, batch.output_file_id)
+    errors = read_lines(c, batch.error_file_id)
+    ids = Counter(r["custom_id"] for r in output + errors)
+    assert sorted(ids) == sorted(f"r{i}" for i in range(LINES))
+    assert set(ids.values()) == {1}, [k for k, v in ids.items() if v > 1]
+    assert all(r["response"]["status_code"] == 200 for r in output)
+    assert all(r["response"]["status_code"] == 502 for r in errors)  # retries exhausted
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (
+        len(output),
+        len(errors),
+    )
+    per_line = Counter(r["metadata"]["custom_id"] for r in usage)
+    assert sorted(per_line) == sorted(ids) and set(per_line.values()) == {1}
+    recorded = {r["request_id"]: r["status"] for r in usage}
+    for r in output + errors:  # each result is the request its usage row describes
+        assert recorded[r["response"]["request_id"]] == r["response"]["status_code"]
+
+
+def test_a_thousand_lines_through_a_failing_upstream(store_url: str, tmp_path: Path) -> None:
+    config = flaky_config(store_url, tmp_path, batches={"concurrency": 8, "retry_backoff_s": 0.0})
+    with running_gateway(config) as gw:
+        c = client(gw.url, gw.create_key())
+        lines = [chat_line(f"r{i}", text=f"question {i}") for i in range(LINES)]
+        batch = c.batches.create(
+            input_file_id=upload(c, jsonl(lines)),
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+        )
+        batch = wait_done(c, batch.id, timeout=600)
+        assert batch.status == "completed"
+        usage = [r for r in usage_rows(gw) if r["metadata"]["batch_id"] == batch.id]
+        assert_one_result_per_line(c, batch, usage)
+        assert batch.request_counts.completed > 900  # 3 tries against 30% failures
+
+
+def finished_lines(store_url: str, batch_id: str) -> dict[str, str]:
+    async def fetch() -> dict[str, str]:
+        engine = create_engine(store_url)
+        try:
+            query = select(batch_lines.c.custom_id, batch_lines.c.request_id).where(
+                batch_lines.c.batch_id == batch_id, batch_lines.c.state != "pending"
+            )
+            async with engine.connect() as conn:
+                return {r.custom_id: r.request_id for r in await conn.execute(query)}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(fetch())
+
+
+def test_sigkill_mid_batch_then_restart_loses_and_repeats_nothing(
+    store_url: str, tmp_path: Path
+) -> None:
+    config = flaky_config(
+        store_url,
+        tmp_path,
+        batches={"concurrency": 4, "retry_backoff_s": 0.0, "lease_s": 2.0, "poll_interval_s": 0.2},
+    )
+    path = write_config(tmp_path / "pilothouse.yaml", config)
+    port = free_port()
+    first = ProcessGateway(path, port, {}).start()
+    try:
+        with httpx.Client(
+            base_url=first.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        ) as a:
+            key = a.post("/admin/keys", json={"name": "batch"}).json()["key"]
+        c = client(first.url, key)
+        lines = [chat_line(f"r{i}", text=f"question {i}") for i in range(LINES)]
+        batch = c.batches.create(
+            input_file_id=upload(c, jsonl(lines)),
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+        )
+        deadline = time.monotonic() + 120
+        while True:  # poll the store the runner commits to, then kill mid-run
+            progress = c.batches.retrieve(batch.id)
+            counts = progress.request_counts
+            if counts.completed + counts.failed >= 150:
+                break
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.01)
+        first.signal(signal.SIGKILL)
+        assert first.wait() == -signal.SIGKILL
+    finally:
+        first.stop()
+    before = finished_lines(store_url, batch.id)
+    assert 150 <= len(before) < LINES, "the batch must be killed mid-run"
+
+    second = ProcessGateway(path, port, {}).start()
+    try:
+        c = client(second.url, key)
+        done = wait_done(c, batch.id, timeout=600)
+        assert done.status == "completed"
+        usage = [
+            r for r in stored_rows(store_url) if (r["metadata"] or {}).get("batch_id") == batch.id
+        ]
+        assert_one_result_per_line(c, done, usage)
+        after = finished_lines(store_url, batch.id)
+        assert {k: after[k] for k in before} == before  # finished lines kept, never re-run
+    finally:
+        second.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Any:
+    config = base_config(f"sqlite:///{tmp_path}/p.db", tmp_path)
+    with running_gateway(config) as gw:
+        yield gw
+
+
+def test_rpm_refusals_wait_and_cancel_stops_the_rest(gateway: ThreadedGateway) -> None:
+    # 2 requests a minute: two lines run at once, the third waits for the bucket to refill.
+    c = client(gateway.url, gateway.create_key(rpm=2))
+    lines = [chat_line(f"c{i}") for i in range(10)]
+    batch = c.batches.create(
+        input_file_id=upload(c, jsonl(lines)), endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while c.batches.retrieve(batch.id).request_counts.completed < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    progress = c.batches.retrieve(batch.id)
+    assert progress.status == "in_progress" and progress.request_counts.failed == 0  # waiting
+    cancelled = c.batches.cancel(batch.id)
+    assert cancelled.status in ("cancelling", "cancelled") and cancelled.cancelling_at
+    done = wait_done(c, batch.id)
+    assert done.status == "cancelled" and done.cancelled_at
+    output = read_lines(c, done.output_file_id)
+    errors = read_lines(c, done.error_file_id)
+    assert len(output) == done.request_counts.completed == 2
+    assert {e["error"]["code"] for e in errors} == {"batch_cancelled"}
+    assert sorted(r["custom_id"] for r in output + errors) == sorted(f"c{i}" for i in range(10))
+    usage = [r for r in usage_rows(gateway) if (r["metadata"] or {}).get("batch_id") == batch.id]
+    assert len(usage) == 2  # the cancelled lines never ran
+    assert c.batches.cancel(batch.id).status == "cancelled"  # again: no change, no error
+    failed = c.batches.create(
+        input_file_id=upload(c, jsonl([{**chat_line("x"), "method": "GET"}])),
+        endpoint="/v1/chat/completions", completion_window="24h",
+    )  # fmt: skip
+    assert failed.status == "failed"
+    with pytest.raises(openai.ConflictError):  # a finished batch cannot be cancelled
+        c.batches.cancel(failed.id)
+
+
+def test_a_budget_refusal_fails_the_line_with_the_reason(tmp_path: Path) -> None:
+    config = base_config(
+        f"sqlite:///{tmp_path}/p.db",
+        tmp_path,
+        prices={"gpt-4o-mini": {"input": "1", "output": "3000000000"}},
+    )
+    with running_gateway(config) as gw:
+        c = client(gw.url, gw.create_key(budget_usd="1"))
+        batch = c.batches.create(
+            input_file_id=upload(c, jsonl([chat_line("a"), chat_line("b")])),
+            endpoint="/v1/chat/completions", completion_window="24h",
+        )  # fmt: skip
+        done = wait_done(c, batch.id)
+        assert done.status == "completed" and done.request_counts.failed == 2
+        for line in read_lines(c, done.error_file_id):
+            assert line["response"]["status_code"] == 429
+            assert line["response"]["body"]["error"]["code"] == "insufficient_quota"
+        usage = [r for r in usage_rows(gw) if (r["metadata"] or {}).get("batch_id") == batch.id]
+        assert sorted(r["status"] for r in usage) == [429, 429]
