@@ -1,4 +1,4 @@
-"""One batch line through the live pipeline: the same stages as ``routes_openai._prepare``.
+"""One batch line through the live pipeline: the stages of ``routes_openai._prepare``, in order.
 
 The principal is the key that created the batch (re-read from the store, so a
 revoked or expired key stops its batch and a changed limit applies at once);
@@ -23,7 +23,7 @@ from pilothouse.errors import (
     RateLimitError,
     retryable_status,
 )
-from pilothouse.gateway import admission, pipeline, validate
+from pilothouse.gateway import admission, pipeline, rollout_routing, validate
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_body
 from pilothouse.gateway.responses_translate import output_items, response_object
@@ -111,15 +111,16 @@ async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
     if ctx.endpoint == "responses":
         exchange = Exchange(rt, ctx)
         body = await exchange.translate(body)
-    if ctx.endpoint == "embeddings":
-        ctx.alias = validate.embeddings_request(body)
-    else:
-        if serving.is_prompt(body):
-            body = await serving.apply(rt.prompt_cache, ctx, body)
-        ctx.alias = validate.chat_request(body)
+    chat = ctx.endpoint != "embeddings"
+    if chat and serving.is_prompt(body):
+        body = await rollout_routing.prompt_request(rt, ctx, body)
     ctx.request_body = body
-    route = rt.router.route(ctx.alias)
+    ctx.alias = validate.chat_request(body) if chat else validate.embeddings_request(body)
+    rt.router.route(ctx.alias)
     admission.authorize(key, ctx.alias)
+    if chat:
+        rollout_routing.alias_request(rt, ctx, body)  # canary/A-B arms apply to batches too
+    route = rt.router.route(ctx.alias)
     ctx.deadline = rt.router.deadline_for(route)
     await admission.admit(rt, ctx, body, route)
     ctx.admitted_at = time.perf_counter()

@@ -1,7 +1,7 @@
 """The Batch API: uploaded files, batches and one row per batch line.
 
 Revision ID: 0011_batches
-Revises: 0008_usage_reservation
+Revises: 0009_rollouts
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_batches"
-down_revision = "0008_usage_reservation"
+down_revision = "0009_rollouts"
 branch_labels = None
 depends_on = None
 
