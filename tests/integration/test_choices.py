@@ -89,13 +89,56 @@ def test_the_budget_reserves_for_every_choice(tmp_path: Path) -> None:
         assert "budget exhausted" in refused.value.message
 
 
-@pytest.mark.parametrize("n", [0, 129, "2", 2.5, True, None])
+def streamed(api: openai.OpenAI, alias: str, n: int) -> tuple[dict[int, str], dict[int, str], Any]:
+    texts: dict[int, str] = {}
+    finishes: dict[int, str] = {}
+    usage = None
+    ids = set()
+    for chunk in api.chat.completions.create(
+        model=alias,
+        messages=MESSAGES,
+        n=n,
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
+        ids.add(chunk.id)
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.finish_reason:
+                finishes[choice.index] = choice.finish_reason
+    assert len(ids) == 1  # one completion, whatever served it
+    return texts, finishes, usage
+
+
+def test_streamed_fan_out_interleaves_choices_and_sums_usage(tmp_path: Path) -> None:
+    with gateway(tmp_path) as gw:
+        api = client(gw, gw.create_key())
+        one, _, single = streamed(api, "chat", 1)
+        texts, finishes, usage = streamed(api, "chat", 3)
+        assert texts == {0: one[0], 1: one[0], 2: one[0]}  # the chaos upstream echoes
+        assert finishes == {0: "stop", 1: "stop", 2: "stop"}
+        assert usage.prompt_tokens == 3 * single.prompt_tokens
+        assert usage.completion_tokens == 3 * single.completion_tokens
+        rows = usage_rows(gw)
+        assert rows[-1]["output_tokens"] == usage.completion_tokens and rows[-1]["stream"]
+
+
+def test_streamed_native_n_keeps_choices_apart(tmp_path: Path) -> None:
+    with chaos_upstream() as url:
+        providers = {"native": {"type": "openai", "base_url": url, "api_key": "env:HOME"}}
+        with gateway(tmp_path, providers) as gw:
+            api = client(gw, gw.create_key())
+            texts, finishes, _usage = streamed(api, "native", 2)
+    assert set(texts) == {0, 1} and texts[0] == texts[1] == "one two three four"
+    assert finishes == {0: "stop", 1: "stop"}
+
+
+@pytest.mark.parametrize("n", [0, 129, "2", 2.5, True])
 def test_a_bad_n_is_a_precise_400(tmp_path: Path, n: Any) -> None:
     with gateway(tmp_path) as gw:
         key = gw.create_key()
         body: dict[str, Any] = {"model": "chat", "messages": MESSAGES, "n": n}
-        if n is None:
-            body.update(n=2, stream=True)
         resp = httpx.post(
             gw.url + "/v1/chat/completions",
             json=body,
@@ -103,3 +146,23 @@ def test_a_bad_n_is_a_precise_400(tmp_path: Path, n: Any) -> None:
         )
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["param"] == "n"
+
+
+def test_a_cached_multi_choice_answer_replays_every_choice(tmp_path: Path) -> None:
+    models = {
+        "chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}], "cache": {"ttl_s": 60}}
+    }
+    config = base_config(f"sqlite:///{tmp_path}/ph.db", tmp_path, models=models)
+    with running_gateway(config) as gw:
+        api = client(gw, gw.create_key())
+        first, _, _ = streamed(api, "chat", 2)
+        again = api.chat.completions.with_raw_response.create(
+            model="chat", messages=MESSAGES, n=2, stream=True
+        )
+        assert again.headers.get("x-pilothouse-cache") == "hit"
+        texts: dict[int, str] = {}
+        for chunk in again.parse():
+            for choice in chunk.choices:
+                texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+        assert texts == first and len(texts) == 2
+        assert gw.runtime.providers["chaos"].calls == 2  # the replay called nobody

@@ -9,6 +9,7 @@ from ulid import ULID
 
 from pilothouse.chaos.plan import ChaosConfig, count_words, reply_for
 from pilothouse.providers.base import JSON
+from pilothouse.providers.fanout import choice_count
 
 
 def completion_id() -> str:
@@ -28,8 +29,7 @@ def completion(config: ChaosConfig, request: JSON, model: str) -> JSON:
     words = reply_for(config, request)
     limit = request.get("max_completion_tokens") or request.get("max_tokens")
     finish = "length" if isinstance(limit, int) and len(words) >= limit else "stop"
-    n = request.get("n")
-    n = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1  # as OpenAI does
+    n = choice_count(request)
     message = {"role": "assistant", "content": " ".join(words)}
     body: JSON = {
         "id": completion_id(),
@@ -46,24 +46,31 @@ def completion(config: ChaosConfig, request: JSON, model: str) -> JSON:
 
 
 def chunks(config: ChaosConfig, request: JSON, model: str) -> Iterator[JSON]:
-    """Role chunk, one chunk per word, finish chunk, then usage (when reported)."""
+    """Role chunk, one chunk per word, finish chunk, then usage (when reported).
+
+    With ``n`` > 1 every step is sent once per choice, interleaved, as OpenAI does.
+    """
     words = reply_for(config, request)
     cid, created = completion_id(), int(time.time())
+    n = choice_count(request)
 
-    def chunk(delta: JSON, finish: str | None = None) -> JSON:
+    def chunk(index: int, delta: JSON, finish: str | None = None) -> JSON:
         return {
             "id": cid,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
         }
 
-    yield chunk({"role": "assistant", "content": ""})
-    for i, word in enumerate(words):
-        yield chunk({"content": word if i == 0 else " " + word})
     limit = request.get("max_completion_tokens") or request.get("max_tokens")
-    yield chunk({}, "length" if isinstance(limit, int) and len(words) >= limit else "stop")
+    finish = "length" if isinstance(limit, int) and len(words) >= limit else "stop"
+    steps: list[tuple[JSON, str | None]] = [({"role": "assistant", "content": ""}, None)]
+    steps += [({"content": word if i == 0 else " " + word}, None) for i, word in enumerate(words)]
+    steps.append(({}, finish))
+    for delta, end in steps:
+        for index in range(n):
+            yield chunk(index, delta, end)
     if config.report_usage:
         yield {
             "id": cid,
@@ -71,7 +78,7 @@ def chunks(config: ChaosConfig, request: JSON, model: str) -> Iterator[JSON]:
             "created": created,
             "model": model,
             "choices": [],
-            "usage": usage_body(config, request, len(words)),
+            "usage": usage_body(config, request, len(words) * n),
         }
 
 

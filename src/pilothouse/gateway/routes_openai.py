@@ -176,7 +176,7 @@ async def _stream(
 
     def on_done(done_ctx: RequestContext, completed: JSON | None) -> None:
         if output_guard is not None and done_ctx.response_body is not None:
-            done_ctx.response_body = with_text(done_ctx.response_body, output_guard.text())
+            done_ctx.response_body = with_text(done_ctx.response_body, output_guard.text)
             if completed is not None:
                 completed = done_ctx.response_body
         cacheable = completed is not None and (
@@ -196,11 +196,13 @@ async def _stream(
     return ManagedStream(stream.body(), stream.close, headers)
 
 
-def with_text(body: JSON, text: str) -> JSON:
-    """The reconstructed stream with the text the client actually received (guarded)."""
-    choice = dict(body["choices"][0])
-    choice["message"] = {**choice["message"], "content": text}
-    return {**body, "choices": [choice]}
+def with_text(body: JSON, text: Callable[[int], str]) -> JSON:
+    """The reconstructed stream with the text each choice's client actually received (guarded)."""
+    choices = [
+        {**choice, "message": {**choice["message"], "content": text(choice["index"])}}
+        for choice in body["choices"]
+    ]
+    return {**body, "choices": choices}
 
 
 async def embeddings(rt: Runtime, ctx: RequestContext, request: Request) -> Response:

@@ -77,8 +77,9 @@ class ChatStream:
         self.keepalive = rt.settings.server.sse_keepalive_s
         self.on_done = on_done
         self.output_filter = output_filter  # guard.stream.StreamGuard: holds back until clean
-        self.text: list[str] = []
-        self.finish_reason: str | None = None
+        self.text: list[str] = []  # every choice's text, in arrival order (usage estimates)
+        self.texts: dict[int, list[str]] = {}  # per choice index (``n`` > 1)
+        self.finishes: dict[int, str] = {}
         self.usage: Usage | None = None
         self.completed = False
         self.closed = False
@@ -93,12 +94,15 @@ class ChatStream:
             self.usage = Usage.from_openai(usage) or self.usage
         choices = chunk.get("choices") or []
         for choice in choices:
+            index = choice.get("index", 0)
+            index = index if isinstance(index, int) else 0
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if isinstance(content, str):
                 self.text.append(content)
+                self.texts.setdefault(index, []).append(content)
             if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+                self.finishes[index] = choice["finish_reason"]
         if self.first_chunk is None:
             self.first_chunk = chunk
         if usage is not None and not self.include_usage:
@@ -229,12 +233,17 @@ class ChatStream:
             "model": first.get("model", self.ctx.upstream_model),
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(self.text)},
-                    "finish_reason": self.finish_reason or "stop",
+                    "index": index,
+                    "message": {"role": "assistant", "content": "".join(self.texts.get(index, []))},
+                    "finish_reason": self.finishes.get(index) or "stop",
                 }
+                for index in sorted({0, *self.texts, *self.finishes})
             ],
         }
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.finishes.get(0)
 
 
 PUMP_BUFFER = 64  # chunks read ahead of a slow client; then the upstream waits
@@ -272,45 +281,22 @@ def replay_chunks(body: JSON, include_usage: bool) -> list[bytes]:
         "created": body.get("created"),
         "model": body.get("model"),
     }
-    try:
-        choice = body["choices"][0]
-        message = choice.get("message") or {}
-    except (KeyError, IndexError, TypeError):
-        choice, message = {}, {}
-    content = message.get("content") or ""
-    out = [
-        event(
-            {
-                **base,
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": ""},
-                        "finish_reason": None,
-                    }
-                ],
-            }
-        ),
-    ]
-    if content:
-        out.append(
-            event(
-                {
-                    **base,
-                    "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
-                }
+    choices = body.get("choices") if isinstance(body.get("choices"), list) else None
+    out: list[bytes] = []
+    for i, choice in enumerate(choices or [{}]):
+        choice = choice if isinstance(choice, dict) else {}
+        index = choice.get("index", i)
+        content = (choice.get("message") or {}).get("content") or ""
+
+        def one(delta: JSON, finish: Any = None, index: Any = index) -> bytes:
+            return event(
+                {**base, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
             )
-        )
-    out.append(
-        event(
-            {
-                **base,
-                "choices": [
-                    {"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}
-                ],
-            }
-        )
-    )
+
+        out.append(one({"role": "assistant", "content": ""}))
+        if content:
+            out.append(one({"content": content}))
+        out.append(one({}, choice.get("finish_reason", "stop")))
     if include_usage:
         out.append(event({**base, "choices": [], "usage": Usage().to_openai()}))
     out.append(DONE)

@@ -79,10 +79,6 @@ def _check_numbers(body: dict[str, Any]) -> None:
     n: Any = body.get("n")
     if n is not None and (not _is_int(n) or not 1 <= n <= MAX_CHOICES):
         raise InvalidRequestError(f"`n` must be an integer between 1 and {MAX_CHOICES}", param="n")
-    if n is not None and n > 1 and body.get("stream") is True:
-        raise InvalidRequestError(
-            "`n` > 1 is served without streaming; send `stream: false` or `n: 1`", param="n"
-        )
 
 
 def _check_options(body: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from pilothouse.errors import (
 from pilothouse.gateway.context import Attempt, RequestContext
 from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.providers.base import JSON, ChatResult, EmbedResult, Provider
-from pilothouse.providers.fanout import chat_choices
+from pilothouse.providers.fanout import chat_choices, stream_choices
 from pilothouse.providers.text_completions import native_completions
 from pilothouse.routing.breaker import CircuitBreaker
 from pilothouse.routing.retry import retry_delay
@@ -134,7 +134,7 @@ class Router:
             if ctx.completion is not None and native_completions(provider):
                 events = provider.stream_complete(request, ctx.completion, model, ctx.deadline)  # type: ignore[attr-defined]
             else:
-                events = provider.stream_chat(request, model, ctx.deadline)
+                events = stream_choices(provider, request, model, ctx.deadline)
             rest = self._scrubbed(events)
             try:
                 first = await rest.__anext__()
