@@ -16,6 +16,7 @@ from pilothouse.cli import (
     rag,
     report,
     review,
+    rollout,
     serve,
     slo,
     traces,
@@ -44,6 +45,7 @@ app.add_typer(rag.app, name="rag")
 app.command("worker")(rag.worker)
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(prompts.routes_app, name="routes")
+app.add_typer(rollout.app, name="rollout")
 app.command("promote")(prompts.promote)
 app.command("lineage")(prompts.lineage)
 app.add_typer(privacy.app, name="privacy")
