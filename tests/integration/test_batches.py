@@ -27,6 +27,10 @@ def gateway(store_url: str, tmp_path: Path) -> Iterator[ThreadedGateway]:
             "chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
             "other": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
             "emb": {"targets": [{"provider": "chaos", "model": "text-embedding-3-small"}]},
+            "legacy": {
+                "targets": [{"provider": "chaos", "model": "gpt-4o-mini"}],
+                "completions_from_chat": True,
+            },
         },
     )
     with running_gateway(config) as gw:
@@ -88,7 +92,7 @@ def test_batch_round_trip_with_the_official_client(gateway: ThreadedGateway) -> 
     assert {file.id, batch.output_file_id, batch.error_file_id} <= ids
 
 
-def test_embeddings_and_responses_batches(gateway: ThreadedGateway) -> None:
+def test_embeddings_responses_and_completions_batches(gateway: ThreadedGateway) -> None:
     c = client(gateway, gateway.create_key())
     emb = [
         {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
@@ -115,6 +119,24 @@ def test_embeddings_and_responses_batches(gateway: ThreadedGateway) -> None:
     body = line["response"]["body"]
     assert body["object"] == "response" and body["status"] == "completed"
     assert body["output"][0]["content"][0]["text"].endswith("say hi")
+
+    legacy = [
+        {"custom_id": "t1", "method": "POST", "url": "/v1/completions",
+         "body": {"model": "legacy", "prompt": "once upon", "max_tokens": 8}},
+        {"custom_id": "t2", "method": "POST", "url": "/v1/completions",
+         "body": {"model": "chat", "prompt": "no translation asked"}},
+    ]  # fmt: skip
+    batch = c.batches.create(
+        input_file_id=upload(c, jsonl(legacy)), endpoint="/v1/completions", completion_window="24h"
+    )
+    batch = wait_done(c, batch.id)
+    (line,) = read_lines(c, batch.output_file_id)
+    assert line["custom_id"] == "t1"
+    assert line["response"]["body"]["object"] == "text_completion"
+    assert line["response"]["body"]["choices"][0]["text"]
+    (refused,) = read_lines(c, batch.error_file_id)
+    assert refused["response"]["status_code"] == 400
+    assert "completions_from_chat" in refused["response"]["body"]["error"]["message"]
 
 
 def test_invalid_input_fails_the_batch_with_every_bad_line(gateway: ThreadedGateway) -> None:

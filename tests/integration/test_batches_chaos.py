@@ -16,7 +16,7 @@ import openai
 import pytest
 from sqlalchemy import select
 
-from pilothouse.batches.tables import batch_lines
+from pilothouse.batches.tables import batch_lines, batches
 from pilothouse.store.db import create_engine
 from tests.support.batches import chat_line, jsonl, read_lines, upload, wait_done
 from tests.support.gateway import (
@@ -218,3 +218,68 @@ def test_a_budget_refusal_fails_the_line_with_the_reason(tmp_path: Path) -> None
             assert line["response"]["body"]["error"]["code"] == "insufficient_quota"
         usage = [r for r in usage_rows(gw) if (r["metadata"] or {}).get("batch_id") == batch.id]
         assert sorted(r["status"] for r in usage) == [429, 429]
+
+
+def lease_owner(store_url: str, batch_id: str) -> str | None:
+    async def fetch() -> str | None:
+        engine = create_engine(store_url)
+        try:
+            query = select(batches.c.lease_owner).where(batches.c.id == batch_id)
+            async with engine.connect() as conn:
+                return (await conn.execute(query)).scalar_one()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(fetch())
+
+
+def test_two_replicas_one_runner_and_a_takeover_after_sigkill(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    config = flaky_config(
+        postgres_url,
+        tmp_path,
+        batches={"concurrency": 4, "retry_backoff_s": 0.0, "lease_s": 2.0, "poll_interval_s": 0.2},
+    )
+    path = write_config(tmp_path / "pilothouse.yaml", config)
+    gateways = [ProcessGateway(path, free_port(), {}).start() for _ in range(2)]
+    try:
+        with httpx.Client(headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+            key = admin.post(gateways[0].url + "/admin/keys", json={"name": "b"}).json()["key"]
+        c = client(gateways[1].url, key)
+        lines = [chat_line(f"r{i}", text=f"question {i}") for i in range(LINES)]
+        batch = c.batches.create(
+            input_file_id=upload(c, jsonl(lines)),
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+        )
+        owners: set[str] = set()
+        deadline = time.monotonic() + 120
+        while True:  # both replicas poll for work; only one may hold the batch
+            owner = lease_owner(postgres_url, batch.id)
+            if owner is not None:
+                owners.add(owner)
+            counts = c.batches.retrieve(batch.id).request_counts
+            if counts.completed + counts.failed >= 150:
+                break
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.01)
+        assert len(owners) == 1
+        pid = int(next(iter(owners)).split(":")[1])
+        (victim,) = [g for g in gateways if g.proc is not None and g.proc.pid == pid]
+        (survivor,) = [g for g in gateways if g is not victim]
+        victim.signal(signal.SIGKILL)
+        assert victim.wait() == -signal.SIGKILL
+
+        c = client(survivor.url, key)
+        done = wait_done(c, batch.id, timeout=600)
+        assert done.status == "completed"
+        usage = [
+            r
+            for r in stored_rows(postgres_url)
+            if (r["metadata"] or {}).get("batch_id") == batch.id
+        ]
+        assert_one_result_per_line(c, done, usage)
+    finally:
+        for gw in gateways:
+            gw.stop()

@@ -24,12 +24,14 @@ from pilothouse.errors import (
     retryable_status,
 )
 from pilothouse.gateway import admission, pipeline, rollout_routing, validate
+from pilothouse.gateway import routes_completions as legacy
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_body
 from pilothouse.gateway.responses_translate import output_items, response_object
 from pilothouse.gateway.routes_responses import Exchange
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.keys import KeyRecord, expired
+from pilothouse.providers import text_completions as tc
 from pilothouse.providers.base import JSON
 from pilothouse.releases import serving
 from pilothouse.telemetry.tracecontext import new_trace_id
@@ -111,6 +113,11 @@ async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
     if ctx.endpoint == "responses":
         exchange = Exchange(rt, ctx)
         body = await exchange.translate(body)
+    elif ctx.endpoint == "completions":
+        body, ctx.completion = legacy.to_chat(body)
+        alias = body.get("model")
+        if isinstance(alias, str) and alias in rt.router.routes:  # before anything is reserved
+            legacy.check_targets(rt.router.routes[alias], ctx.completion)
     chat = ctx.endpoint != "embeddings"
     if chat and serving.is_prompt(body):
         body = await rollout_routing.prompt_request(rt, ctx, body)
@@ -130,6 +137,8 @@ async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
     completion = await pipeline.chat_completion(rt, ctx, body, route, {})
     if exchange is not None:
         return await _response(exchange, ctx, completion)
+    if ctx.endpoint == "completions":
+        return tc.chat_to_text(completion)
     return completion
 
 

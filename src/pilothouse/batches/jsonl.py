@@ -22,6 +22,7 @@ ENDPOINTS: dict[str, str] = {
     "/v1/chat/completions": "chat",
     "/v1/embeddings": "embeddings",
     "/v1/responses": "responses",
+    "/v1/completions": "completions",
 }
 MAX_CUSTOM_ID = 512
 MAX_LISTED_ERRORS = 100

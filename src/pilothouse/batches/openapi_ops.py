@@ -173,7 +173,14 @@ OPERATIONS: list[Operation] = [
             "required": ["input_file_id", "endpoint", "completion_window"],
             "properties": {
                 "input_file_id": _STR,
-                "endpoint": {"enum": ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]},
+                "endpoint": {
+                    "enum": [
+                        "/v1/chat/completions",
+                        "/v1/embeddings",
+                        "/v1/responses",
+                        "/v1/completions",
+                    ]
+                },
                 "completion_window": {"const": "24h"},
                 "metadata": {"type": ["object", "null"], "additionalProperties": _STR},
             },
