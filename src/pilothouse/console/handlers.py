@@ -6,6 +6,7 @@ the store (SQLAlchemy Core on ``rt.engine``) and render server-side templates.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from pilothouse.console.auth import (
     SessionStore,
     check_session_csrf,
 )
+from pilothouse.console.prompt_pages import PromptPages
 from pilothouse.console.web import (
     LOGIN_COOKIE,
     PREFIX,
@@ -46,12 +48,14 @@ from pilothouse.console.web import (
 )
 from pilothouse.errors import (
     AuthenticationError,
+    NotFoundError,
     PermissionDeniedError,
     PilothouseError,
     RateLimitError,
 )
 from pilothouse.gateway.authz import allows
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.releases.lineage import lineage
 
 log = logging.getLogger("pilothouse.console")
 Page = Callable[[Runtime, Request, Session], Awaitable[Response]]
@@ -280,7 +284,14 @@ class Console:
             )
         keys = await queries.list_keys(rt.engine)
         view = views.detail(record, {k.id: k.name for k in keys})
-        return self.render(request, "detail.html", session, nav="requests", view=view)
+        found = None
+        request_id = (record.usage or {}).get("request_id")
+        if request_id:
+            with contextlib.suppress(NotFoundError):  # no usage row yet, or a pruned version
+                found = await lineage(rt.engine, str(request_id))
+        return self.render(
+            request, "detail.html", session, nav="requests", view=view, lineage=found
+        )
 
     async def _range(self, request: Request) -> tuple[Any, list[str], str, str]:
         params = dict(request.query_params)
@@ -384,6 +395,7 @@ class Console:
             ),
             Route(f"{PREFIX}/usage", self.page(self.usage_page, "usage.read"), methods=["GET"]),
             Route(f"{PREFIX}/costs", self.page(self.costs_page, "costs.read"), methods=["GET"]),
+            *PromptPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 

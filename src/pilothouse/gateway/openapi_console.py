@@ -26,6 +26,56 @@ def _page(path: str, summary: str, *params: dict[str, Any]) -> Operation:
     )
 
 
+def _form(path: str, summary: str, fields: tuple[str, ...]) -> Operation:
+    return Operation(
+        "POST",
+        path,
+        summary,
+        "console",
+        "console",
+        params=[path_param("name", "prompt name"), path_param("version", "number or label")],
+        body={"type": "object", "properties": {f: _STR for f in ("csrf_token", *fields)}},
+        body_media="application/x-www-form-urlencoded",
+        ok=_PAGE,
+        errors=errors(400, 403, 404, 409, 413),
+        error_media=HTML,
+    )
+
+
+def _prompt_pages() -> list[Operation]:
+    name = path_param("name", "prompt name")
+    version = path_param("version", "version number or label")
+    base = "/console/prompts/{name}"
+    return [
+        _page("/console/prompts", "Prompt list", query("q", "name contains")),
+        _page(base, "A prompt: labels, versions, compare form", name),
+        _page(
+            base + "/diff",
+            "Side-by-side diff of two versions",
+            name,
+            query("a", "version or label"),
+            query("b", "version or label"),
+        ),
+        _page(
+            base + "/labels/{label}",
+            "A label's move history",
+            name,
+            path_param("label", "label"),
+        ),
+        _page(base + "/versions/{version}", "A version's release card", name, version),
+        _form(
+            base + "/versions/{version}/approve",
+            "Approve a version for a label",
+            ("label", "reason"),
+        ),
+        _form(
+            base + "/versions/{version}/promote",
+            "Move a label under its policy",
+            ("label", "reason"),
+        ),
+    ]
+
+
 OPERATIONS: list[Operation] = [
     # signed-in pages redirect (303) to the login form otherwise
     _page("/console", "Console home"),
@@ -82,6 +132,7 @@ OPERATIONS: list[Operation] = [
     _page("/console/traces/{trace_id}", "One trace", path_param("trace_id", "32 hex")),
     _page("/console/usage", "Usage charts"),
     _page("/console/costs", "Cost charts"),
+    *_prompt_pages(),
     Operation(
         "GET",
         "/console/{rest}",
