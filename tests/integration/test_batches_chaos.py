@@ -8,13 +8,14 @@ import asyncio
 import signal
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pilothouse.batches.tables import batch_lines, batches
 from pilothouse.store.db import create_engine
@@ -283,3 +284,39 @@ def test_two_replicas_one_runner_and_a_takeover_after_sigkill(
     finally:
         for gw in gateways:
             gw.stop()
+
+
+def test_a_batch_past_its_window_expires_with_the_unrun_lines_reported(
+    gateway: ThreadedGateway,
+) -> None:
+    c = client(gateway.url, gateway.create_key(rpm=1))  # one line runs, the rest wait
+    lines = [chat_line(f"x{i}") for i in range(5)]
+    batch = c.batches.create(
+        input_file_id=upload(c, jsonl(lines)), endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while c.batches.retrieve(batch.id).request_counts.completed < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+    async def age() -> None:  # 24 hours pass
+        engine = create_engine(gateway.settings.store.url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    update(batches)
+                    .where(batches.c.id == batch.id)
+                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(age())
+    done = wait_done(c, batch.id)
+    assert done.status == "expired" and done.expired_at is not None
+    assert done.request_counts.completed == 1
+    assert [r["custom_id"] for r in read_lines(c, done.output_file_id)] == ["x0"]
+    expired = read_lines(c, done.error_file_id)
+    assert sorted(r["custom_id"] for r in expired) == ["x1", "x2", "x3", "x4"]
+    assert {r["error"]["code"] for r in expired} == {"batch_expired"}

@@ -152,9 +152,10 @@ class BatchRunner:
             now = time.monotonic()
             if now - checked >= STATUS_CHECK_S:
                 checked = now
-                if await self.store.status(batch.id) == "cancelling":
+                status, expires_at = await self.store.status(batch.id)
+                if status == "cancelling":
                     target = "cancelled"
-                elif datetime.now(UTC) >= _utc(batch.expires_at):
+                elif datetime.now(UTC) >= expires_at:
                     target = "expired"
             if self._stopping.is_set() or lost.is_set():
                 target = None
@@ -277,10 +278,6 @@ class BatchRunner:
                     await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
         finally:
             pipeline.finish(self.rt, ctx, ledger=False)  # settle reservations, write the trace
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _deleted_key(key_id: str) -> KeyRecord:

@@ -275,10 +275,13 @@ class BatchStore:
                 .values(status="in_progress", in_progress_at=_now())
             )
 
-    async def status(self, batch_id: str) -> str:
+    async def status(self, batch_id: str) -> tuple[str, datetime]:
+        """The batch's status and when its completion window ends, as stored now."""
         async with self.engine.connect() as conn:
-            query = select(batches.c.status).where(batches.c.id == batch_id)
-            return str((await conn.execute(query)).scalar_one())
+            query = select(batches.c.status, batches.c.expires_at).where(batches.c.id == batch_id)
+            row = (await conn.execute(query)).one()
+        expires = row.expires_at
+        return str(row.status), expires if expires.tzinfo else expires.replace(tzinfo=UTC)
 
     async def pending_lines(self, batch_id: str, skip: set[int], limit: int) -> list[Any]:
         query = select(batch_lines.c.line, batch_lines.c.custom_id, batch_lines.c.body).where(
