@@ -8,6 +8,8 @@ exactly as a flaky production upstream would exercise it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -15,6 +17,7 @@ from aiohttp import web
 from pilothouse.chaos import responses
 from pilothouse.chaos.plan import ChaosConfig, ChaosPlan, Outcome
 from pilothouse.providers import text_completions
+from pilothouse.providers.base import JSON
 
 PLAN_KEY = web.AppKey("plan", ChaosPlan)
 
@@ -45,7 +48,23 @@ async def _pre_body(
     return None
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+def _same(value: Any) -> Any:
+    return value
+
+
+def _prompt_as_chat(body: JSON) -> JSON:
+    prompt = body.get("prompt")
+    text = prompt if isinstance(prompt, str) else ""
+    return {**body, "messages": [{"role": "user", "content": text}]}
+
+
+async def _answer(
+    request: web.Request,
+    to_chat: Callable[[JSON], JSON],
+    reshape: Callable[[JSON], JSON],
+    reshape_chunk: Callable[[JSON], JSON | None],
+) -> web.StreamResponse:
+    """A chat-plan answer, faults included, in the endpoint's own shape."""
     plan = request.app[PLAN_KEY]
     cfg = plan.config
     body = orjson.loads(await request.read())
@@ -54,15 +73,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if early is not None:
         return early
     model = str(body.get("model", "chaos"))
+    chat = to_chat(body)
     if not body.get("stream"):
         return web.Response(
-            body=orjson.dumps(responses.completion(cfg, body, model)),
+            body=orjson.dumps(reshape(responses.completion(cfg, chat, model))),
             content_type="application/json",
         )
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
-    for i, chunk in enumerate(responses.chunks(cfg, body, model)):
+    for i, chunk in enumerate(responses.chunks(cfg, chat, model)):
         if i == outcome.after_chunks and outcome.kind == "cut":
             if request.transport is not None:
                 request.transport.abort()
@@ -73,63 +93,44 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             continue
         if cfg.chunk_delay_ms:
             await asyncio.sleep(cfg.chunk_delay_ms / 1000.0)
-        await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        shaped = reshape_chunk(chunk)
+        if shaped is not None:
+            await resp.write(b"data: " + orjson.dumps(shaped) + b"\n\n")
     await resp.write(b"data: [DONE]\n\n")
     await resp.write_eof()
     return resp
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _answer(request, _same, _same, _same)
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
     """Legacy text completions: the chat plan's answer to the prompt, in completions shape."""
-    plan = request.app[PLAN_KEY]
-    body = orjson.loads(await request.read())
-    outcome = plan.next()
-    early = await _pre_body(request, outcome, plan.config)
-    if early is not None:
-        return early
-    model = str(body.get("model", "chaos"))
-    prompt = body.get("prompt")
-    chat = {
-        **body,
-        "messages": [{"role": "user", "content": prompt if isinstance(prompt, str) else ""}],
-    }
-    if not body.get("stream"):
-        payload = text_completions.chat_to_text(responses.completion(plan.config, chat, model))
+    return await _answer(
+        request, _prompt_as_chat, text_completions.chat_to_text, text_completions.chat_chunk_to_text
+    )
+
+
+def _json_endpoint(
+    make: Callable[[ChaosConfig, JSON, str], JSON],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A one-shot JSON endpoint (embeddings, moderations) behind the same fault plan."""
+
+    async def handler(request: web.Request) -> web.Response:
+        plan = request.app[PLAN_KEY]
+        body = orjson.loads(await request.read())
+        early = await _pre_body(request, plan.next(), plan.config)
+        if early is not None:
+            return early
+        payload = make(plan.config, body, str(body.get("model", "chaos")))
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-    await resp.prepare(request)
-    for chunk in responses.chunks(plan.config, chat, model):
-        if "usage" in chunk and not include_usage:
-            continue
-        text_chunk = text_completions.chat_chunk_to_text(chunk)
-        if text_chunk is not None:
-            await resp.write(b"data: " + orjson.dumps(text_chunk) + b"\n\n")
-    await resp.write(b"data: [DONE]\n\n")
-    await resp.write_eof()
-    return resp
+
+    return handler
 
 
-async def moderations(request: web.Request) -> web.Response:
-    plan = request.app[PLAN_KEY]
-    body = orjson.loads(await request.read())
-    outcome = plan.next()
-    early = await _pre_body(request, outcome, plan.config)
-    if early is not None:
-        return early
-    payload = responses.moderation(plan.config, body, str(body.get("model", "chaos")))
-    return web.Response(body=orjson.dumps(payload), content_type="application/json")
-
-
-async def embeddings(request: web.Request) -> web.Response:
-    plan = request.app[PLAN_KEY]
-    body = orjson.loads(await request.read())
-    outcome = plan.next()
-    early = await _pre_body(request, outcome, plan.config)
-    if early is not None:
-        return early
-    payload = responses.embeddings(plan.config, body, str(body.get("model", "chaos")))
-    return web.Response(body=orjson.dumps(payload), content_type="application/json")
+embeddings = _json_endpoint(responses.embeddings)
+moderations = _json_endpoint(responses.moderation)
 
 
 async def models(request: web.Request) -> web.Response:
