@@ -94,7 +94,11 @@ def _list(item: dict[str, Any]) -> dict[str, Any]:
 
 
 _READ = (400, 401, 403, 404, 429, 503)
-_AFTER = query("after", "id of the last item of the previous page", {"type": "string"})
+_AFTER = query(
+    "after",
+    "id of the last item of the previous page",
+    {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+)
 
 OPERATIONS: list[Operation] = [
     Operation(
@@ -120,9 +124,9 @@ OPERATIONS: list[Operation] = [
         "List the caller's files (an admin sees all)",
         "batches",
         params=[
-            query("purpose", "batch or batch_output"),
+            query("purpose", "batch or batch_output", {"enum": ["batch", "batch_output"]}),
             query("limit", "page size, 1 to 10000", {"type": "string", "pattern": "^[0-9]{1,5}$"}),
-            query("order", "asc or desc by creation (default desc)"),
+            query("order", "asc or desc by creation (default desc)", {"enum": ["asc", "desc"]}),
             _AFTER,
         ],
         ok={200: content(_list(_FILE))},

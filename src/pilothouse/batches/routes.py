@@ -138,8 +138,10 @@ async def upload_file(rt: Runtime, request: Request, who: Caller) -> tuple[Any, 
         raise InvalidRequestError("the form has no `file` field", param="file")
     if len(upload.content) > limit:
         raise _too_large(limit, len(upload.content))
-    filename = (upload.filename or "upload.jsonl")[:255]
-    row = await _store(request).create_file(key.id, "batch", filename, upload.content)
+    filename = "".join(ch for ch in upload.filename or "" if ch.isprintable())[:255]
+    row = await _store(request).create_file(
+        key.id, "batch", filename or "upload.jsonl", upload.content
+    )
     return file_object(row), 200
 
 
