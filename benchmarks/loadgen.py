@@ -56,15 +56,18 @@ class Sample:
 class ClientConnection(asyncio.Protocol):
     """One keep-alive connection carrying one request at a time."""
 
-    def __init__(self, expect_stream: bool) -> None:
+    def __init__(self, expect_stream: bool, end_marker: bytes = b"[DONE]") -> None:
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.expect_stream = expect_stream
+        self.end_marker = end_marker
+        self.ended = False
         self.waiter: asyncio.Future[Sample] | None = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sent_ns = 0
         self.first_byte_ns = 0
         self.tail = b""
+        self.ended = False
         self.keep_alive = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,12 +90,14 @@ class ClientConnection(asyncio.Protocol):
                 self.waiter.set_exception(exc)
 
     def on_body(self, body: bytes) -> None:
-        # Keep only the end of the body: enough to check a stream finished.
-        self.tail = (self.tail + body)[-64:]
+        # Keep only the end of the body: enough to see the stream's end marker arrive.
+        window = self.tail + body
+        self.ended = self.ended or self.end_marker in window
+        self.tail = window[-64:]
 
     def on_message_complete(self) -> None:
         status = self.parser.get_status_code()
-        ok = status == 200 and (not self.expect_stream or b"[DONE]" in self.tail)
+        ok = status == 200 and (not self.expect_stream or self.ended)
         self.keep_alive = self.parser.should_keep_alive()
         if self.waiter is not None and not self.waiter.done():
             end = time.perf_counter_ns()
@@ -103,6 +108,7 @@ class ClientConnection(asyncio.Protocol):
         self.waiter = asyncio.get_running_loop().create_future()
         self.first_byte_ns = 0
         self.tail = b""
+        self.ended = False
         self.sent_ns = time.perf_counter_ns()
         self.transport.write(payload)
         return await self.waiter
@@ -110,6 +116,21 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+def request_body(api: str, model: str, stream: bool) -> tuple[dict[str, Any], bytes]:
+    """The same small request in each API's shape, and the bytes that end its stream."""
+    text = PROMPT[0]["content"]
+    if api == "responses":
+        body: dict[str, Any] = {"model": model, "input": text, "max_output_tokens": 16}
+        return ({**body, "stream": True} if stream else body), b"response.completed"
+    if api == "messages":
+        body = {"model": model, "messages": PROMPT, "max_tokens": 16}
+        return ({**body, "stream": True} if stream else body), b"message_stop"
+    body = {"model": model, "messages": PROMPT, "max_tokens": 16}
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    return body, b"[DONE]"
 
 
 @dataclass(frozen=True)
@@ -120,14 +141,14 @@ class Target:
     port: int
     payload: bytes
     stream: bool
+    end_marker: bytes = b"[DONE]"
 
     @classmethod
-    def build(cls, url: str, model: str, key: str | None, stream: bool) -> Target:
+    def build(
+        cls, url: str, model: str, key: str | None, stream: bool, api: str = "chat"
+    ) -> Target:
         parts = urlsplit(url)
-        body: dict[str, Any] = {"model": model, "messages": PROMPT, "max_tokens": 16}
-        if stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+        body, end_marker = request_body(api, model, stream)
         raw = orjson.dumps(body)
         headers = [
             f"POST {parts.path} HTTP/1.1",
@@ -139,12 +160,13 @@ class Target:
         if key:
             headers.append(f"Authorization: Bearer {key}")
         head = ("\r\n".join(headers) + "\r\n\r\n").encode()
-        return cls(parts.hostname or "127.0.0.1", parts.port or 80, head + raw, stream)
+        host = parts.hostname or "127.0.0.1"
+        return cls(host, parts.port or 80, head + raw, stream, end_marker)
 
     async def connect(self) -> ClientConnection:
         loop = asyncio.get_running_loop()
         _, proto = await loop.create_connection(
-            lambda: ClientConnection(self.stream), self.host, self.port
+            lambda: ClientConnection(self.stream, self.end_marker), self.host, self.port
         )
         return proto
 
@@ -336,7 +358,7 @@ def summarise(rec: Recorder, elapsed_s: float, stream: bool, open_loop: bool) ->
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Warm up, then measure one load pattern against one target."""
-    target = Target.build(args.url, args.model, args.key, args.stream)
+    target = Target.build(args.url, args.model, args.key, args.stream, args.api)
     deadline = time.monotonic() + args.max_seconds
     warmup = min(args.warmup, args.requests)
     await run_closed(target, None, warmup, max(1, min(args.concurrency, warmup)), deadline)
@@ -367,6 +389,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="bench")
     p.add_argument("--key", default=None, help="sent as Authorization: Bearer KEY")
     p.add_argument("--stream", action="store_true")
+    p.add_argument("--api", choices=["chat", "responses", "messages"], default="chat")
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=1, help="closed-loop workers")
     p.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second")
