@@ -295,3 +295,101 @@ def test_bad_rollout_requests_are_precise_400s(store_url: str, tmp_path: Path) -
             assert viewer.get("/admin/rollouts").status_code == 200
             denied = viewer.post("/admin/rollouts", json={"alias": "chat"})
             assert denied.status_code == 403
+
+
+def _sqlite(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    cfg = config(f"sqlite:///{tmp_path}/r.db", tmp_path, **extra)
+    cfg["providers"]["chaos-slow"] = {"type": "chaos", "latency_ms": {"value": 300}}
+    cfg["models"]["chat-slow"] = {"targets": [{"provider": "chaos-slow", "model": "gpt-4o"}]}
+    return cfg
+
+
+def test_a_slower_candidate_is_rolled_back_by_the_latency_guard(tmp_path: Path) -> None:
+    with running_gateway(_sqlite(tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={
+                "alias": "chat",
+                "candidate_alias": "chat-slow",
+                "percent": 50,
+                "min_samples": 15,
+                "guards": [{"metric": "latency_p95_s", "max_increase_ratio": 0.2}],
+            },
+        ).json()
+        for i in range(60):  # the baseline reaches min_samples: the guard arms on its p95
+            chat(gw, key, user=f"warm-{i}")
+        tick(gw)
+        armed = admin.get(f"/admin/rollouts/{rollout['id']}").json()["guards"][0]
+        assert armed["state"] == "waiting" and armed["armed"] is True
+        assert armed["line_s"] >= 1.2 * armed["tau_s"]
+        for i in range(80):
+            chat(gw, key, user=f"after-{i}")
+        tick(gw)
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        assert status["state"] == "rolled_back", status["guards"]
+        verdict = status["verdict"]["verdict"]
+        assert status["verdict"]["guard"] == "latency_p95_s"
+        assert verdict["statistic"] > verdict["boundary"] == 0.0
+        assert status["verdict"]["arms"]["candidate"]["latency_p95_s"]["value"] >= 0.3
+
+
+def test_online_eval_scores_land_on_their_arm_and_a_worse_candidate_is_rolled_back(
+    tmp_path: Path,
+) -> None:
+    rules = [{"alias": "chat*", "rate": 1.0, "scorers": [{"type": "regex", "pattern": "hello"}]}]
+    cfg = _sqlite(tmp_path, online_eval={"rules": rules})
+    with running_gateway(cfg) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={
+                "alias": "chat",
+                "candidate_alias": "chat-next",  # replies "candidate says hi": no "hello"
+                "percent": 50,
+                "min_samples": 10,
+                "guards": [{"metric": "online_eval.regex", "max_drop": 0.1}],
+            },
+        ).json()
+        for i in range(60):
+            chat(gw, key, user=f"e{i}")  # the baseline echoes "hello"
+        assert gw.runtime is not None and gw.runtime.online is not None
+        asyncio.run_coroutine_threadsafe(
+            gw.runtime.online.stop(drain=True), gw.server_loop()
+        ).result(60)
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        scores = {arm: status["arms"][arm]["online_eval"]["regex"] for arm in status["arms"]}
+        assert scores["baseline"]["value"] == 1.0 and scores["candidate"]["value"] == 0.0
+        assert scores["baseline"]["n"] + scores["candidate"]["n"] == 60
+        tick(gw)
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        assert status["state"] == "rolled_back"
+        assert status["verdict"]["guard"] == "online_eval.regex"
+
+
+def test_a_progressive_canary_steps_up_after_its_requests(tmp_path: Path) -> None:
+    with running_gateway(_sqlite(tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={
+                "alias": "chat",
+                "candidate_alias": "chat-next",
+                "steps": [10, 50, 100],
+                "step_after": {"requests": 5},
+                "sticky": "user",
+            },
+        ).json()
+        assert rollout["share"] == 0.1 and rollout["step_index"] == 0
+        before = {i: chat(gw, key, user=f"s{i}").headers["x-pilothouse-arm"] for i in range(120)}
+        assert list(before.values()).count("candidate") >= 5
+        tick(gw)
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        assert status["step_index"] == 1 and status["share"] == 0.5
+        assert status["srm"]["checked"] is False
+        after = {i: chat(gw, key, user=f"s{i}").headers["x-pilothouse-arm"] for i in range(120)}
+        # users only ever move to the candidate as its share grows
+        assert all(after[i] == "candidate" for i, arm in before.items() if arm == "candidate")
+        assert list(after.values()).count("candidate") > list(before.values()).count("candidate")
+        steps = admin.get("/admin/audit", params={"action": "rollout.step"}).json()["data"]
+        assert [s["details"]["percent"] for s in steps] == [50.0]
