@@ -393,3 +393,26 @@ def test_a_progressive_canary_steps_up_after_its_requests(tmp_path: Path) -> Non
         assert list(after.values()).count("candidate") > list(before.values()).count("candidate")
         steps = admin.get("/admin/audit", params={"action": "rollout.step"}).json()["data"]
         assert [s["details"]["percent"] for s in steps] == [50.0]
+
+
+def test_promoting_an_alias_rollout_routes_the_alias_to_the_candidate_until_superseded(
+    tmp_path: Path,
+) -> None:
+    with running_gateway(_sqlite(tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        first = admin.post(
+            "/admin/rollouts", json={"alias": "chat", "candidate_alias": "chat-next", "percent": 5}
+        ).json()
+        promoted = admin.post(f"/admin/rollouts/{first['id']}/promote", json={})
+        assert promoted.status_code == 200 and promoted.json()["label_move"] is None
+        assert admin.post(f"/admin/rollouts/{first['id']}/promote").status_code == 409
+        for i in range(10):
+            resp = chat(gw, key, user=f"a{i}")
+            assert resp.headers["x-pilothouse-target"] == "chaos-next/gpt-4o"
+        second = admin.post(
+            "/admin/rollouts", json={"alias": "chat", "candidate_alias": "chat-slow", "percent": 5}
+        ).json()
+        admin.post(f"/admin/rollouts/{second['id']}/rollback", json={"reason": "no"})
+        for i in range(10):  # the later rollout ended: the alias is the config's again
+            resp = chat(gw, key, user=f"a{i}")
+            assert resp.headers["x-pilothouse-target"] == "chaos/gpt-4o-mini"

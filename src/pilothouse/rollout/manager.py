@@ -79,14 +79,9 @@ class RolloutManager:
             await self.flush()
 
     async def reload(self) -> None:
-        """Rebuild the routing cache from the store (running first, then promoted aliases)."""
+        """Rebuild the routing cache from the store (each target's latest routing rollout)."""
         generation = self._generation = self._generation + 1
-        active = await self.store.active()
-        table: dict[str, Rollout] = {}
-        for ro in active:  # ordered by id: later rollouts win; running beats promoted
-            current = table.get(ro.target)
-            if current is None or current.state != "running" or ro.state == "running":
-                table[ro.target] = ro
+        table = {ro.target: ro for ro in await self.store.active()}  # one per target
         if generation == self._generation:
             self.by_target = table
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from ulid import ULID
@@ -188,17 +188,19 @@ class RolloutStore:
             return [from_row(r) for r in await conn.execute(query)]
 
     async def active(self) -> list[Rollout]:
-        """Rollouts that change routing: running ones, and promoted alias rollouts (latest)."""
+        """Rollouts that change routing: per target its latest rollout, if running or a
+        promoted alias rollout (a later rollout on the same target supersedes a promotion)."""
+        latest = select(func.max(rollouts.c.id)).group_by(rollouts.c.target)
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(rollouts)
-                .where(
-                    (rollouts.c.state == "running")
-                    | ((rollouts.c.state == "promoted") & (rollouts.c.kind == "alias"))
-                )
-                .order_by(rollouts.c.id)
+                select(rollouts).where(rollouts.c.id.in_(latest.scalar_subquery()))
             )
-            return [from_row(r) for r in rows]
+            found = [from_row(r) for r in rows]
+        return [
+            ro
+            for ro in found
+            if ro.state == "running" or (ro.state == "promoted" and ro.kind == "alias")
+        ]
 
     async def changed_since(self, since: datetime) -> tuple[bool, datetime]:
         now = datetime.now(UTC)
