@@ -26,6 +26,7 @@ from pilothouse.console.auth import (
     SessionStore,
     check_session_csrf,
 )
+from pilothouse.console.eval_pages import EvalPages
 from pilothouse.console.prompt_pages import PromptPages
 from pilothouse.console.web import (
     LOGIN_COOKIE,
@@ -396,6 +397,7 @@ class Console:
             Route(f"{PREFIX}/usage", self.page(self.usage_page, "usage.read"), methods=["GET"]),
             Route(f"{PREFIX}/costs", self.page(self.costs_page, "costs.read"), methods=["GET"]),
             *PromptPages(self).routes(),
+            *EvalPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 

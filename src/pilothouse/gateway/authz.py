@@ -27,6 +27,7 @@ READS: frozenset[str] = frozenset(
         "routes.read",
         "lineage.read",
         "audit.read",
+        "evals.read",
         "console.read",
     }
 )
@@ -42,6 +43,8 @@ OPERATOR: frozenset[str] = frozenset(
         "rollouts.write",
         "config.reload",
         "routes.read",
+        "evals.read",
+        "evals.review",
         "console.read",
     }
 )
