@@ -141,56 +141,76 @@ class BatchRunner:
 
     async def _work(self, batch: Any, lost: asyncio.Event) -> str | None:
         """Run pending lines until none is left (``completed``), the batch is cancelled or
-        expires; ``None`` when this replica stops or loses the lease (lines stay pending)."""
+        expires; ``None`` when this replica stops or loses the lease (lines stay pending).
+
+        In-flight lines are always drained before it returns, whatever happens, so a line
+        is never left running untracked while the batch is claimed again.
+        """
         in_flight: dict[asyncio.Task[None], int] = {}
         halt = asyncio.Event()  # cancelled, expired or stopping: RPM waits give up their turn
         self._halts.add(halt)
+        try:
+            return await self._dispatch(batch, lost, in_flight, halt)
+        finally:
+            halt.set()
+            await self._drain(in_flight)
+            self._halts.discard(halt)
+
+    async def _dispatch(
+        self,
+        batch: Any,
+        lost: asyncio.Event,
+        in_flight: dict[asyncio.Task[None], int],
+        halt: asyncio.Event,
+    ) -> str | None:
         queue: list[Any] = []
-        target: str | None = None
+        key: KeyRecord | None = None
         checked = 0.0
         while True:
-            now = time.monotonic()
-            if now - checked >= STATUS_CHECK_S:
-                checked = now
-                status, expires_at = await self.store.status(batch.id)
-                if status == "cancelling":
-                    target = "cancelled"
-                elif datetime.now(UTC) >= expires_at:
-                    target = "expired"
             if self._stopping.is_set() or lost.is_set():
-                target = None
-                break
-            if target is not None:
-                halt.set()
-                break
-            room = self.config.concurrency - len(in_flight)
-            if room > 0 and not queue:
-                skip = set(in_flight.values())
-                queue = await self.store.pending_lines(batch.id, skip, self.config.concurrency * 8)
-                if not queue and not in_flight:
-                    target = "completed"
-                    break
-            key = await self._current_key(batch.key_id)
+                return None
+            try:
+                if time.monotonic() - checked >= STATUS_CHECK_S:
+                    checked = time.monotonic()
+                    status, expires_at = await self.store.status(batch.id)
+                    if status == "cancelling":
+                        return "cancelled"
+                    if datetime.now(UTC) >= expires_at:
+                        return "expired"
+                room = self.config.concurrency - len(in_flight)
+                if room > 0 and not queue:
+                    skip = set(in_flight.values())
+                    limit = self.config.concurrency * 8
+                    queue = await self.store.pending_lines(batch.id, skip, limit)
+                    if not queue and not in_flight:
+                        return "completed"
+                key = await self._current_key(batch.key_id)
+            except (SQLAlchemyError, OSError) as exc:  # store blip: in-flight lines go on
+                log.warning("batch %s: store read failed: %s", batch.id, type(exc).__name__)
+                room, queue = 0, []
+                if not in_flight:
+                    await asyncio.sleep(self.config.poll_interval_s)
+                    continue
             while room > 0 and queue:
                 row = queue.pop(0)
                 task = asyncio.create_task(self._line(batch, key, row, halt))
                 in_flight[task] = row.line
                 room -= 1
             if in_flight:
-                waiter: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
-                done, _ = await asyncio.wait(
-                    [*in_flight, waiter], timeout=STATUS_CHECK_S, return_when="FIRST_COMPLETED"
-                )
-                waiter.cancel()
-                for task in done:
-                    if task in in_flight:
-                        del in_flight[task]
-                        if not task.cancelled() and task.exception() is not None:
-                            log.error("batch %s: line failed", batch.id, exc_info=task.exception())
-        halt.set()
-        await self._drain(in_flight)
-        self._halts.discard(halt)
-        return target
+                await self._wait_any(batch.id, in_flight)
+
+    async def _wait_any(self, batch_id: str, in_flight: dict[asyncio.Task[None], int]) -> None:
+        """Until a line finishes, the replica stops, or it is time to look at the batch."""
+        waiter: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
+        done, _ = await asyncio.wait(
+            [*in_flight, waiter], timeout=STATUS_CHECK_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        waiter.cancel()
+        for task in done:
+            if task in in_flight:
+                del in_flight[task]
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("batch %s: line failed", batch_id, exc_info=task.exception())
 
     async def _drain(self, in_flight: dict[asyncio.Task[None], int]) -> None:
         """In-flight lines finish (cancel and expiry let them complete, as OpenAI does)."""
