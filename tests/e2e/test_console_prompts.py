@@ -160,6 +160,8 @@ def test_prompt_release_workflow_in_the_console(
         expect(viewer.locator("#lineage-promotion")).to_contain_text("prod: none → v2 by alice")
         expect(lineage).to_contain_text("run_e2e_pass")
         shot(viewer, "23-lineage")
+        viewer.goto(f"{gw.url}/console/usage?by=prompt")
+        expect(viewer.locator("#groups-prompt")).to_contain_text("support-answer@2")
 
         viewer.context.close()
         alice.close()

@@ -149,6 +149,10 @@ def test_serving_by_label_and_version(store_url: str, tmp_path: Path) -> None:
         assert labelled["usage"]["prompt_label"] == "dev"
         over = admin.get("/admin/traces/" + overridden.headers["x-request-id"]).json()
         assert over["usage"]["metadata"]["prompt_overrides"] == {"max_tokens": 50}
+        # Cost and tokens per prompt version: v1 served two requests (via dev), v2 three.
+        report = admin.get("/admin/reports/costs", params={"by": "prompt"}).json()["data"]
+        counts = {row["prompt"]: row["requests"] for row in report if row["prompt"]}
+        assert counts == {"support-answer@1": 2, "support-answer@2": 3}
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from pilothouse.costs.report import meta_text, team_expr
+from pilothouse.costs.report import meta_text, prompt_expr, team_expr
 from pilothouse.costs.usage_query import day_bucket, usage_aggregates, usage_counts
 from pilothouse.store.tables import api_keys, usage_records
 
 u = usage_records
-DIMENSIONS = ("model", "key", "team", "provider", "feature", "user")
+DIMENSIONS = ("model", "key", "team", "provider", "feature", "user", "prompt")
 MAX_FILLED_DAYS = 400
 MAX_GROUPS = 200
 
@@ -63,6 +63,8 @@ def dimension_column(by: str) -> ColumnElement[Any]:
         return team_expr()  # the cost report's rule, so both always agree
     if by in ("feature", "user"):
         return meta_text(u.c.metadata, by)
+    if by == "prompt":
+        return prompt_expr()  # NAME@VERSION: cost and tokens per prompt version
     raise ValueError(f"unknown dimension {by!r}")
 
 
@@ -145,7 +147,8 @@ async def breakdown(
 
 def _label(by: str, value: Any, key_names: dict[str, str]) -> str:
     if value is None or value == "":
-        return {"key": "(no key)", "team": "(no team)", "model": "(none)"}.get(by, "(none)")
+        missing = {"key": "(no key)", "team": "(no team)", "prompt": "(no prompt)"}
+        return missing.get(by, "(none)")
     text = str(value)
     if by == "key" and text in key_names:
         return f"{key_names[text]} ({text})"

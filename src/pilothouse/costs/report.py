@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, String, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -44,6 +44,7 @@ GROUPS: tuple[str, ...] = (
     "model",
     "provider",
     "upstream_model",
+    "prompt",
     "day",
 )
 
@@ -72,6 +73,11 @@ def meta_text(table_column: Any, field: str) -> ColumnElement[Any]:
     return table_column[field].as_string()  # type: ignore[no-any-return]
 
 
+def prompt_expr() -> ColumnElement[Any]:
+    """``NAME@VERSION`` of the registry prompt that served a request (NULL for plain aliases)."""
+    return u.c.prompt_name + "@" + cast(u.c.prompt_version, String)
+
+
 def team_expr() -> ColumnElement[Any]:
     """The team a request is charged to: its own metadata first, then its key's."""
     return func.coalesce(meta_text(u.c["metadata"], "team"), meta_text(k.c["metadata"], "team"))
@@ -92,6 +98,7 @@ def _group_columns(engine: AsyncEngine, group: str) -> list[ColumnElement[Any]]:
         "model": u.c.alias,
         "provider": u.c.provider,
         "upstream_model": u.c.upstream_model,
+        "prompt": prompt_expr(),
         "day": day_bucket(engine.dialect.name, u.c.created_at),
     }[group]
     return [expr.label(group)]
