@@ -27,6 +27,8 @@ EXPECTED = {
     ("GET", "/admin/traces/{ident}"): {"admin", "viewer"},
     ("GET", "/admin/slo"): {"admin", "viewer"},
     ("GET", "/admin/audit"): {"admin", "viewer"},
+    ("POST", "/admin/degrade"): {"admin", "operator"},
+    ("GET", "/admin/degrade"): {"admin", "operator", "viewer"},
 }
 
 

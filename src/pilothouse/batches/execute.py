@@ -23,7 +23,7 @@ from pilothouse.errors import (
     RateLimitError,
     retryable_status,
 )
-from pilothouse.gateway import admission, pipeline, rollout_routing, validate
+from pilothouse.gateway import admission, pipeline, rollout_routing, route_policy, validate
 from pilothouse.gateway import routes_completions as legacy
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_body
@@ -125,10 +125,8 @@ async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
     ctx.alias = validate.chat_request(body) if chat else validate.embeddings_request(body)
     rt.router.route(ctx.alias)
     admission.authorize(key, ctx.alias)
-    if chat:
-        rollout_routing.alias_request(rt, ctx, body)  # canary/A-B arms apply to batches too
-    route = rt.router.route(ctx.alias)
-    ctx.deadline = rt.router.deadline_for(route)
+    # Routing rules, rollout arms and degraded mode apply to batches too (as _prepare).
+    route = await route_policy.select(rt, ctx, body, chat=chat)
     await admission.admit(rt, ctx, body, route)
     ctx.admitted_at = time.perf_counter()
     if ctx.endpoint == "embeddings":

@@ -166,9 +166,12 @@ def parse_settings(
                 f"rag.collections.{name}.embedder",
                 f"unknown model alias {coll.embedder!r} (models: {known})",
             )
+    from pilothouse.routing.policy import validate as validate_routing
+
+    problem = validate_routing(settings.models)  # rules, cascades, degrade aliases
+    if problem is not None:
+        raise _fail(source, *problem)
     for alias, model in settings.models.items():
-        if not model.targets:
-            raise _fail(source, f"models.{alias}.targets", "needs at least one target")
         for i, target in enumerate(model.targets):
             if target.provider not in provider_configs:
                 known = ", ".join(sorted(provider_configs)) or "none defined"

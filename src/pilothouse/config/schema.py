@@ -23,6 +23,7 @@ from pilothouse.inputs import (
 )
 from pilothouse.rag.config import RagConfig
 from pilothouse.rollout.config import RolloutsConfig
+from pilothouse.routing.config import DegradeConfig, RoutingPolicy
 from pilothouse.telemetry.config import SLOSettings
 
 
@@ -125,6 +126,9 @@ class TargetConfig(_Frozen, frozen=True):
     provider: str
     model: str
     max_output_tokens: int = 4096
+    weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # `weighted` routing
+    # What the target serves (tools, vision, json_schema…); None: everything (`cost` routing).
+    capabilities: list[str] | None = None
 
 
 class AliasCacheConfig(_Frozen, frozen=True):
@@ -132,7 +136,8 @@ class AliasCacheConfig(_Frozen, frozen=True):
 
 
 class ModelConfig(_Frozen, frozen=True):
-    targets: list[TargetConfig]
+    # May be empty only when `routing.strategy` picks other aliases (rules, cascade).
+    targets: list[TargetConfig] = msgspec.field(default_factory=list)
     retries: int = 0
     timeout_s: float | None = None
     cache: AliasCacheConfig | None = None
@@ -140,6 +145,8 @@ class ModelConfig(_Frozen, frozen=True):
     guards: str | None = None  # name of a policy in the top-level `guards:` section
     # /v1/completions on a target without a completions endpoint: translate to chat (opt-in).
     completions_from_chat: bool = False
+    routing: RoutingPolicy | None = None  # docs/routing.md
+    degrade: DegradeConfig | None = None
 
 
 class CacheConfig(_Frozen, frozen=True):

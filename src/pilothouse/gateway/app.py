@@ -30,6 +30,7 @@ from pilothouse.gateway import (
     routes_releases,
     routes_responses,
     routes_rollouts,
+    routes_routing,
     routes_telemetry,
 )
 from pilothouse.gateway.http_errors import error_response
@@ -122,6 +123,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_releases.routes(),
         *routes_prompts.routes(),
         *routes_rollouts.routes(),
+        *routes_routing.routes(),
         *rag_routes(),
         *batch_routes.routes(),
         *openapi.routes(),  # last: documents every route above (gateway/openapi_ops.py)

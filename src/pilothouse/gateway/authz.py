@@ -45,6 +45,7 @@ OPERATOR: frozenset[str] = frozenset(
         "routes.read",
         "evals.read",
         "evals.review",
+        "routing.degrade",
         "console.read",
     }
 )

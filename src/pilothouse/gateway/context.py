@@ -62,6 +62,8 @@ class RequestContext:
     completion: dict[str, Any] | None = None
     # Rollouts (gateway/rollout_routing.py): which rollout and arm this request belongs to.
     rollout: Any = None  # rollout_routing.Assignment
+    # Routing policies (gateway/route_policy.py): the decision, its rule and reason, degraded.
+    route: Any = None  # routing.policy.RouteDecision
 
     @property
     def attempt_count(self) -> int:

@@ -23,6 +23,7 @@ SOURCES: tuple[str, ...] = (
     "pilothouse.gateway.openapi_moderations",
     "pilothouse.gateway.openapi_releases",
     "pilothouse.gateway.openapi_rollouts",
+    "pilothouse.gateway.openapi_routing",
     "pilothouse.rag.openapi_ops",
     "pilothouse.batches.openapi_ops",
 )

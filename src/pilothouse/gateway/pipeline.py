@@ -15,7 +15,7 @@ from ulid import ULID
 
 from pilothouse.cache.response_cache import cache_key
 from pilothouse.errors import PilothouseError, UpstreamError
-from pilothouse.gateway import admission, rollout_routing
+from pilothouse.gateway import admission, rollout_routing, route_policy
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.money import pico_to_str
@@ -98,6 +98,7 @@ def usage_row(rt: Runtime, ctx: RequestContext) -> dict[str, Any]:
         "prompt_hash": prompt.get("hash"),
         "route_version": rt.route_version,
         **dict(zip(("rollout_id", "rollout_arm"), rollout_routing.usage_fields(ctx), strict=True)),
+        **route_policy.usage_fields(ctx),
     }
 
 
@@ -114,6 +115,8 @@ def model_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-pilothouse-guards"] = ctx.guards.summary()
     if ctx.rollout is not None:
         headers.update(rollout_routing.arm_headers(ctx))
+    if ctx.route is not None:
+        headers.update(route_policy.headers(ctx))
     if not ctx.stream and ctx.status == 200:
         headers["x-pilothouse-cost-usd"] = pico_to_str(ctx.cost_pico)
     return headers

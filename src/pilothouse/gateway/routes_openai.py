@@ -18,7 +18,14 @@ from pilothouse.errors import (
     PayloadTooLargeError,
     RequestTimeoutError,
 )
-from pilothouse.gateway import admission, intake, pipeline, rollout_routing, validate
+from pilothouse.gateway import (
+    admission,
+    intake,
+    pipeline,
+    rollout_routing,
+    route_policy,
+    validate,
+)
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.runtime import Runtime
@@ -134,10 +141,8 @@ async def _prepare(
     ctx.alias = check(body)
     rt.router.route(ctx.alias)
     admission.authorize(ctx.key, ctx.alias)
-    if check is validate.chat_request:
-        rollout_routing.alias_request(rt, ctx, body)
-    route = rt.router.route(ctx.alias)
-    ctx.deadline = rt.router.deadline_for(route)
+    # Rules pick the alias, a rollout on it splits it, degraded mode replaces it.
+    route = await route_policy.select(rt, ctx, body, chat=check is validate.chat_request)
     await admission.admit(rt, ctx, body, route)
     ctx.admitted_at = time.perf_counter()
     return body, route

@@ -45,6 +45,7 @@ from pilothouse.releases import routes as release_routes
 from pilothouse.releases.registry import PromptRegistry
 from pilothouse.releases.serving import LabelCache
 from pilothouse.rollout.manager import RolloutManager
+from pilothouse.routing.degrade import DegradeSwitch
 from pilothouse.routing.router import Router
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 from pilothouse.store.tables import usage_records
@@ -101,6 +102,7 @@ class Runtime:
         self.providers = build_providers(settings)
         self.scrubber = SecretScrubber.from_settings(settings)
         self.router = Router(settings, self.providers, scrubber=self.scrubber)
+        self.degrade = DegradeSwitch(self.redis, prefix)  # POST /admin/degrade
         self.telemetry = Telemetry(settings, self.engine, self.redis)
         self.ledger = UsageLedger(
             self.engine,
@@ -156,6 +158,7 @@ class Runtime:
                 raise StoreError(
                     f"redis at {self.settings.redis.url} is unreachable: {exc}"
                 ) from None
+            await self.degrade.reload()
             self._listener = asyncio.create_task(self._listen_revocations(), name="revocations")
         await asyncio.gather(*(p.start() for p in self.providers.values()))
         await self.ledger.start()
@@ -321,10 +324,13 @@ class Runtime:
         changed = self.settings.redis.prefix + KEY_CHANGES
         labels_channel = label_notify.channel(self.settings.redis)
         rollouts_channel = self.rollouts.channel
+        degrade_channel = self.degrade.channel
         while True:
             try:
                 pubsub = self.redis.pubsub()
-                await pubsub.subscribe(revoked, changed, labels_channel, rollouts_channel)
+                await pubsub.subscribe(
+                    revoked, changed, labels_channel, rollouts_channel, degrade_channel
+                )
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         data = message["data"]
@@ -333,6 +339,8 @@ class Runtime:
                         source = source.decode() if isinstance(source, bytes) else source
                         if source == rollouts_channel:
                             self.spawn(self.rollouts.reload())
+                        elif source == degrade_channel:
+                            self.spawn(self.degrade.reload())
                         elif source == labels_channel:
                             self.prompt_cache.invalidate(*label_notify.parse(data))
                         elif source == changed:
@@ -358,6 +366,7 @@ class Runtime:
                 revoked, since = await self.keys.revoked_since(since)
                 moved, polled = await self.prompts.moved_since(labels_since - timedelta(seconds=2))
                 labels_since = polled
+                await self.degrade.reload()  # forced degraded mode set on another replica
             except Exception as exc:  # store briefly down: auth keeps working from the cache
                 log.debug("revocation poll failed: %s", exc)
                 continue

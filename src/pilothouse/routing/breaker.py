@@ -42,6 +42,14 @@ class CircuitBreaker:
         self._probe_in_flight = True
         return True
 
+    def blocked(self) -> bool:
+        """Would :meth:`allow` refuse now? Read-only: no probe slot is taken."""
+        if self.state == "closed":
+            return False
+        if self.state == "open":
+            return self.clock() - self.opened_at < self.config.cooldown_s
+        return self._probe_in_flight
+
     def retry_in(self) -> float:
         """Seconds until an open breaker lets a probe through."""
         if self.state != "open":

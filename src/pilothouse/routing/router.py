@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pilothouse.config.schema import ModelConfig, RoutingConfig, Settings, TargetConfig
+from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import (
     ModelNotFoundError,
     ProviderError,
@@ -28,7 +29,9 @@ from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.providers.base import JSON, ChatResult, EmbedResult, Provider
 from pilothouse.providers.fanout import chat_choices, stream_choices
 from pilothouse.providers.text_completions import native_completions
+from pilothouse.routing import strategies
 from pilothouse.routing.breaker import CircuitBreaker
+from pilothouse.routing.policy import AliasPolicy, RouteDecision, compile_policies
 from pilothouse.routing.retry import retry_delay
 
 T = TypeVar("T")
@@ -88,6 +91,44 @@ class Router:
                 targets.append(Target(providers[t.provider], t, breaker))
             self.routes[alias] = Route(alias, model, targets)
         self.breakers = breakers
+        self.policies: dict[str, AliasPolicy] = compile_policies(settings.models)
+        self.prices = PriceTable(settings.prices)  # `cost` strategy
+        self.output_estimate = settings.limits.default_output_estimate
+        self.ewmas: dict[str, strategies.Ewma] = {}  # `latency` strategy, by target label
+
+    def all_open(self, route: Route) -> bool:
+        """Every target's breaker is open (the degrade trigger); False for target-less aliases."""
+        return bool(route.targets) and all(t.breaker.blocked() for t in route.targets)
+
+    def ordered(self, ctx: RequestContext, route: Route, request: JSON | None) -> list[Target]:
+        """The alias's targets in the order its strategy tries them; records the decision."""
+        policy = route.config.routing
+        strategy = policy.strategy if policy is not None else "ordered"
+        if strategy not in ("weighted", "latency", "cost") or request is None:
+            return route.targets
+        if strategy == "weighted":
+            order, reason = strategies.weighted(route.targets, self.rng)
+        elif strategy == "latency":
+            order, reason = strategies.by_latency(route.targets, self.ewmas, ctx.stream)
+        else:
+            order, reason = strategies.by_cost(
+                route.targets, self.prices, request, self.output_estimate
+            )
+        decision = ctx.route
+        if decision is None:
+            ctx.route = RouteDecision(strategy, route.alias, route.alias, None, reason)
+        elif strategy not in decision.reason:
+            decision.reason = f"{decision.reason}; then {strategy}: {reason}"
+        return order
+
+    def _observe(self, route: Route, target: Target, seconds: float, first_token: bool) -> None:
+        policy = route.config.routing
+        if policy is None or policy.strategy != "latency":
+            return
+        ewma = self.ewmas.get(target.label)
+        if ewma is None:
+            ewma = self.ewmas[target.label] = strategies.Ewma(policy.latency_alpha)
+        ewma.observe(seconds, first_token=first_token)
 
     def route(self, alias: str) -> Route:
         route = self.routes.get(alias)
@@ -110,7 +151,7 @@ class Router:
                 return t.provider.complete(request, extras, t.config.model, ctx.deadline)  # type: ignore[attr-defined, no-any-return]
             return chat_choices(t.provider, request, t.config.model, ctx.deadline)
 
-        return await self._run(ctx, route, call)
+        return await self._run(ctx, route, call, request)
 
     async def moderate(self, ctx: RequestContext, request: JSON) -> JSON:
         route = self.route(ctx.alias or "")
@@ -145,13 +186,17 @@ class Router:
                 raise
             return OpenStream(target, first, rest)
 
-        return await self._run(ctx, route, first_chunk)
+        return await self._run(ctx, route, first_chunk, request)
 
     async def _run(
-        self, ctx: RequestContext, route: Route, call: Callable[[Target], Awaitable[T]]
+        self,
+        ctx: RequestContext,
+        route: Route,
+        call: Callable[[Target], Awaitable[T]],
+        request: JSON | None = None,
     ) -> T:
         last: ProviderError | None = None
-        for target in route.targets:
+        for target in self.ordered(ctx, route, request):
             if not target.breaker.allow():
                 ctx.attempts.append(
                     Attempt(target.provider.name, target.config.model, "skipped_open", 0.0)
@@ -190,14 +235,10 @@ class Router:
                     target.breaker.release()
                     raise
                 target.breaker.record_success()
+                took = time.perf_counter() - started
+                self._observe(route, target, took, isinstance(result, OpenStream))
                 ctx.attempts.append(
-                    Attempt(
-                        target.provider.name,
-                        target.config.model,
-                        "ok",
-                        time.perf_counter() - started,
-                        started=started,
-                    )
+                    Attempt(target.provider.name, target.config.model, "ok", took, started=started)
                 )
                 return result
         raise self._exhausted(route, last)

@@ -86,6 +86,12 @@ usage_records = Table(
     # Rollouts: which rollout and arm (baseline | candidate) served this request.
     Column("rollout_id", String(32), nullable=True),
     Column("rollout_arm", String(16), nullable=True),
+    # Routing policies: the decision (routing/policy.py) and, for cascades, each step's cost.
+    Column("route_policy", String(16), nullable=True),
+    Column("route_rule", String(200), nullable=True),
+    Column("route_reason", String(500), nullable=True),
+    Column("route_degraded", Boolean, nullable=False, default=False),
+    Column("route_steps", JSON, nullable=True),
     Index("ix_usage_created_at", "created_at"),
     Index("ix_usage_key_created", "key_id", "created_at"),
     Index("ix_usage_alias_created", "alias", "created_at"),

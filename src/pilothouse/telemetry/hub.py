@@ -131,6 +131,14 @@ class Telemetry:
             team=team,
             cache_hit=ctx.cache_hit if ctx.cache_checked_at else None,
         )
+        decision = ctx.route
+        if decision is not None:
+            self.metrics.observe_route(
+                alias=decision.requested,
+                served=decision.alias,
+                rule=decision.rule or "none",
+                degraded=decision.degrade_reason if decision.degraded else None,
+            )
         for attempt in ctx.attempts:
             if attempt.outcome != "skipped_open":
                 self.metrics.observe_attempt(

@@ -190,6 +190,18 @@ class GatewayMetrics:
         self.cache_misses = Counter(
             CACHE_MISSES, "Response cache misses.", ("alias",), registry=reg
         )
+        self.route_decisions = Counter(
+            "pilothouse_route_decisions",
+            "Routing policy decisions: requested alias, serving alias and the rule that matched.",
+            ("alias", "served", "rule"),
+            registry=reg,
+        )
+        self.degraded = Counter(
+            "pilothouse_degraded_requests",
+            "Requests served in degraded mode (all breakers open, or forced by an operator).",
+            ("alias", "reason"),
+            registry=reg,
+        )
         self.breaker_state = Gauge(
             BREAKER_STATE,
             "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
@@ -315,6 +327,12 @@ class GatewayMetrics:
             cost.inc(float(cost_usd))
         if cache_hit is not None:
             (series.cache_hit if cache_hit else series.cache_miss).inc()
+
+    def observe_route(self, *, alias: str, served: str, rule: str, degraded: str | None) -> None:
+        """One routing decision (aliases and rules come from config: bounded labels)."""
+        self.route_decisions.labels(alias, served, rule).inc()
+        if degraded is not None:
+            self.degraded.labels(alias, degraded).inc()
 
     def observe_attempt(self, *, provider: str, model: str, outcome: str, latency_s: float) -> None:
         """Record one upstream attempt; ``outcome`` is e.g. ok, error, timeout, rate_limited."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from pilothouse.gateway.context import RequestContext
 from pilothouse.limits.money import pico_to_str
 from pilothouse.telemetry.tracecontext import new_span_id
@@ -100,6 +102,26 @@ def _rollout_attributes(ctx: RequestContext) -> dict[str, Any]:
     return {"pilothouse.rollout.id": rollout_id, "pilothouse.rollout.arm": arm}
 
 
+def _route_attributes(ctx: RequestContext) -> dict[str, Any]:
+    """The routing decision (routing/policy.py RouteDecision) as span attributes."""
+    d = ctx.route
+    if d is None:
+        return {}
+    attrs: dict[str, Any] = {
+        "pilothouse.route.policy": d.policy,
+        "pilothouse.route.requested": d.requested,
+        "pilothouse.route.rule": d.rule or "",
+        "pilothouse.route.reason": d.reason,
+        "pilothouse.route.alias": d.alias,
+        "pilothouse.route.degraded": d.degraded,
+    }
+    if d.degraded:
+        attrs["pilothouse.route.degrade_reason"] = d.degrade_reason or ""
+    if d.steps:
+        attrs["pilothouse.route.steps"] = orjson.dumps(d.steps).decode()
+    return attrs
+
+
 def root_attributes(ctx: RequestContext) -> dict[str, Any]:
     body = ctx.request_body or {}
     response = ctx.response_body or {}
@@ -114,6 +136,7 @@ def root_attributes(ctx: RequestContext) -> dict[str, Any]:
         "pilothouse.cost_usd": pico_to_str(ctx.cost_pico),
         "pilothouse.cache_hit": ctx.cache_hit,
         **_rollout_attributes(ctx),
+        **_route_attributes(ctx),
         "pilothouse.attempts": ctx.attempt_count,
         "pilothouse.stream": ctx.stream,
         "pilothouse.usage_estimated": ctx.usage.estimated,
