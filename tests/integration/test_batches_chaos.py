@@ -320,3 +320,31 @@ def test_a_batch_past_its_window_expires_with_the_unrun_lines_reported(
     expired = read_lines(c, done.error_file_id)
     assert sorted(r["custom_id"] for r in expired) == ["x1", "x2", "x3", "x4"]
     assert {r["error"]["code"] for r in expired} == {"batch_expired"}
+
+
+def test_sigterm_stops_promptly_and_hands_the_batch_back(tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path}/p.db"
+    config = base_config(store_url, tmp_path, batches={"lease_s": 600.0})
+    path = write_config(tmp_path / "pilothouse.yaml", config)
+    gw = ProcessGateway(path, free_port(), {}).start()
+    try:
+        with httpx.Client(headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+            resp = admin.post(gw.url + "/admin/keys", json={"name": "b", "rpm": 2})
+            key = resp.json()["key"]
+        c = client(gw.url, key)
+        batch = c.batches.create(
+            input_file_id=upload(c, jsonl([chat_line(f"s{i}") for i in range(6)])),
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+        )
+        deadline = time.monotonic() + 60
+        while c.batches.retrieve(batch.id).request_counts.completed < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert lease_owner(store_url, batch.id) is not None  # held while lines wait on RPM
+        gw.signal(signal.SIGTERM)
+        assert gw.wait(timeout=30) in (0, -signal.SIGTERM)  # RPM waits did not hold it
+    finally:
+        gw.stop()
+    assert lease_owner(store_url, batch.id) is None  # another replica may take it at once
+    assert len(finished_lines(store_url, batch.id)) == 2  # the waiting lines stay pending
