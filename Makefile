@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 ## Start the gateway on its embedded default (SQLite, in-process state, local model).
 run: $(STAMP)
-	$(BIN)/pilothouse serve --dev
+	$(BIN)/pilothouse serve --dev $(RUN_ARGS)
 
 ## Run the whole test suite (unit + integration against real services).
 test: $(STAMP)
