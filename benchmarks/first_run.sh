@@ -3,6 +3,8 @@
 # (docs/benchmarks.md, "First run"). The server is stopped once it answers.
 #   usage: benchmarks/first_run.sh [cold|warm] [REF]
 #   cold: an empty pip cache (a new machine); warm: this user's pip cache as it is.
+#   KEEP=1 keeps the clone (and its .venv) and prints where it is; PORT (default 4077).
+#   A REF whose Makefile predates RUN_ARGS serves on 4000: run it with PORT=4000.
 set -euo pipefail
 mode=${1:-cold}
 ref=${2:-HEAD}
@@ -33,6 +35,10 @@ wait "$pid" 2>/dev/null || true
 secs=$(echo "$end - $start" | bc)
 printf 'first make run (%s pip cache, %s): %.0f s to /healthz on %s, %s cores, %s\n' \
   "$mode" "${sha:0:7}" "$secs" "$(uname -m)" "$(nproc)" "$(date -u +%Y-%m-%d)"
-rm -rf "$work"
+if [ "${KEEP:-}" = 1 ]; then
+  echo "kept: $work/src"
+else
+  rm -rf "$work"
+fi
 [ "$mode" = cold ] && rm -rf "$PIP_CACHE_DIR"
 exit 0
