@@ -108,6 +108,27 @@ def test_prompt_release_workflow_in_the_console(
             audit = admin.get("/admin/audit", params={"action": "prompt.approve"}).json()["data"]
         assert [(r["actor"], r["target"]) for r in audit] == [("bob", "support-answer@2")]
 
+        # Hostile or stale addresses are precise 4xx pages, never a 500.
+        for url, status in (
+            ("/console/prompts/nope", 404),
+            ("/console/prompts/support-answer/diff?a=1&b=99", 404),
+            ("/console/prompts/support-answer/diff?a=&b=%00", 404),
+            ("/console/prompts/support-answer/versions/abc", 404),
+            ("/console/prompts/support-answer/labels/" + "x" * 300, 404),
+            ("/console/prompts?q=%27%3B--" + "y" * 500, 200),
+            ("/console/evals/run_nope", 404),
+            ("/console/evals/compare?a=run_x&b=run_y", 404),
+        ):
+            assert page.request.get(gw.url + url).status == status, url
+
+        token = page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+        form_url = gw.url + "/console/prompts/support-answer/versions/1/"
+        bad_label = page.request.post(form_url + "approve", form={"csrf_token": token})
+        assert bad_label.status == 400 and "label" in bad_label.text()
+        unmet = page.request.post(form_url + "promote", form={"csrf_token": token, "label": "prod"})
+        assert unmet.status == 409 and "evals: no passing run" in unmet.text()
+        assert on_loop(gw, registry.label_version("support-answer", "prod")) is None
+
         # A form without its CSRF token changes nothing.
         forged = page.request.post(
             gw.url + "/console/prompts/support-answer/versions/2/approve",
