@@ -1,4 +1,4 @@
-"""One batch line through the live pipeline: the stages of ``routes_openai._prepare``, in order.
+"""One batch line through the live pipeline: ``routes_openai.admit_body``, then the call.
 
 The principal is the key that created the batch (re-read from the store, so a
 revoked or expired key stops its batch and a changed limit applies at once);
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,17 +22,17 @@ from pilothouse.errors import (
     RateLimitError,
     retryable_status,
 )
-from pilothouse.gateway import admission, pipeline, rollout_routing, route_policy, validate
+from pilothouse.gateway import admission, pipeline, validate
 from pilothouse.gateway import routes_completions as legacy
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_body
 from pilothouse.gateway.responses_translate import output_items, response_object
+from pilothouse.gateway.routes_openai import admit_body
 from pilothouse.gateway.routes_responses import Exchange
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.keys import KeyRecord, expired
 from pilothouse.providers import text_completions as tc
 from pilothouse.providers.base import JSON
-from pilothouse.releases import serving
 from pilothouse.telemetry.tracecontext import new_trace_id
 
 log = logging.getLogger("pilothouse.batches")
@@ -118,17 +117,8 @@ async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
         alias = body.get("model")
         if isinstance(alias, str) and alias in rt.router.routes:  # before anything is reserved
             legacy.check_targets(rt.router.routes[alias], ctx.completion)
-    chat = ctx.endpoint != "embeddings"
-    if chat and serving.is_prompt(body):
-        body = await rollout_routing.prompt_request(rt, ctx, body)
-    ctx.request_body = body
-    ctx.alias = validate.chat_request(body) if chat else validate.embeddings_request(body)
-    rt.router.route(ctx.alias)
-    admission.authorize(key, ctx.alias)
-    # Routing rules, rollout arms and degraded mode apply to batches too (as _prepare).
-    route = await route_policy.select(rt, ctx, body, chat=chat)
-    await admission.admit(rt, ctx, body, route)
-    ctx.admitted_at = time.perf_counter()
+    check = validate.embeddings_request if ctx.endpoint == "embeddings" else validate.chat_request
+    body, route = await admit_body(rt, ctx, body, check)
     if ctx.endpoint == "embeddings":
         body = await rt.guards.check_embeddings_input(ctx, body)
         return await pipeline.embeddings(rt, ctx, body)

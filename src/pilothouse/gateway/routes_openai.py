@@ -135,6 +135,15 @@ async def _prepare(
     if translate is not None:
         body = await translate(body)
     ctx.metadata = request_metadata(request)  # before rollouts: sticky ids live here
+    return await admit_body(rt, ctx, body, check)
+
+
+async def admit_body(
+    rt: Runtime, ctx: RequestContext, body: JSON, check: Callable[[JSON], str]
+) -> tuple[JSON, Any]:
+    """The body's stages, shared by live requests and batch lines (``ctx.key`` is set):
+    prompt rendering, validation, model access, routing policy, rollouts, admission."""
+    assert ctx.key is not None
     if check is validate.chat_request and serving.is_prompt(body):
         body = await rollout_routing.prompt_request(rt, ctx, body)
     ctx.request_body = body
