@@ -147,13 +147,17 @@ def fixed_n(p0: float, p1: float, *, alpha: float, margin: float, share: float) 
 
 
 def summary(fired: np.ndarray, horizon: int) -> dict[str, Any]:
+    """How many fired, and when: the median over *all* runs (undetected = beyond the horizon)."""
     hits = fired[fired >= 0] + 1
+    times = np.where(fired >= 0, fired + 1, np.inf)
+    median_all = float(np.median(times))
     return {
+        "median_requests_all_runs": int(median_all) if math.isfinite(median_all) else None,
         "fired": int((fired >= 0).sum()),
         "of": int(fired.size),
         "rate": round(float((fired >= 0).mean()), 4),
         "rate_ci95": wilson(int((fired >= 0).sum()), int(fired.size)),
-        "median_requests": int(np.median(hits)) if hits.size else None,
+        "median_requests_detected": int(np.median(hits)) if hits.size else None,
         "p90_requests": int(np.quantile(hits, 0.9)) if hits.size else None,
         "horizon": horizon,
     }

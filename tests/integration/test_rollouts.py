@@ -416,3 +416,45 @@ def test_promoting_an_alias_rollout_routes_the_alias_to_the_candidate_until_supe
         for i in range(10):  # the later rollout ended: the alias is the config's again
             resp = chat(gw, key, user=f"a{i}")
             assert resp.headers["x-pilothouse-target"] == "chaos/gpt-4o-mini"
+
+
+def test_ab_reports_feedback_per_arm_with_a_recommendation_and_traces_carry_the_arm(
+    tmp_path: Path,
+) -> None:
+    with running_gateway(_sqlite(tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={"alias": "chat", "candidate_alias": "chat-next", "mode": "ab", "split": 50},
+        ).json()
+        assert rollout["share"] == 0.5
+        served = []
+        for i in range(60):
+            resp = chat(gw, key, user=f"f{i}")
+            served.append((resp.headers["x-request-id"], resp.headers["x-pilothouse-arm"]))
+        for request_id, arm in served:  # users are happier with the candidate
+            body = {"request_id": request_id, "success": arm == "candidate"}
+            sent = httpx.post(
+                gw.url + "/v1/feedback",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            assert sent.status_code in (200, 201), sent.text
+        status = admin.get(f"/admin/rollouts/{rollout['id']}").json()
+        fb = {arm: status["arms"][arm]["feedback"] for arm in ("baseline", "candidate")}
+        n_cand = sum(arm == "candidate" for _, arm in served)
+        assert fb["candidate"]["n"] == n_cand and fb["baseline"]["n"] == 60 - n_cand
+        assert fb["candidate"]["success_rate"]["value"] == 1.0
+        assert fb["baseline"]["success_rate"]["value"] == 0.0
+        cost = fb["candidate"]["cost_per_successful_task_usd"]
+        assert cost["value"] > 0 and cost["ci"][0] <= cost["value"] <= cost["ci"][1]
+        assert fb["baseline"]["cost_per_successful_task_usd"]["value"] is None
+        rec = status["recommendation"]
+        assert rec["metrics"]["feedback_success_rate"]["verdict"] == "candidate better"
+        assert rec["verdict"] == "candidate better"
+        ttft = status["arms"]["candidate"]["ttft_mean_s"]
+        assert ttft["value"] > 0 and ttft["ci"][1] >= ttft["value"]
+        trace = admin.get(f"/admin/traces/{served[0][0]}").json()
+        assert trace["spans"][0]["attributes"]["pilothouse.rollout.arm"] == served[0][1]
+        assert trace["spans"][0]["attributes"]["pilothouse.rollout.id"] == rollout["id"]

@@ -55,6 +55,7 @@ def request_deltas(
         if ttft_s is not None:
             out["ttft_n"] = 1.0
             out["ttft_sum"] = ttft_s
+            out["ttft_sq"] = ttft_s * ttft_s
     return out
 
 
@@ -148,7 +149,9 @@ def summary(arm: Mapping[str, float], alpha: float, n_opt: float) -> dict[str, A
         "error_rate": _rate(arm.get("err", 0.0), n, alpha),
         "latency_p50_s": _quantile(counts, 0.50, alpha),
         "latency_p95_s": _quantile(counts, 0.95, alpha),
-        "ttft_mean_s": round(arm.get("ttft_sum", 0.0) / ttft_n, 6) if ttft_n else None,
+        "ttft_mean_s": _mean(
+            ttft_n, arm.get("ttft_sum", 0.0), arm.get("ttft_sq", 0.0), alpha, n_opt
+        ),
         "cost_per_request_usd": _mean(
             n, arm.get("cost_sum", 0.0), arm.get("cost_sq", 0.0), alpha, n_opt
         ),

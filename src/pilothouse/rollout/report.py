@@ -72,6 +72,25 @@ def srm(ro: Rollout, totals: Totals) -> dict[str, Any]:
     }
 
 
+def _per_success(
+    figures: dict[str, Any], got: dict[str, float], wins: float, lo: Any, hi: Any
+) -> dict[str, Any]:
+    """Spend on the arm's requests per successful task; the interval combines the cost
+    per request and success rate intervals (conservative: both ends at once)."""
+    if not wins:
+        return {"value": None, "ci": [None, None]}
+    value = float(pico_to_usd(int(got.get("cost_pico", 0.0) / wins)))
+    coverage = got.get("n", 0.0) / max(figures["requests"], 1)  # requests with feedback
+    c_lo, c_hi = figures["cost_per_request_usd"]["ci"]
+    s_lo = float(lo) * coverage if lo is not None else None  # successes per request served
+    s_hi = float(hi) * coverage if hi is not None else None
+    ci = [
+        round(max(c_lo, 0.0) / s_hi, 9) if c_lo is not None and s_hi else None,
+        round(c_hi / s_lo, 9) if c_hi is not None and s_lo else None,
+    ]
+    return {"value": round(value, 9), "ci": ci}
+
+
 def build(
     ro: Rollout,
     totals: Totals,
@@ -92,9 +111,7 @@ def build(
                 "value": round(wins / n_fb, 6) if n_fb else None,
                 "ci": [lo, hi],
             },
-            "cost_per_successful_task_usd": (
-                str(pico_to_usd(int(got.get("cost_pico", 0.0) / wins))) if wins else None
-            ),
+            "cost_per_successful_task_usd": _per_success(figures, got, wins, lo, hi),
         }
         outcomes["feedback_success_rate"][arm] = (wins, n_fb)
         for scorer, score in figures["online_eval"].items():
