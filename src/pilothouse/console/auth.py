@@ -3,12 +3,12 @@
 Failed sign-ins go through the gateway's failed-authentication throttle
 (limits/auth_throttle.py), per source and per principal, like the admin API.
 
-Sessions are server-side and kept in this process's memory, keyed by the
-SHA-256 of a random 256-bit token. The cookie carries only that token, so it
-reveals nothing (the admin key never leaves the login form), logout really
-ends the session, and a leaked memory dump holds no replayable cookie values.
-The price: sessions do not survive a restart and are not shared between
-replicas (use sticky sessions or sign in per replica; see docs/console.md).
+Sessions are server-side, keyed by the SHA-256 of a random 256-bit token. The
+cookie carries only that token, so it reveals nothing (the admin key never
+leaves the login form), logout really ends the session, and a leaked dump holds
+no replayable cookie values. :class:`SessionStore` is the in-process logic;
+console/session_backends.py keeps the same records in Redis or the store so
+that every replica serves every session.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -20,14 +19,13 @@ from starlette.routing import BaseRoute, Route
 from pilothouse.console import queries, usage, views
 from pilothouse.console.auth import (
     ABSOLUTE_TIMEOUT_S,
-    Clock,
     LoginCsrf,
     Session,
-    SessionStore,
     check_session_csrf,
 )
 from pilothouse.console.eval_pages import EvalPages
 from pilothouse.console.prompt_pages import PromptPages
+from pilothouse.console.session_backends import SessionBackend, backend_for
 from pilothouse.console.web import (
     LOGIN_COOKIE,
     PREFIX,
@@ -67,11 +65,20 @@ DEFAULT_RANGE = "30d"
 class Console:
     """One console per app: its sessions, CSRF secret and templates live here."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self.sessions = SessionStore(clock)
-        self.csrf = LoginCsrf()
+    def __init__(self, sessions: SessionBackend | None = None) -> None:
+        # Bound on first use to the runtime's Redis or store (console/session_backends.py),
+        # so a session and a login form work on every replica.
+        self._sessions = sessions
+        self._csrf: LoginCsrf | None = None
         self.env = template_env()
         self.static = StaticFiles()
+
+    async def bind(self, rt: Runtime) -> tuple[SessionBackend, LoginCsrf]:
+        if self._sessions is None:
+            self._sessions = backend_for(rt.engine, rt.redis, rt.settings.redis.prefix)
+        if self._csrf is None:
+            self._csrf = LoginCsrf(await self._sessions.secret())
+        return self._sessions, self._csrf
 
     def render(
         self, request: Request, name: str, session: Session | None, status: int = 200, **ctx: Any
@@ -80,10 +87,11 @@ class Console:
         return html(self.env.get_template(name).render(context), status)
 
     async def session_for(self, rt: Runtime, request: Request) -> Session | None:
+        sessions, csrf = await self.bind(rt)
         token = request.cookies.get(SESSION_COOKIE)
-        session = self.sessions.get(token)
-        if session is not None and not await still_valid(rt, self.csrf, session):
-            self.sessions.end(token)
+        session = await sessions.get(token)
+        if session is not None and not await still_valid(rt, csrf, session):
+            await sessions.end(token)
             return None
         return session
 
@@ -129,7 +137,8 @@ class Console:
     def login_page(
         self, request: Request, status: int = 200, error: str | None = None, notice: str = ""
     ) -> Response:
-        nonce, token = self.csrf.issue()
+        assert self._csrf is not None, "bind() runs before any login page"
+        nonce, token = self._csrf.issue()
         response = self.render(
             request,
             "login.html",
@@ -152,15 +161,16 @@ class Console:
 
     async def login(self, request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
+        sessions, csrf = await self.bind(rt)
         form = await read_form(request)
         nonce = request.cookies.get(LOGIN_COOKIE)
-        if cross_site(request) or not self.csrf.check(nonce, form.get("csrf_token")):
+        if cross_site(request) or not csrf.check(nonce, form.get("csrf_token")):
             return self.forbidden(request, None)
         secret = form.get("admin_key", "").strip()
         if not secret:
             return self.login_page(request, 400, "Enter the admin key.")
         try:
-            principal = await sign_in(rt, self.csrf, secret, client_id(request))
+            principal = await sign_in(rt, csrf, secret, client_id(request))
         except RateLimitError as exc:
             # The gateway's failed-auth throttle (per source and principal); a right key passes.
             message = f"Too many failed sign-ins. Try again in {int(exc.retry_after) + 1} seconds."
@@ -174,8 +184,8 @@ class Console:
             return self.login_page(request, exc.status, message)
         except PilothouseError as exc:
             return self.login_page(request, exc.status, f"Sign-in failed: {exc.message}")
-        self.sessions.end(request.cookies.get(SESSION_COOKIE))  # no session fixation
-        token, _ = self.sessions.create(principal)
+        await sessions.end(request.cookies.get(SESSION_COOKIE))  # no session fixation
+        token, _ = await sessions.create(principal)
         response = redirect(safe_next(form.get("next")))
         set_cookie(response, request, SESSION_COOKIE, token, ABSOLUTE_TIMEOUT_S)
         clear_cookie(response, request, LOGIN_COOKIE)
@@ -189,7 +199,8 @@ class Console:
             return redirect(f"{PREFIX}/login")
         if cross_site(request) or not check_session_csrf(session, form.get("csrf_token")):
             return self.forbidden(request, session)
-        self.sessions.end(request.cookies.get(SESSION_COOKIE))
+        sessions, _ = await self.bind(rt)
+        await sessions.end(request.cookies.get(SESSION_COOKIE))
         response = redirect(f"{PREFIX}/login?signed_out=1")
         clear_cookie(response, request, SESSION_COOKIE)
         return response
