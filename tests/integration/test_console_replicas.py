@@ -30,9 +30,11 @@ def csrf_of(html: str) -> str:
 
 @contextlib.contextmanager
 def two_replicas(tmp_path: Path, store_url: str, **extra: Any) -> Iterator[tuple[Any, Any]]:
-    with running_gateway(base_config(store_url, tmp_path / "a", **extra)) as a:
-        with running_gateway(base_config(store_url, tmp_path / "b", **extra)) as b:
-            yield a, b
+    with (
+        running_gateway(base_config(store_url, tmp_path / "a", **extra)) as a,
+        running_gateway(base_config(store_url, tmp_path / "b", **extra)) as b,
+    ):
+        yield a, b
 
 
 def post_form(gw: Any, path: str, data: dict[str, str], cookies: httpx.Cookies) -> httpx.Response:
