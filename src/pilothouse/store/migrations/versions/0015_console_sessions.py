@@ -1,7 +1,7 @@
 """Console sessions and the console signing secret in the store, shared by replicas.
 
 Revision ID: 0015_console_sessions
-Revises: 0011_batches
+Revises: 0013_route_decisions
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_console_sessions"
-down_revision = "0011_batches"
+down_revision = "0013_route_decisions"
 branch_labels = None
 depends_on = None
 
