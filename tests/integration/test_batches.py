@@ -23,10 +23,12 @@ def gateway(store_url: str, tmp_path: Path) -> Iterator[ThreadedGateway]:
         store_url,
         tmp_path,
         batches={"max_file_bytes": 64 * 1024, "retry_backoff_s": 0.0},
+        providers={"chaos": {"type": "chaos", "flag_words": ["forbidden"]}},
         models={
             "chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
             "other": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}]},
             "emb": {"targets": [{"provider": "chaos", "model": "text-embedding-3-small"}]},
+            "mod": {"targets": [{"provider": "chaos", "model": "omni-moderation-latest"}]},
             "legacy": {
                 "targets": [{"provider": "chaos", "model": "gpt-4o-mini"}],
                 "completions_from_chat": True,
@@ -138,6 +140,22 @@ def test_embeddings_responses_and_completions_batches(gateway: ThreadedGateway) 
     assert refused["response"]["status_code"] == 400
     assert "completions_from_chat" in refused["response"]["body"]["error"]["message"]
 
+    mod = [
+        {"custom_id": "m1", "method": "POST", "url": "/v1/moderations",
+         "body": {"model": "mod", "input": "a forbidden word"}},
+        {"custom_id": "m2", "method": "POST", "url": "/v1/moderations",
+         "body": {"model": "mod", "input": "fine"}},
+    ]  # fmt: skip
+    batch = c.batches.create(
+        input_file_id=upload(c, jsonl(mod)), endpoint="/v1/moderations", completion_window="24h"
+    )
+    batch = wait_done(c, batch.id)
+    flagged = {
+        r["custom_id"]: r["response"]["body"]["results"][0]["flagged"]
+        for r in read_lines(c, batch.output_file_id)
+    }
+    assert flagged == {"m1": True, "m2": False}
+
 
 def test_invalid_input_fails_the_batch_with_every_bad_line(gateway: ThreadedGateway) -> None:
     c = client(gateway, gateway.create_key())
@@ -173,7 +191,7 @@ def test_create_time_refusals_are_precise(gateway: ThreadedGateway) -> None:
     c = client(gateway, gateway.create_key())
     file_id = upload(c, jsonl([chat_line("a")]))
     with pytest.raises(openai.BadRequestError) as bad:
-        c.batches.create(input_file_id=file_id, endpoint="/v1/moderations",  # type: ignore[arg-type]
+        c.batches.create(input_file_id=file_id, endpoint="/v1/audio/speech",  # type: ignore[arg-type]
                          completion_window="24h")  # fmt: skip
     assert bad.value.body["code"] == "unsupported_endpoint"  # type: ignore[index]
     with pytest.raises(openai.BadRequestError) as bad:

@@ -24,6 +24,7 @@ from pilothouse.errors import (
 )
 from pilothouse.gateway import admission, pipeline, validate
 from pilothouse.gateway import routes_completions as legacy
+from pilothouse.gateway import routes_moderations as moderation
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_body
 from pilothouse.gateway.responses_translate import output_items, response_object
@@ -37,6 +38,7 @@ from pilothouse.telemetry.tracecontext import new_trace_id
 
 log = logging.getLogger("pilothouse.batches")
 CIRCUIT_WAIT_S = 5.0
+CHECKS = {"embeddings": validate.embeddings_request, "moderations": validate.moderation_request}
 
 
 @dataclass(slots=True)
@@ -117,8 +119,12 @@ async def _serve(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
         alias = body.get("model")
         if isinstance(alias, str) and alias in rt.router.routes:  # before anything is reserved
             legacy.check_targets(rt.router.routes[alias], ctx.completion)
-    check = validate.embeddings_request if ctx.endpoint == "embeddings" else validate.chat_request
+    elif ctx.endpoint == "moderations":
+        body = moderation.with_default_model(rt, body)
+    check = CHECKS.get(ctx.endpoint, validate.chat_request)
     body, route = await admit_body(rt, ctx, body, check)
+    if ctx.endpoint == "moderations":
+        return await moderation.moderate(rt, ctx, body)
     if ctx.endpoint == "embeddings":
         body = await rt.guards.check_embeddings_input(ctx, body)
         return await pipeline.embeddings(rt, ctx, body)

@@ -23,6 +23,7 @@ ENDPOINTS: dict[str, str] = {
     "/v1/embeddings": "embeddings",
     "/v1/responses": "responses",
     "/v1/completions": "completions",
+    "/v1/moderations": "moderations",
 }
 MAX_CUSTOM_ID = 512
 MAX_LISTED_ERRORS = 100

@@ -183,6 +183,7 @@ OPERATIONS: list[Operation] = [
                         "/v1/embeddings",
                         "/v1/responses",
                         "/v1/completions",
+                        "/v1/moderations",
                     ]
                 },
                 "completion_window": {"const": "24h"},

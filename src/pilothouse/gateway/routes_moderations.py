@@ -24,32 +24,44 @@ def moderates(provider: object) -> bool:
     return callable(getattr(provider, "moderate", None))
 
 
+def with_default_model(rt: Runtime, body: JSON) -> JSON:
+    """The body with ``routing.moderation_model`` filled in; refuses an alias that cannot
+    moderate before anything is reserved (also used by batch lines)."""
+    if body.get("model") is None:
+        default = rt.settings.routing.moderation_model
+        if default is None:
+            raise InvalidRequestError(
+                "`model` is required (no `routing.moderation_model` is configured)",
+                param="model",
+            )
+        body = {**body, "model": default}
+    alias = body.get("model")
+    route = rt.router.routes.get(alias) if isinstance(alias, str) else None
+    if route is not None:
+        missing = [t.label for t in route.targets if not moderates(t.provider)]
+        if missing:
+            raise InvalidRequestError(
+                f"model `{alias}` has no moderation endpoint ({missing[0]})", param="model"
+            )
+    return body
+
+
+async def moderate(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
+    """The admitted request to the router; moderation reports no tokens and costs nothing."""
+    result = await rt.router.moderate(ctx, body)
+    ctx.usage = Usage()
+    ctx.response_body = {"model": result.get("model"), "flagged": _flagged(result)}
+    return result
+
+
 async def moderations(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
-    async def with_default_model(body: JSON) -> JSON:
-        if body.get("model") is None:
-            default = rt.settings.routing.moderation_model
-            if default is None:
-                raise InvalidRequestError(
-                    "`model` is required (no `routing.moderation_model` is configured)",
-                    param="model",
-                )
-            body = {**body, "model": default}
-        alias = body.get("model")
-        route = rt.router.routes.get(alias) if isinstance(alias, str) else None
-        if route is not None:
-            missing = [t.label for t in route.targets if not moderates(t.provider)]
-            if missing:
-                raise InvalidRequestError(
-                    f"model `{alias}` has no moderation endpoint ({missing[0]})", param="model"
-                )
-        return body
+    async def translate(body: JSON) -> JSON:
+        return with_default_model(rt, body)
 
     body, _route = await _prepare(
-        rt, ctx, request, validate.moderation_request, translate=with_default_model
+        rt, ctx, request, validate.moderation_request, translate=translate
     )
-    result = await rt.router.moderate(ctx, body)
-    ctx.usage = Usage()  # moderation endpoints report no tokens and cost nothing
-    ctx.response_body = {"model": result.get("model"), "flagged": _flagged(result)}
+    result = await moderate(rt, ctx, body)
     return json_response(result, pipeline.model_headers(ctx))
 
 
