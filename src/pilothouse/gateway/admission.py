@@ -150,18 +150,8 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
             )
         ctx.reserved_tokens = tokens
     if key.budget_pico is not None:
-        worst = 0
-        out = _output_budget(request, route) if ctx.generates else 0
-        out *= choice_count(request)
-        overrides = rt.settings.limits.content_bounds
-        for target in route.targets:
-            price = rt.prices.get(target.config.model)
-            if price is not None:
-                kind = str(getattr(getattr(target.provider, "config", None), "type", "default"))
-                upper_in = input_upper_bound(request, bounds_for(kind, overrides))
-                if fans_out(target.provider, request):
-                    upper_in *= choice_count(request)
-                worst = max(worst, price.worst_case_pico(upper_in, out))
+        # A cascade may pay every step (and its judge): reserve for all of them.
+        worst = sum(_worst_case(rt, ctx, request, r) for r in _paying_routes(rt, ctx, route))
         period = period_key(key.budget_period)
         refusal = await rt.budgets.reserve(key.id, period, key.budget_pico, worst, ctx.request_id)
         if refusal is not None:
@@ -178,6 +168,39 @@ async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route
                 f"cost up to {pico_to_str(worst)} USD"
             )
         ctx.reserved_pico = worst
+
+
+def _worst_case(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route: Route) -> int:
+    worst = 0
+    out = _output_budget(request, route) if ctx.generates else 0
+    out *= choice_count(request)
+    overrides = rt.settings.limits.content_bounds
+    for target in route.targets:
+        price = rt.prices.get(target.config.model)
+        if price is not None:
+            kind = str(getattr(getattr(target.provider, "config", None), "type", "default"))
+            upper_in = input_upper_bound(request, bounds_for(kind, overrides))
+            if fans_out(target.provider, request):
+                upper_in *= choice_count(request)
+            worst = max(worst, price.worst_case_pico(upper_in, out))
+    return worst
+
+
+def _paying_routes(rt: Runtime, ctx: RequestContext, route: Route) -> list[Route]:
+    """The routes a request may pay for: one, or every step of a (non-streamed) cascade."""
+    decision = ctx.route
+    if decision is None or decision.policy != "cascade" or request_streams(ctx):
+        return [route]
+    policy = rt.router.route(decision.requested).config.routing
+    cfg = policy.cascade if policy is not None else None
+    if cfg is None:
+        return [route]
+    names = [*cfg.steps, *([cfg.judge.alias] if cfg.judge is not None else [])]
+    return [rt.router.route(name) for name in names]
+
+
+def request_streams(ctx: RequestContext) -> bool:
+    return bool(ctx.request_body and ctx.request_body.get("stream") is True)
 
 
 async def _release_rate(rt: Runtime, ctx: RequestContext, route: Route) -> None:

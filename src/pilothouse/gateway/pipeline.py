@@ -15,7 +15,7 @@ from ulid import ULID
 
 from pilothouse.cache.response_cache import cache_key
 from pilothouse.errors import PilothouseError, UpstreamError
-from pilothouse.gateway import admission, rollout_routing, route_policy
+from pilothouse.gateway import admission, cascade, rollout_routing, route_policy
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.money import pico_to_str
@@ -176,6 +176,13 @@ async def chat_completion(
         if hit is not None:
             ctx.response_body = hit
             return await rt.guards.check_chat_output(ctx, hit)  # cached answers are guarded too
+    steps = cascade.config_of(rt, ctx)
+    if steps is not None:  # cheap alias first, escalated when a validator rejects its answer
+        _result, body = await cascade.chat(rt, ctx, request, steps)
+        ctx.response_body, ctx.ttft_s = body, ctx.elapsed()
+        if key is not None and ttl is not None:
+            await rt.cache.set(key, body, ttl)
+        return body
     try:
         result = await rt.router.chat(ctx, request)
     except UpstreamError as exc:

@@ -43,8 +43,12 @@ async def select(rt: Runtime, ctx: RequestContext, body: JSON, *, chat: bool) ->
                 param="model",
             )
         if policy.strategy == "cascade":
-            first = policy.cascade[0]
-            ctx.route = RouteDecision("cascade", requested, first, "cascade[0]", "first step")
+            steps = policy.cascade
+            if body.get("stream") is True:  # validators need the whole answer: strongest step
+                index, why = len(steps) - 1, "streamed: not cascaded, last step"
+            else:
+                index, why = 0, "first step"
+            ctx.route = RouteDecision("cascade", requested, steps[index], f"cascade[{index}]", why)
         else:
             features = Features(body, ctx.metadata, ctx.key)
             ctx.route = await policy.decide(features, lambda: budget_share(rt, ctx))
