@@ -13,7 +13,14 @@ from sqlalchemy import inspect
 from pilothouse.store.db import _alembic_config, create_engine, migrate
 
 pytestmark = pytest.mark.integration
-COLUMNS = {"route_policy", "route_rule", "route_reason", "route_degraded", "route_steps"}
+COLUMNS = {
+    "route_requested",
+    "route_policy",
+    "route_rule",
+    "route_reason",
+    "route_degraded",
+    "route_steps",
+}
 MIGRATION = importlib.import_module("pilothouse.store.migrations.versions.0013_route_decisions")
 
 

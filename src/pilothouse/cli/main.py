@@ -17,6 +17,7 @@ from pilothouse.cli import (
     report,
     review,
     rollout,
+    routing,
     serve,
     slo,
     traces,
@@ -46,6 +47,7 @@ app.command("worker")(rag.worker)
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(prompts.routes_app, name="routes")
 app.add_typer(rollout.app, name="rollout")
+app.add_typer(routing.app, name="routing")
 app.command("promote")(prompts.promote)
 app.command("lineage")(prompts.lineage)
 app.add_typer(privacy.app, name="privacy")

@@ -119,7 +119,10 @@ def usage_fields(ctx: RequestContext) -> dict[str, object]:
     """The decision's columns on the usage record (migration 0013)."""
     d: RouteDecision | None = ctx.route
     if d is None:
+        arm = ctx.rollout
+        asked = getattr(arm, "baseline_alias", None) or ctx.alias  # before a rollout's split
         return {
+            "route_requested": asked,
             "route_policy": None,
             "route_rule": None,
             "route_reason": None,
@@ -127,6 +130,7 @@ def usage_fields(ctx: RequestContext) -> dict[str, object]:
             "route_steps": None,
         }
     return {
+        "route_requested": d.requested,
         "route_policy": d.policy,
         "route_rule": d.rule,
         "route_reason": d.reason[:500],

@@ -87,6 +87,7 @@ usage_records = Table(
     Column("rollout_id", String(32), nullable=True),
     Column("rollout_arm", String(16), nullable=True),
     # Routing policies: the decision (routing/policy.py) and, for cascades, each step's cost.
+    Column("route_requested", String(200), nullable=True),  # the alias the client asked for
     Column("route_policy", String(16), nullable=True),
     Column("route_rule", String(200), nullable=True),
     Column("route_reason", String(500), nullable=True),

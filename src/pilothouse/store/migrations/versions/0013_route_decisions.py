@@ -1,5 +1,5 @@
-"""Routing policies: the decision on every usage record (policy, rule, reason, degraded,
-cascade steps).
+"""Routing policies: the decision on every usage record (the alias asked for, policy, rule,
+reason, degraded, cascade steps).
 
 Revision ID: 0013_route_decisions
 Revises: 0011_batches
@@ -19,6 +19,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("usage_records") as batch:
+        batch.add_column(sa.Column("route_requested", sa.String(200), nullable=True))
         batch.add_column(sa.Column("route_policy", sa.String(16), nullable=True))
         batch.add_column(sa.Column("route_rule", sa.String(200), nullable=True))
         batch.add_column(sa.Column("route_reason", sa.String(500), nullable=True))
@@ -35,3 +36,4 @@ def downgrade() -> None:
         batch.drop_column("route_reason")
         batch.drop_column("route_rule")
         batch.drop_column("route_policy")
+        batch.drop_column("route_requested")

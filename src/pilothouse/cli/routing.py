@@ -1,0 +1,114 @@
+"""``pilothouse routing simulate|train``: replay traffic through a policy; train routers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+import yaml
+from rich.table import Table
+from sqlalchemy import select
+
+from pilothouse.cli.common import ConfigOption, console, fail, run, with_engine
+from pilothouse.config.load import DEFAULT_CONFIG, parse_settings
+from pilothouse.config.schema import Settings
+from pilothouse.costs.usage_query import parse_time
+from pilothouse.errors import PilothouseError
+from pilothouse.limits.keys import KeyStore
+from pilothouse.store.tables import usage_records
+
+app = typer.Typer(help="Routing policies: simulate a candidate on recorded traffic, train routers.")
+MERGED = ("models", "prices", "providers")
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror or exc}")
+    except yaml.YAMLError as exc:
+        fail(f"{path}: invalid YAML: {exc}")
+    if not isinstance(raw, dict):
+        fail(f"{path}: expected a mapping")
+    return raw
+
+
+def candidate_settings(policy: Path, config: Path | None) -> Settings:
+    """The current config with the policy file's aliases, prices and providers laid over it."""
+    base = _yaml(config) if config is not None else dict(DEFAULT_CONFIG)
+    overlay = _yaml(policy)
+    unknown = sorted(set(overlay) - set(MERGED))
+    if unknown:
+        fail(f"{policy}: {unknown[0]}: a policy file holds only {', '.join(MERGED)}")
+    merged = dict(base)
+    for section in MERGED:
+        if section in overlay:
+            merged[section] = {**(base.get(section) or {}), **(overlay[section] or {})}
+    try:
+        return parse_settings(merged, source=str(policy))
+    except PilothouseError as exc:
+        fail(exc.message)
+
+
+@app.command()
+def simulate(
+    policy: Path = typer.Argument(..., help="YAML with the candidate `models:` (and `prices:`)."),
+    since: str = typer.Option("7d", help="ISO time or span like 7d, 12h."),
+    until: str | None = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Replay recorded usage through POLICY and compare cost and alias mix with what happened."""
+    from pilothouse.routing.simulate import Simulator
+
+    candidate = candidate_settings(policy, config)
+    start, end = parse_time(since, "since"), parse_time(until, "until")
+
+    async def replay(engine: Any) -> dict[str, Any]:
+        query = select(usage_records).order_by(usage_records.c.created_at)
+        if start is not None:
+            query = query.where(usage_records.c.created_at >= start)
+        if end is not None:
+            query = query.where(usage_records.c.created_at < end)
+        async with engine.connect() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+        keys = {k.id: k for k in await KeyStore(engine).list_all(include_revoked=True)}
+        report = await Simulator(candidate).replay(rows, keys)
+        return report.public()
+
+    out = run(lambda: with_engine(config, replay))
+    if as_json:
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(
+        "alias", "requests (actual)", "requests (policy)", "cost USD (actual)", "cost USD (policy)"
+    )
+    for alias, m in out["aliases"].items():
+        table.add_row(
+            alias,
+            str(m["actual_requests"]),
+            str(m["simulated_requests"]),
+            m["actual_cost_usd"],
+            m["simulated_cost_usd"],
+        )
+    table.add_row(
+        "[bold]total[/]",
+        str(out["requests"]),
+        str(out["requests"]),
+        out["actual_cost_usd"],
+        out["simulated_cost_usd"],
+    )
+    console.print(table)
+    change = out["per_request_change_usd"]
+    if change is not None:
+        console.print(
+            f"per request: {change['mean']:+.6f} USD (95% CI {change['low']:+.6f} … "
+            f"{change['high']:+.6f}); cost ratio {out['cost_ratio']}; "
+            f"{out['changed_alias']} of {out['requests']} requests change alias"
+        )
+    if out["unpriced_requests"]:
+        console.print(
+            f"[yellow]{out['unpriced_requests']} requests had no price for their alias[/]"
+        )
