@@ -458,3 +458,31 @@ def test_ab_reports_feedback_per_arm_with_a_recommendation_and_traces_carry_the_
         trace = admin.get(f"/admin/traces/{served[0][0]}").json()
         assert trace["spans"][0]["attributes"]["pilothouse.rollout.arm"] == served[0][1]
         assert trace["spans"][0]["attributes"]["pilothouse.rollout.id"] == rollout["id"]
+
+
+def test_streamed_requests_follow_their_arm_and_fall_back_from_a_failing_candidate(
+    tmp_path: Path,
+) -> None:
+    with running_gateway(_sqlite(tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={"alias": "chat", "candidate_alias": "chat-next", "percent": 100},
+        ).json()
+        resp = chat(gw, key, stream=True)
+        assert resp.status_code == 200 and '"model":"gpt-4o"' in resp.text
+        assert resp.headers["x-pilothouse-arm"] == "candidate"
+        assert resp.headers["x-pilothouse-target"] == "chaos-next/gpt-4o"
+        admin.post(f"/admin/rollouts/{rollout['id']}/rollback")
+        bad = admin.post(
+            "/admin/rollouts", json={"alias": "chat", "candidate_alias": "chat-bad", "percent": 100}
+        ).json()
+        resp = chat(gw, key, stream=True)
+        assert resp.status_code == 200 and "data: [DONE]" in resp.text
+        assert resp.headers["x-pilothouse-target"] == "chaos/gpt-4o-mini"
+        rows = [r for r in usage_rows(gw) if r["rollout_id"] == bad["id"]]
+        assert [(r["rollout_arm"], r["status"], r["stream"]) for r in rows] == [
+            ("baseline", 200, True)
+        ]
+        status = admin.get(f"/admin/rollouts/{bad['id']}").json()
+        assert status["arms"]["candidate"]["errors"] == 1  # the failure still counts
