@@ -107,11 +107,9 @@ def record(rt: Runtime, ctx: RequestContext, *, status: int | None = None) -> No
     a: Assignment | None = ctx.rollout
     if a is None:
         return
-    arm = "candidate" if a.is_shadow_call else a.arm
     if a.fell_back and status is None:
-        arm = "baseline_fallback"  # served by the baseline after a candidate failure: not a sample
-    if arm == "baseline_fallback":
-        return
+        return  # the baseline served after a candidate failure: a sample of neither arm
+    arm = "candidate" if a.is_shadow_call else a.arm
     rt.rollouts.record_request(
         a.rollout.id,
         arm,
