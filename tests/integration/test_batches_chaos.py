@@ -348,3 +348,23 @@ def test_sigterm_stops_promptly_and_hands_the_batch_back(tmp_path: Path) -> None
         gw.stop()
     assert lease_owner(store_url, batch.id) is None  # another replica may take it at once
     assert len(finished_lines(store_url, batch.id)) == 2  # the waiting lines stay pending
+
+
+def test_a_small_batch_does_not_wait_behind_a_throttled_one(gateway: ThreadedGateway) -> None:
+    slow = client(gateway.url, gateway.create_key(name="slow", rpm=1))
+    fast = client(gateway.url, gateway.create_key(name="fast"))
+    held = slow.batches.create(
+        input_file_id=upload(slow, jsonl([chat_line(f"s{i}") for i in range(5)])),
+        endpoint="/v1/chat/completions", completion_window="24h",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while slow.batches.retrieve(held.id).request_counts.completed < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    small = fast.batches.create(
+        input_file_id=upload(fast, jsonl([chat_line("f0"), chat_line("f1")])),
+        endpoint="/v1/chat/completions", completion_window="24h",
+    )  # fmt: skip
+    assert wait_done(fast, small.id).request_counts.completed == 2
+    assert slow.batches.retrieve(held.id).status == "in_progress"  # still waiting on its RPM
+    assert slow.batches.cancel(held.id).status in ("cancelling", "cancelled")

@@ -19,6 +19,7 @@ class BatchesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
 
     run: bool = True
     concurrency: _Positive = 4  # lines of one batch in flight at once, per replica
+    max_active: _Positive = 2  # batches one replica runs at once (a small one need not wait)
     max_attempts: _Positive = 3  # a line's tries for retryable failures (429/5xx/timeouts)
     retry_backoff_s: Annotated[float, msgspec.Meta(ge=0)] = 0.5
     max_file_bytes: _Positive = 100 * 1024 * 1024

@@ -50,8 +50,8 @@ class BatchRunner:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._key: KeyRecord | None = None
-        self._key_read = 0.0
+        self._keys: dict[str, tuple[float, KeyRecord | None]] = {}  # key id → (read at, key)
+        self._active: set[asyncio.Task[None]] = set()
         self._halts: set[asyncio.Event] = set()
 
     @property
@@ -86,26 +86,38 @@ class BatchRunner:
     # -- the claim loop ------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                batch = await self.store.claim(self.owner, self.config.lease_s)
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("batch claim failed (store unreachable?): %s", type(exc).__name__)
+        """Claim batches (oldest first) while fewer than ``batches.max_active`` run here."""
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
                 batch = None
-            if batch is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
-                continue
-            try:
-                await self._run(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # never kill the loop; the lease lapses, someone retries
-                log.error("batch %s: runner error", batch.id, exc_info=exc)
-                with contextlib.suppress(Exception):
-                    await self.store.release(batch.id, self.owner)
-                await asyncio.sleep(self.config.poll_interval_s)
+                if len(self._active) < self.config.max_active:
+                    try:
+                        batch = await self.store.claim(self.owner, self.config.lease_s)
+                    except (SQLAlchemyError, OSError) as exc:
+                        log.warning("batch claim failed (store down?): %s", type(exc).__name__)
+                if batch is None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+                    continue
+                task = asyncio.create_task(self._guarded(batch), name=f"batch-{batch.id}")
+                self._active.add(task)
+                task.add_done_callback(self._active.discard)
+        finally:
+            if self._active:
+                await asyncio.gather(*self._active, return_exceptions=True)
+
+    async def _guarded(self, batch: Any) -> None:
+        try:
+            await self._run(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never kill the runner; the lease lapses, someone retries
+            log.error("batch %s: runner error", batch.id, exc_info=exc)
+            with contextlib.suppress(Exception):
+                await self.store.release(batch.id, self.owner)
+        finally:
+            self._wake.set()  # a slot is free: look for the next batch now
 
     async def _run(self, batch: Any) -> None:
         lost = asyncio.Event()
@@ -113,7 +125,6 @@ class BatchRunner:
         finished = False
         try:
             await self.store.start(batch.id, self.owner)
-            self._key, self._key_read = None, 0.0
             target = await self._work(batch, lost)
             if target is not None and not lost.is_set():
                 if target == "completed":
@@ -226,13 +237,14 @@ class BatchRunner:
     async def _current_key(self, key_id: str) -> KeyRecord | None:
         """The batch's key, re-read at most once a second (a PATCH or revoke applies at once)."""
         now = time.monotonic()
-        if self._key is None or now - self._key_read >= KEY_REFRESH_S:
+        read_at, key = self._keys.get(key_id, (0.0, None))
+        if key is None or now - read_at >= KEY_REFRESH_S:
             try:
-                self._key = await self.rt.keys.get(key_id)
+                key = await self.rt.keys.get(key_id)
             except NotFoundError:
-                self._key = None
-            self._key_read = now
-        return self._key
+                key = None
+            self._keys[key_id] = (now, key)
+        return key
 
     # -- one line ------------------------------------------------------------------------
 

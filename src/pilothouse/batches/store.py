@@ -221,11 +221,9 @@ class BatchStore:
     async def claim(self, owner: str, lease_s: float) -> Any | None:
         """Take one active batch whose lease is free or lapsed (oldest first), or ``None``."""
         now = _now()
-        free = or_(
-            batches.c.lease_owner.is_(None),
-            batches.c.lease_until < now,
-            batches.c.lease_owner == owner,
-        )
+        # Never one this runner holds: each process has its own owner id, so after a
+        # restart its old leases simply lapse.
+        free = or_(batches.c.lease_owner.is_(None), batches.c.lease_until < now)
         query = (
             select(batches.c.id)
             .where(batches.c.status.in_(ACTIVE), free)
