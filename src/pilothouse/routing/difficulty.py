@@ -59,27 +59,54 @@ def prompt_text(body: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-_HARD = re.compile(
-    r"\b(prove|proof|derive|theorem|step[- ]by[- ]step|analy[sz]e|compare|trade-?offs?|"
-    r"optimi[sz]e|algorithm|complexity|debug|refactor|architecture|legal|contract|"
-    r"diagnos\w*|why|explain)\b",
-    re.IGNORECASE,
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+_HARD_WORDS = frozenset(
+    [
+        "prove",
+        "proof",
+        "derive",
+        "theorem",
+        "analyze",
+        "analyse",
+        "compare",
+        "tradeoff",
+        "trade-off",
+        "tradeoffs",
+        "trade-offs",
+        "optimize",
+        "optimise",
+        "algorithm",
+        "complexity",
+        "debug",
+        "refactor",
+        "architecture",
+        "legal",
+        "contract",
+        "diagnose",
+        "diagnosis",
+        "why",
+        "explain",
+    ]
 )
-_EASY = re.compile(
-    r"\b(hi|hello|thanks|thank you|translate|spell|capital of|define|synonym|"
-    r"what time|yes or no|summari[sz]e in one)\b",
-    re.IGNORECASE,
-)
-_CODE = re.compile(r"```|\bdef |\bclass |\bfunction\b|;\s*$|\{\s*$", re.MULTILINE)
+_HARD_PHRASES = ("step by step", "step-by-step")
+_EASY_WORDS = frozenset(["hi", "hello", "thanks", "translate", "spell", "define", "synonym"])
+_EASY_PHRASES = ("thank you", "capital of", "what time", "yes or no")
+_CODE_MARKS = ("```", "def ", "class ", "function ", "{\n", ";\n")
 
 
 def baseline_features(text: str) -> tuple[float, float, float, float]:
-    words = len(text.split())
+    """Length, reasoning words, easy-task words, code: one lower-cased word scan."""
+    lowered = text.lower()
+    words = _WORD.findall(lowered)
+    hard = sum(1 for w in words if w in _HARD_WORDS)
+    hard += sum(lowered.count(p) for p in _HARD_PHRASES)
+    easy = sum(1 for w in words if w in _EASY_WORDS)
+    easy += sum(lowered.count(p) for p in _EASY_PHRASES)
     return (
-        math.log1p(words) / math.log1p(2000),
-        min(len(_HARD.findall(text)), 4) / 4,
-        min(len(_EASY.findall(text)), 2) / 2,
-        1.0 if _CODE.search(text) else 0.0,
+        math.log1p(len(text.split())) / math.log1p(2000),
+        min(hard, 4) / 4,
+        min(easy, 2) / 2,
+        1.0 if any(mark in text for mark in _CODE_MARKS) else 0.0,
     )
 
 
