@@ -112,3 +112,65 @@ def simulate(
         console.print(
             f"[yellow]{out['unpriced_requests']} requests had no price for their alias[/]"
         )
+
+
+@app.command()
+def train(
+    cheap_run: str = typer.Argument(..., help="Eval run of the cheap alias (id, prefix or last)."),
+    strong_run: str = typer.Argument(..., help="Eval run of the strong alias, same suite."),
+    out: Path = typer.Option(Path("router.json"), "--out", "-o", help="Model file to write."),
+    target: float = typer.Option(0.95, help="Quality to keep, as a share of the strong model's."),
+    scorer: str | None = typer.Option(None, help="Scorer to read quality from (default: first)."),
+    holdout: float = typer.Option(0.3, help="Share of cases held out to choose the threshold."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Train the logreg difficulty router (MiniLM embeddings) from a cheap and a strong run."""
+    from pilothouse.evals.store import EvalStore
+    from pilothouse.routing import train as trainer
+
+    if not 0 < target <= 1 or not 0 < holdout < 1:
+        fail("--target must be in (0, 1] and --holdout in (0, 1)")
+
+    async def load(engine: Any) -> Any:
+        store = EvalStore(engine)
+        a = await store.load_run(await store.resolve_run_id(cheap_run))
+        b = await store.load_run(await store.resolve_run_id(strong_run))
+        return a, b
+
+    cheap, strong = run(lambda: with_engine(config, load))
+
+    def embed(texts: Any) -> Any:
+        from pilothouse.providers.minilm import MiniLM
+
+        vectors, _tokens = MiniLM().encode(list(texts))
+        return vectors
+
+    try:
+        model = trainer.train(
+            cheap, strong, embed, scorer=scorer, target=target, holdout=holdout, seed=seed
+        )
+    except PilothouseError as exc:
+        fail(exc.message)
+    out.write_bytes(orjson.dumps(model))
+    report = model["report"]
+    if as_json:
+        print(orjson.dumps({"path": str(out), "threshold": model["threshold"], **report}).decode())
+        return
+    table = Table(
+        "held-out cases", "quality / strong (95% CI)", "routed cheap (95% CI)", "threshold"
+    )
+    table.add_row(
+        str(report["held_out_cases"]),
+        f"{report['quality_share']:.3f} ({report['quality_share_ci95'][0]:.3f}-"
+        f"{report['quality_share_ci95'][1]:.3f})",
+        f"{report['cheap_share']:.1%} ({report['cheap_share_ci95'][0]:.1%}-"
+        f"{report['cheap_share_ci95'][1]:.1%})",
+        f"{model['threshold']:.4f}",
+    )
+    console.print(table)
+    console.print(
+        f"wrote {out}; use it with routing.difficulty: {{router: logreg, path: {out}}} and "
+        f"a rule `difficulty: {{lt: {model['threshold']:.4f}}}` → the cheap alias"
+    )

@@ -35,10 +35,18 @@ def register(name: str) -> Callable[[Factory], Factory]:
     return wrap
 
 
+#: Plugins shipped with pilothouse, imported when first named (no import-time cost).
+BUILTIN = {"logreg": "pilothouse.routing.logreg"}
+
+
 def difficulty_router(config: DifficultyConfig) -> DifficultyRouter:
+    if config.router not in _REGISTRY and config.router in BUILTIN:
+        import importlib
+
+        importlib.import_module(BUILTIN[config.router])
     factory = _REGISTRY.get(config.router)
     if factory is None:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(sorted({*_REGISTRY, *BUILTIN}))
         raise ConfigError(f"unknown difficulty router {config.router!r} (routers: {known})")
     return factory(config)
 
