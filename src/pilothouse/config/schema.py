@@ -97,6 +97,9 @@ class StoreConfig(_Frozen, frozen=True):
     queue_size: int = 100_000
     # /readyz reports a writer "stalled" after this long with work queued and no progress.
     writer_stall_s: float = 30.0
+    # Write-ahead journal of queued usage rows next to the spool, so a SIGKILL loses none
+    # (store/journal.py); costs one write() per request.
+    journal: bool = True
 
 
 class RedisConfig(_Frozen, frozen=True):

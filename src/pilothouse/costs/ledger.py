@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.store.batch import WriterHealth, store_answers, supervise, write_isolated
+from pilothouse.store.journal import Journal
 from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import usage_records
 
@@ -79,6 +80,7 @@ class UsageLedger:
         replay_interval_s: float = 2.0,
         quarantine: Quarantine | None = None,
         stall_after_s: float = 30.0,
+        journal: bool = False,
     ) -> None:
         self.engine = engine
         self.spool_path = Path(spool_path)
@@ -94,6 +96,8 @@ class UsageLedger:
         self._taken: list[Row] = []  # out of the queue, not yet committed
         self._waiters: list[asyncio.Future[None]] = []
         self._replay_task: asyncio.Task[None] | None = None
+        # Queued rows are journaled until durable, so a hard kill loses none (store/journal.py).
+        self.journal = Journal(self.spool_path) if journal else None
         self._replay_lock = asyncio.Lock()
         dialect = engine.dialect.name
         self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
@@ -108,6 +112,9 @@ class UsageLedger:
             self.queue.put_nowait(row)
         except asyncio.QueueFull:
             self._spool_now([row])
+            return
+        if self.journal is not None:
+            self.journal.append(row)
 
     @property
     def depth(self) -> int:
@@ -123,6 +130,8 @@ class UsageLedger:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.journal is not None:
+            await asyncio.to_thread(self._adopt_orphans)
         await self.replay()  # rows spooled by a previous run that ended while the store was down
         self.health.stopping = False
         self.health.task = asyncio.create_task(
@@ -170,6 +179,8 @@ class UsageLedger:
         except Exception:
             log.exception("usage drain failed; spooling %d rows", len(leftovers))
             self._spool_now(leftovers)
+        if self.journal is not None:
+            self.journal.close(delete=True)  # every row is now stored or spooled
 
     # -- writer -------------------------------------------------------------------------
 
@@ -198,6 +209,8 @@ class UsageLedger:
                 self._take(item, batch)
             if batch:
                 await self._write(batch)
+                if self.journal is not None:
+                    self.journal.made_durable(len(batch))
             self._taken = []
             self._release_waiters()
 
@@ -218,6 +231,8 @@ class UsageLedger:
         rows, self._taken = self._taken, []
         if rows:
             self._spool_now(rows)
+            if self.journal is not None:
+                self.journal.made_durable(len(rows))
         self._release_waiters()
 
     async def _insert_rows(self, rows: list[Row]) -> None:
@@ -280,6 +295,18 @@ class UsageLedger:
         return lines
 
     # -- replay -------------------------------------------------------------------------
+
+    def _adopt_orphans(self) -> None:
+        """Hand the journals of dead processes to the spool (replay skips stored ids)."""
+        assert self.journal is not None
+        for path in self.journal.orphans():
+            lines = [
+                line + b"\n" for line in path.read_bytes().splitlines() if line not in (b"", b"{}")
+            ]
+            if lines:
+                self.spool.append(lines)
+                log.warning("adopting %d journaled usage rows from %s", len(lines), path.name)
+            path.unlink(missing_ok=True)
 
     async def _replay_loop(self) -> None:
         while True:

@@ -112,6 +112,7 @@ class Runtime:
             queue_size=settings.store.queue_size,
             quarantine=self.telemetry.quarantine,
             stall_after_s=settings.store.writer_stall_s,
+            journal=settings.store.journal,
         )
         self.ledger.health.on_restart = lambda: self.telemetry.metrics.writer_restarted("usage")
         self.telemetry.breakers = self.router.breakers
