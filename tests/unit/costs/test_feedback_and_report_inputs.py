@@ -59,7 +59,10 @@ def test_groups_parse_in_order_without_duplicates() -> None:
         parse_groups("team,region")
     assert info.value.param == "by"
     assert "'region'" in info.value.message
-    assert "key, team, user, feature, model, provider, upstream_model, prompt, day" in info.value.message
+    assert (
+        "key, team, user, feature, model, provider, upstream_model, prompt, day"
+        in info.value.message
+    )
 
 
 def test_cost_per_success_rounds_half_up_to_the_pico() -> None:
