@@ -486,3 +486,27 @@ def test_streamed_requests_follow_their_arm_and_fall_back_from_a_failing_candida
         ]
         status = admin.get(f"/admin/rollouts/{bad['id']}").json()
         assert status["arms"]["candidate"]["errors"] == 1  # the failure still counts
+
+
+def test_bill_shadow_charges_the_shadow_call_to_the_callers_budget(tmp_path: Path) -> None:
+    with running_gateway(_sqlite(tmp_path)) as gw, gw.admin() as admin:
+        key = gw.create_key(name="app", budget_usd="10")
+        rollout = admin.post(
+            "/admin/rollouts",
+            json={
+                "alias": "chat",
+                "candidate_alias": "chat-next",
+                "mode": "shadow",
+                "bill_shadow": True,
+            },
+        ).json()
+        for _ in range(4):
+            assert chat(gw, key).status_code == 200
+        assert gw.runtime is not None
+        asyncio.run_coroutine_threadsafe(_drain(gw.runtime), gw.server_loop()).result(60)
+        rows = [r for r in usage_rows(gw) if r["rollout_id"] == rollout["id"]]
+        assert len(rows) == 8 and len({r["key_id"] for r in rows}) == 1  # shadow rows keyed
+        assert not any(r["reservation_exceeded"] for r in rows)
+        app = next(k for k in admin.get("/admin/keys").json()["data"] if k["name"] == "app")
+        spent = Decimal(sum(r["cost_pico"] for r in rows)) / Decimal(10**12)
+        assert Decimal(app["budget_left_usd"]) == Decimal(10) - spent

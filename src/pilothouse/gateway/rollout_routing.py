@@ -163,6 +163,11 @@ async def shadow_call(rt: Runtime, parent: RequestContext) -> None:
     except Exception as exc:
         pipeline.fail(ctx, exc)
     finally:
+        if ctx.key is not None and ctx.key.budget_pico is not None:
+            # bill_shadow: nothing was reserved up front (a shadow call must never be refused
+            # after the caller was served); settling its cost as its reservation charges the
+            # budget through the usual path without marking the row as over its reservation.
+            ctx.reserved_pico = ctx.cost_pico
         pipeline.finish(rt, ctx)
 
 
