@@ -158,6 +158,7 @@ def test_failing_candidate_is_retried_on_the_baseline_and_rolled_back_by_its_gua
         assert status["verdict"]["guard"] == "error_rate"
         assert status["arms"]["candidate"]["errors"] == status["arms"]["candidate"]["requests"] > 0
         assert status["ended_by"] == "rollout-guard"
+        assert [(g["metric"], g["state"]) for g in status["guards"]] == [("error_rate", "breach")]
         assert chat(gw, key).headers["x-pilothouse-target"] == "chaos/gpt-4o-mini"
 
 

@@ -121,7 +121,7 @@ def build(
                 float(score["n"]),
             )
         arm_figures[arm] = figures
-    verdicts = guards.evaluate(ro, totals, marks) if ro.state == "running" else []
+    verdicts = guards.evaluate(ro, totals, marks)  # after the end too: the last figures
     out = {
         **ro.public(),
         "arms": arm_figures,
