@@ -160,7 +160,9 @@ class GuardEngine:
             if compiled is None:
                 raise GuardBlockedError(f"blocked: guard policy {named!r} is not defined here")
             return compiled
-        name = self.alias_policy.get(ctx.alias or "")
+        # A routing policy's public alias keeps its guards whichever alias serves the request.
+        requested = ctx.route.requested if ctx.route is not None else None
+        name = self.alias_policy.get(requested or "") or self.alias_policy.get(ctx.alias or "")
         return self.policies.get(name) if name else None
 
     def start(self, ctx: RequestContext) -> tuple[CompiledPolicy, GuardState] | None:
