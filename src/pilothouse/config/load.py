@@ -180,6 +180,11 @@ def parse_settings(
                     f"models.{alias}.targets[{i}].provider",
                     f"unknown provider {target.provider!r} (providers: {known})",
                 )
+        semantic = model.cache.semantic if model.cache is not None else None
+        if semantic is not None:
+            problem = _semantic_problem(semantic, settings.models, provider_configs)
+            if problem is not None:
+                raise _fail(source, f"models.{alias}.cache.semantic.{problem[0]}", problem[1])
         if model.retries < 0:
             raise _fail(source, f"models.{alias}.retries", "must be >= 0")
         if model.guards is not None and model.guards not in settings.guards:
@@ -205,6 +210,35 @@ def parse_settings(
     if server.workers < 1:
         raise _fail(source, "server.workers", "must be >= 1")
     return msgspec.structs.replace(settings, provider_configs=provider_configs, source=source)
+
+
+def _semantic_problem(
+    semantic: Any, models: dict[str, Any], provider_configs: dict[str, Any]
+) -> tuple[str, str] | None:
+    """The embedder must be an alias whose every target can embed; a verifier must exist."""
+    from pilothouse.cache import gate
+    from pilothouse.providers.base import BaseProvider, provider_class
+
+    embedder = models.get(semantic.embedder)
+    if embedder is None:
+        known = ", ".join(sorted(models)) or "none defined"
+        return "embedder", f"unknown model alias {semantic.embedder!r} (models: {known})"
+    for target in embedder.targets:
+        cfg = provider_configs.get(target.provider)
+        cls = provider_class(cfg.type) if cfg is not None else None
+        if cls is None or getattr(cls, "embed", None) is BaseProvider.embed:
+            return "embedder", (
+                f"alias {semantic.embedder!r} does not serve embeddings "
+                f"(target provider {target.provider!r})"
+            )
+    if not embedder.targets:
+        return "embedder", f"alias {semantic.embedder!r} has no targets"
+    if semantic.verifier is not None:
+        try:
+            gate.verifier(semantic.verifier)
+        except ConfigError as exc:
+            return "verifier", exc.message
+    return None
 
 
 def load_settings(path: str | Path | None, *, env: Mapping[str, str] | None = None) -> Settings:

@@ -134,8 +134,21 @@ class TargetConfig(_Frozen, frozen=True):
     capabilities: list[str] | None = None
 
 
+class SemanticCacheConfig(_Frozen, frozen=True):
+    """``models.<alias>.cache.semantic`` (docs/cache.md): answers by meaning, gated."""
+
+    embedder: str  # an alias that serves embeddings (checked at start-up)
+    threshold: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.92
+    scope: Literal["key", "team", "global"] = "key"  # always inside one tenant
+    verifier: str | None = None  # a registered verifier plugin (cache/gate.py)
+    # Requests with temperature > 0 ask for variety; cache them only when this is set.
+    allow_nonzero_temperature: bool = False
+    max_entries: Annotated[int, msgspec.Meta(ge=1)] = 10_000  # in memory; per partition in Redis
+
+
 class AliasCacheConfig(_Frozen, frozen=True):
     ttl_s: float = 300.0
+    semantic: SemanticCacheConfig | None = None
 
 
 class ModelConfig(_Frozen, frozen=True):

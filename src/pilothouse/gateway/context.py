@@ -41,6 +41,8 @@ class RequestContext:
     error_type: str | None = None
     ttft_s: float | None = None
     cache_hit: bool = False
+    # Semantic cache (gateway/semantic_stage.py): kind, similarity, entry_id, tokens_saved.
+    cache_info: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     reserved_pico: int = 0
     reserved_tokens: int = 0

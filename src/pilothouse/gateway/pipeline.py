@@ -15,7 +15,7 @@ from ulid import ULID
 
 from pilothouse.cache.response_cache import cache_key
 from pilothouse.errors import PilothouseError, UpstreamError
-from pilothouse.gateway import admission, cascade, rollout_routing, route_policy
+from pilothouse.gateway import admission, cascade, rollout_routing, route_policy, semantic_stage
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.money import pico_to_str
@@ -99,13 +99,14 @@ def usage_row(rt: Runtime, ctx: RequestContext) -> dict[str, Any]:
         "route_version": rt.route_version,
         **dict(zip(("rollout_id", "rollout_arm"), rollout_routing.usage_fields(ctx), strict=True)),
         **route_policy.usage_fields(ctx),
+        **semantic_stage.usage_fields(ctx),
     }
 
 
 def model_headers(ctx: RequestContext) -> dict[str, str]:
     headers = {"x-request-id": ctx.request_id, "x-pilothouse-trace-id": ctx.trace_id}
     if ctx.cache_hit:
-        headers["x-pilothouse-cache"] = "hit"
+        headers["x-pilothouse-cache"] = (ctx.cache_info or {}).get("kind") or "hit"
     if ctx.provider:
         headers["x-pilothouse-target"] = f"{ctx.provider}/{ctx.upstream_model}"
     headers["x-pilothouse-attempts"] = str(ctx.attempt_count)
@@ -168,7 +169,8 @@ async def chat_completion(
     through here or the stream path, so no endpoint can skip the guards.
     """
     request = await rt.guards.check_chat_input(ctx, request)  # before the cache and the router
-    ttl = None if guard_refuses_cache(ctx) else cache_ttl(route, headers)
+    refused = guard_refuses_cache(ctx) or semantic_stage.refuses(route, request)
+    ttl = None if refused else cache_ttl(route, headers)
     key = cache_key(route.alias, request) if ttl is not None else None
     if key is not None:
         hit = await cached_completion(rt, ctx, key)
@@ -176,12 +178,21 @@ async def chat_completion(
         if hit is not None:
             ctx.response_body = hit
             return await rt.guards.check_chat_output(ctx, hit)  # cached answers are guarded too
+    pending = None
+    if ttl is not None:  # exact miss: the semantic tier, when the alias opts in
+        hit, pending = await semantic_stage.lookup(rt, ctx, request, route, ttl)
+        ctx.cache_checked_at = time.perf_counter()
+        if hit is not None:
+            ctx.response_body = hit
+            return await rt.guards.check_chat_output(ctx, hit)
     steps = cascade.config_of(rt, ctx)
     if steps is not None:  # cheap alias first, escalated when a validator rejects its answer
         _result, body = await cascade.chat(rt, ctx, request, steps)
         ctx.response_body, ctx.ttft_s = body, ctx.elapsed()
         if key is not None and ttl is not None:
             await rt.cache.set(key, body, ttl)
+        if pending is not None:
+            await semantic_stage.store(pending, body, ctx.usage)
         return body
     try:
         result = await rt.router.chat(ctx, request)
@@ -200,6 +211,8 @@ async def chat_completion(
     body = await rt.guards.check_chat_output(ctx, result.body)
     if key is not None and ttl is not None:
         await rt.cache.set(key, body, ttl)
+    if pending is not None:
+        await semantic_stage.store(pending, body, usage)
     return body
 
 

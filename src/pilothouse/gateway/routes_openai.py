@@ -24,6 +24,7 @@ from pilothouse.gateway import (
     pipeline,
     rollout_routing,
     route_policy,
+    semantic_stage,
     validate,
 )
 from pilothouse.gateway.context import RequestContext
@@ -170,11 +171,25 @@ async def _stream(
     rt: Runtime, ctx: RequestContext, body: JSON, route: Any, request: Request
 ) -> Response:
     body = await rt.guards.check_chat_input(ctx, body)  # before the cache and the router
-    ttl = None if pipeline.guard_refuses_cache(ctx) else pipeline.cache_ttl(route, request.headers)
+    refused = pipeline.guard_refuses_cache(ctx) or semantic_stage.refuses(route, body)
+    ttl = None if refused else pipeline.cache_ttl(route, request.headers)
     key = cache_key(route.alias, body) if ttl is not None else None
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     if key is not None:
         hit = await pipeline.cached_completion(rt, ctx, key)
+        ctx.cache_checked_at = time.perf_counter()
+        if hit is not None:
+            hit = await rt.guards.check_chat_output(ctx, hit)
+            ctx.response_body = hit
+            ctx.ttft_s = ctx.elapsed()
+            return Response(
+                b"".join(replay_chunks(hit, include_usage)),
+                media_type="text/event-stream",
+                headers={**SSE_HEADERS, **pipeline.model_headers(ctx)},
+            )
+    pending = None
+    if ttl is not None:  # exact miss: the semantic tier, when the alias opts in
+        hit, pending = await semantic_stage.lookup(rt, ctx, body, route, ttl)
         ctx.cache_checked_at = time.perf_counter()
         if hit is not None:
             hit = await rt.guards.check_chat_output(ctx, hit)
@@ -198,6 +213,8 @@ async def _stream(
         )
         if key is not None and ttl is not None and completed is not None and cacheable:
             rt.spawn(rt.cache.set(key, completed, ttl))
+        if pending is not None and completed is not None and cacheable:
+            rt.spawn(semantic_stage.store(pending, completed, done_ctx.usage))
         pipeline.finish(rt, done_ctx)
         intake.release(rt, done_ctx)
 

@@ -133,6 +133,7 @@ class Runtime:
         )
         self.online = self._online_evaluator(settings)
         self.guards = GuardEngine(settings, self.redis, self.telemetry.metrics.registry)
+        self.semantic_cache: Any = None  # gateway/semantic_stage.py, built in start()
         self.in_flight = 0
         self.key_slots = KeySlots()
         self.draining = False
@@ -162,6 +163,9 @@ class Runtime:
             await self.degrade.reload()
             self._listener = asyncio.create_task(self._listen_revocations(), name="revocations")
         await asyncio.gather(*(p.start() for p in self.providers.values()))
+        from pilothouse.gateway import semantic_stage
+
+        await semantic_stage.prepare(self)
         await self.ledger.start()
         await self.telemetry.start()
         await self.rollouts.start()

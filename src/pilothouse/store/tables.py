@@ -93,6 +93,9 @@ usage_records = Table(
     Column("route_reason", String(500), nullable=True),
     Column("route_degraded", Boolean, nullable=False, default=False),
     Column("route_steps", JSON, nullable=True),
+    # Semantic cache (migration 0014): the tier that answered and the upstream tokens saved.
+    Column("cache_kind", String(16), nullable=True),
+    Column("cache_tokens_saved", Integer, nullable=True),
     Index("ix_usage_created_at", "created_at"),
     Index("ix_usage_key_created", "key_id", "created_at"),
     Index("ix_usage_alias_created", "alias", "created_at"),

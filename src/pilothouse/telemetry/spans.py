@@ -102,6 +102,19 @@ def _rollout_attributes(ctx: RequestContext) -> dict[str, Any]:
     return {"pilothouse.rollout.id": rollout_id, "pilothouse.rollout.arm": arm}
 
 
+def _cache_attributes(ctx: RequestContext) -> dict[str, Any]:
+    """Semantic cache hits: the tier, the similarity and the entry that answered."""
+    info = ctx.cache_info
+    if not info or not ctx.cache_hit:
+        return {}
+    return {
+        "pilothouse.cache.kind": info["kind"],
+        "pilothouse.cache.similarity": info["similarity"],
+        "pilothouse.cache.entry_id": info["entry_id"],
+        "pilothouse.cache.tokens_saved": info["tokens_saved"],
+    }
+
+
 def _route_attributes(ctx: RequestContext) -> dict[str, Any]:
     """The routing decision (routing/policy.py RouteDecision) as span attributes."""
     d = ctx.route
@@ -135,6 +148,7 @@ def root_attributes(ctx: RequestContext) -> dict[str, Any]:
         "pilothouse.alias": ctx.alias or "",
         "pilothouse.cost_usd": pico_to_str(ctx.cost_pico),
         "pilothouse.cache_hit": ctx.cache_hit,
+        **_cache_attributes(ctx),
         **_rollout_attributes(ctx),
         **_route_attributes(ctx),
         "pilothouse.attempts": ctx.attempt_count,
