@@ -81,7 +81,7 @@ def test_simulate_reports_cost_and_alias_mix_against_what_happened(
     out = cli("routing", "simulate", str(policy), "--since", "7d", "--json", "--config", str(path))
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["requests"] == 10 and report["changed_alias"] == 10
+    assert report["requests"] == 10 and report["changed_alias"] == 10 and report["errors"] == 0
     mix = report["aliases"]
     assert {a: m["actual_requests"] for a, m in mix.items() if m["actual_requests"]} == {"chat": 10}
     simulated = {a: m["simulated_requests"] for a, m in mix.items() if m["simulated_requests"]}
@@ -105,6 +105,14 @@ def test_simulate_reports_cost_and_alias_mix_against_what_happened(
     table = cli("routing", "simulate", str(policy), "--config", str(path))
     assert table.returncode == 0, table.stderr
     assert "chat-strong" in table.stdout and "95% CI" in table.stdout
+
+    whole = tmp_path / "whole.yaml"  # a whole config as the policy: its own store is replayed
+    candidate = yaml.safe_load(POLICY)
+    merged = {**config, "models": candidate["models"], "prices": {**prices, **candidate["prices"]}}
+    whole.write_text(yaml.safe_dump(merged))
+    alone = cli("routing", "simulate", str(whole), "--since", "7d", "--json")
+    assert alone.returncode == 0, alone.stderr
+    assert json.loads(alone.stdout)["simulated_cost_usd"] == report["simulated_cost_usd"]
 
     bad = tmp_path / "bad.yaml"
     rules = {"strategy": "rules", "rules": [{"use": "chat-nowhere"}], "default": "chat"}

@@ -35,13 +35,25 @@ def _yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def store_config(policy: Path, config: Path | None) -> Path | None:
+    """Where the recorded traffic is: ``--config``, else a policy file that is a whole config."""
+    if config is not None:
+        return config
+    return policy if "store" in _yaml(policy) else None
+
+
 def candidate_settings(policy: Path, config: Path | None) -> Settings:
-    """The current config with the policy file's aliases, prices and providers laid over it."""
-    base = _yaml(config) if config is not None else dict(DEFAULT_CONFIG)
+    """The current config with the policy file's aliases, prices and providers laid over it.
+
+    A policy file may also be a whole config; its other sections are then the base.
+    """
     overlay = _yaml(policy)
-    unknown = sorted(set(overlay) - set(MERGED))
-    if unknown:
-        fail(f"{policy}: {unknown[0]}: a policy file holds only {', '.join(MERGED)}")
+    if config is not None:
+        base = _yaml(config)
+    elif "store" in overlay:
+        base = overlay
+    else:
+        base = dict(DEFAULT_CONFIG)
     merged = dict(base)
     for section in MERGED:
         if section in overlay:
@@ -78,7 +90,7 @@ def simulate(
         report = await Simulator(candidate).replay(rows, keys)
         return report.public()
 
-    out = run(lambda: with_engine(config, replay))
+    out = run(lambda: with_engine(store_config(policy, config), replay))
     if as_json:
         print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return

@@ -32,6 +32,7 @@ PICO = Decimal(10**12)
 @dataclass
 class AliasMix:
     actual_requests: int = 0
+    actual_errors: int = 0  # recorded status >= 400 (replayed as recorded: same tokens)
     simulated_requests: int = 0
     actual_pico: int = 0
     simulated_pico: int = 0
@@ -40,6 +41,7 @@ class AliasMix:
 @dataclass
 class Report:
     requests: int = 0
+    errors: int = 0
     actual_pico: int = 0
     simulated_pico: int = 0
     aliases: dict[str, AliasMix] = field(default_factory=dict)
@@ -55,6 +57,7 @@ class Report:
         ratio = self.simulated_pico / self.actual_pico if self.actual_pico else None
         return {
             "requests": self.requests,
+            "errors": self.errors,
             "changed_alias": self.changed,
             "actual_cost_usd": usd(self.actual_pico),
             "simulated_cost_usd": usd(self.simulated_pico),
@@ -65,6 +68,7 @@ class Report:
             "aliases": {
                 alias: {
                     "actual_requests": m.actual_requests,
+                    "actual_errors": m.actual_errors,
                     "simulated_requests": m.simulated_requests,
                     "actual_cost_usd": usd(m.actual_pico),
                     "simulated_cost_usd": usd(m.simulated_pico),
@@ -111,6 +115,9 @@ class Simulator:
             report.changed += served != alias
             report.aliases.setdefault(served, AliasMix()).actual_requests += 1
             report.aliases[served].actual_pico += actual
+            failed = int(row.get("status") or 200) >= 400
+            report.errors += failed
+            report.aliases[served].actual_errors += failed
             report.aliases.setdefault(alias, AliasMix()).simulated_requests += 1
             report.aliases[alias].simulated_pico += cost
             actual_usd.append(actual / 1e12)
