@@ -31,6 +31,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PROMPT = "Write a short story about a lighthouse keeper and a storm."
+RAW_PROMPT = "Hello"  # --raw: a one-token prompt, plain completion (no chat template)
 NO_EOG = {0: -100.0, 2: -100.0, 4: -100.0}  # SmolLM2's end-of-generation tokens
 N_CTX = 2048
 
@@ -57,13 +58,22 @@ class OldBackend:
         self.llm = Llama(
             model_path(), n_ctx=N_CTX, n_threads=gen, n_threads_batch=batch, verbose=False
         )
-        # Its streams carry no usage: take the prompt's token count from one plain call.
-        messages = [{"role": "user", "content": PROMPT}]
-        once: Any = self.llm.create_chat_completion(messages, max_tokens=1, temperature=0)
-        self.prompt_tokens = int(once["usage"]["prompt_tokens"])
+        self.prompt_tokens = 0
 
-    def run(self, max_tokens: int) -> tuple[int, int, list[float]]:
+    def run(self, max_tokens: int, raw: bool) -> tuple[int, int, list[float]]:
         stamps: list[float] = []
+        if raw:
+            pieces: Any = self.llm.create_completion(
+                RAW_PROMPT, max_tokens=max_tokens, temperature=0, logit_bias=NO_EOG, stream=True
+            )
+            for chunk in pieces:
+                if chunk["choices"] and chunk["choices"][0].get("text"):
+                    stamps.append(time.perf_counter())
+            return len(self.llm.tokenize(RAW_PROMPT.encode(), add_bos=False)), len(stamps), stamps
+        if not self.prompt_tokens:  # its streams carry no usage: count once, plainly
+            messages = [{"role": "user", "content": PROMPT}]
+            once: Any = self.llm.create_chat_completion(messages, max_tokens=1, temperature=0)
+            self.prompt_tokens = int(once["usage"]["prompt_tokens"])
         stream: Any = self.llm.create_chat_completion(
             [{"role": "user", "content": PROMPT}],
             max_tokens=max_tokens,
@@ -83,7 +93,7 @@ class NewBackend:
 
         self.model = LocalModel(model_path(), N_CTX, None, None)
 
-    def run(self, max_tokens: int) -> tuple[int, int, list[float]]:
+    def run(self, max_tokens: int, raw: bool) -> tuple[int, int, list[float]]:
         from pilothouse.providers.llamacpp_worker import Job
 
         stamps: list[float] = []
@@ -102,18 +112,32 @@ class NewBackend:
             "temperature": 0,
             "logit_bias": [[t, b] for t, b in NO_EOG.items()],
         }
-        self.model.stream(request, job, on_chunk)
+        if raw:
+
+            def on_raw(chunk: Any) -> bool:
+                for choice in chunk.get("choices") or []:
+                    if choice.get("text"):
+                        stamps.append(time.perf_counter())
+                usage.update(chunk.get("usage") or {})
+                return False
+
+            body = {k: v for k, v in request.items() if k != "messages"}
+            self.model._server.handle_completions(
+                {**body, "prompt": RAW_PROMPT, "stream": True}, on_raw
+            )
+        else:
+            self.model.stream(request, job, on_chunk)
         return usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), stamps
 
 
-def worker(backend: str) -> None:
+def worker(backend: str, raw: bool) -> None:
     """Serve timed calls over stdin/stdout: one JSON line per request."""
     engine = OldBackend() if backend == "old" else NewBackend()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         max_tokens = int(line)
         start = time.perf_counter()
-        prompt, completion, stamps = engine.run(max_tokens)
+        prompt, completion, stamps = engine.run(max_tokens, raw)
         end = time.perf_counter()
         print(
             json.dumps(
@@ -151,7 +175,7 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
     procs = {}
     for name, python in (("old", args.old_python), ("new", args.new_python)):
         procs[name] = subprocess.Popen(
-            [python, __file__, "--worker", name],
+            [python, __file__, "--worker", name] + (["--raw"] if args.raw else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -176,7 +200,11 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
             if proc.stdin:
                 proc.stdin.close()
             proc.wait(timeout=60)
-    summary: dict[str, Any] = {"max_tokens": args.max_tokens, "rounds": args.rounds}
+    summary: dict[str, Any] = {
+        "max_tokens": args.max_tokens,
+        "rounds": args.rounds,
+        "raw": args.raw,
+    }
     for name, results in runs.items():
         e2e = [r["completion_tokens"] / r["seconds"] for r in results]
         decode = [(r["pieces"] - 1) / r["decode_s"] for r in results if r["decode_s"]]
@@ -200,10 +228,15 @@ def main() -> None:
     parser.add_argument("--new-python", default=sys.executable)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="plain completion of a one-token prompt: generation speed only (no prompt batch)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "local-model-speed.json")
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker)
+        worker(args.worker, args.raw)
         return
     summary = drive(args)
     summary["machine"] = {"cores": os.cpu_count(), "load_1m_after": os.getloadavg()[0]}
