@@ -89,8 +89,10 @@ def _install_sighup(rt: Runtime) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
-def make_app(settings: Settings, ready_line: str | None = None) -> Starlette:
-    rt = Runtime(settings)
+def make_app(
+    settings: Settings, ready_line: str | None = None, runtime: Runtime | None = None
+) -> Starlette:
+    rt = runtime or Runtime(settings)
     app = build_app(settings, runtime=rt)
     original = app.router.lifespan_context
 
@@ -111,11 +113,28 @@ def make_app(settings: Settings, ready_line: str | None = None) -> Starlette:
 
 
 class ReadyServer(uvicorn.Server):
-    """Prints the banner only once the socket accepts connections (scripts wait on it)."""
+    """Prints the banner only once the socket accepts connections (scripts wait on it).
 
-    def __init__(self, config: uvicorn.Config, banner: list[str]) -> None:
+    On SIGTERM it first serves on for ``server.drain_delay_s`` with ``/readyz``
+    answering 503, so a load balancer takes the replica out of rotation before
+    the socket closes; otherwise a request the balancer sends in that gap meets
+    a closed connection.
+    """
+
+    def __init__(self, config: uvicorn.Config, banner: list[str], runtime: Runtime) -> None:
         super().__init__(config)
         self.banner = banner
+        self.runtime = runtime
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        delay = self.runtime.settings.server.drain_delay_s
+        if delay > 0:
+            self.runtime.leaving = True
+            logging.getLogger("pilothouse").info(
+                "SIGTERM: serving %.1fs more while /readyz reports draining", delay
+            )
+            await asyncio.sleep(delay)
+        await super().shutdown(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -206,4 +225,5 @@ def serve(
         uvicorn.run("pilothouse.cli.serve:worker_app", factory=True, workers=n_workers, **common)
         return
     console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)
-    ReadyServer(uvicorn.Config(make_app(settings), **common), banner).run()
+    rt = Runtime(settings)
+    ReadyServer(uvicorn.Config(make_app(settings, runtime=rt), **common), banner, rt).run()

@@ -80,6 +80,9 @@ class ServerConfig(_Frozen, frozen=True):
     workers: int = 1
     sse_keepalive_s: float = 15.0
     drain_timeout_s: float = 30.0
+    # SIGTERM: keep serving this long with /readyz answering 503, so a load balancer's
+    # health check takes the replica out before it stops accepting (0 = stop at once).
+    drain_delay_s: float = 0.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # Client JSON (bodies, metadata header, feedback, OTLP): nesting and metadata size.
     max_json_depth: JsonDepth = DEFAULT_MAX_JSON_DEPTH

@@ -59,7 +59,7 @@ async def readyz(request: Request) -> Response:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"unreachable: {type(exc).__name__}"
-    if rt.draining:
+    if rt.draining or rt.leaving:
         checks["gateway"] = "draining"
     checks["usage_writer"] = rt.ledger.health_check()
     checks["trace_writer"] = rt.telemetry.traces.health_check()

@@ -137,6 +137,7 @@ class Runtime:
         self.in_flight = 0
         self.key_slots = KeySlots()
         self.draining = False
+        self.leaving = False  # SIGTERM seen: /readyz says draining, requests still served
         self.background: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._key_watch: asyncio.Task[None] | None = None
