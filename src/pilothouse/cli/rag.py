@@ -180,18 +180,32 @@ def search(
     groups: str | None = typer.Option(
         None, "--groups", help="Search as these ACL groups (default: as admin)."
     ),
+    filters: list[str] = typer.Option(
+        [], "--filter", help="Metadata filter key=value (repeat; same key twice = either value)."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     base_url: str | None = BaseUrlOption,
     api_key: str | None = ApiKeyOption,
     config: Path | None = ConfigOption,
 ) -> None:
     """Search a collection (dense, keyword or hybrid)."""
+    from pilothouse.rag.store import parse_filter
+
     settings = settings_from(config)
     caller = None if groups is None else [g for g in groups.split(",") if g]
+    raw: dict[str, list[str]] = {}
+    for item in filters:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--filter wants key=value, got {item!r}")
+        raw.setdefault(name, []).append(value)
+    where = parse_filter(raw) if raw else None
 
     async def go() -> Any:
         async with service_for(settings, base_url, api_key) as service:
-            return await service.search(collection, query, k=k, mode=mode, groups=caller)
+            return await service.search(
+                collection, query, k=k, mode=mode, groups=caller, where=where
+            )
 
     result = run(go)
     if as_json:

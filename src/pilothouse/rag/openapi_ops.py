@@ -85,7 +85,22 @@ OPERATIONS: list[Operation] = [
                 "query": {"type": "string", "minLength": 1},
                 "k": {"type": "integer", "minimum": 1, "maximum": 1000},
                 "mode": {"enum": ["dense", "keyword", "hybrid"]},
-                "filter": {"type": "object"},
+                "filter": {
+                    "type": "object",
+                    "description": "metadata key -> value or list of values (keys ANDed, "
+                    "values ORed), applied inside the index query",
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"type": ["string", "number", "boolean"]},
+                            {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 100,
+                                "items": {"type": ["string", "number", "boolean"]},
+                            },
+                        ]
+                    },
+                },
             },
         },
         params=[_COLLECTION],

@@ -25,7 +25,7 @@ from pilothouse.gateway.runtime import Runtime
 from pilothouse.inputs import JsonLimits
 from pilothouse.providers.base import Usage
 from pilothouse.rag.service import IncomingDocument, RagService
-from pilothouse.rag.store import Hit, RagStore, open_store
+from pilothouse.rag.store import Hit, RagStore, open_store, parse_filter
 
 
 def caller_groups(key: Any) -> list[str] | None:
@@ -185,6 +185,7 @@ async def search(rt: Runtime, ctx: RequestContext, request: Request) -> Response
         k=body.get("k"),
         mode=body.get("mode"),
         groups=caller_groups(key),
+        where=parse_filter(body.get("filter")),
     )
     ctx.response_body = {"retrieval": {"documents": [h.document_id for h in result.hits]}}
     return json_response(

@@ -20,7 +20,14 @@ from pilothouse.config.schema import Settings
 from pilothouse.errors import ConfigError, InvalidRequestError, NotFoundError
 from pilothouse.rag.chunking import chunk_text
 from pilothouse.rag.config import CollectionConfig
-from pilothouse.rag.store import ChunkRecord, CollectionState, DocumentRecord, Hit, RagStore
+from pilothouse.rag.store import (
+    ChunkRecord,
+    CollectionState,
+    DocumentRecord,
+    Hit,
+    MetadataFilter,
+    RagStore,
+)
 
 Embed = Callable[[str, list[str]], Awaitable[np.ndarray]]
 PUBLIC = "*"
@@ -208,6 +215,7 @@ class RagService:
         k: int | None = None,
         mode: str | None = None,
         groups: list[str] | None = None,
+        where: MetadataFilter | None = None,
     ) -> SearchResult:
         coll = self.config(collection)
         k = coll.search.k if k is None else k
@@ -229,9 +237,9 @@ class RagService:
         keyword: list[Hit] = []
         if mode in ("dense", "hybrid"):
             vector = (await self.embed(coll.embedder, [query]))[0]
-            dense = await self.store.dense(collection, vector, depth, groups)
+            dense = await self.store.dense(collection, vector, depth, groups, where)
         if mode in ("keyword", "hybrid"):
-            keyword = await self.store.keyword(collection, query, depth, groups)
+            keyword = await self.store.keyword(collection, query, depth, groups, where)
         if mode == "dense":
             hits = dense
         elif mode == "keyword":

@@ -15,6 +15,39 @@ import numpy as np
 import numpy.typing as npt
 
 Vector = npt.NDArray[np.float32]
+Scalar = str | int | float | bool
+# metadata key -> the values it may take (one value: equality; several: any of them);
+# keys are ANDed. Engines apply it inside the index query, like the ACL filter.
+MetadataFilter = dict[str, list[Scalar]]
+
+
+def parse_filter(raw: Any) -> MetadataFilter | None:
+    """Validate a search ``filter`` (``{"key": value | [values]}``) into a MetadataFilter."""
+    from pilothouse.errors import InvalidRequestError
+
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidRequestError(
+            '`filter` must be an object of metadata keys to values, e.g. {"team": "eng"}',
+            param="filter",
+        )
+    out: MetadataFilter = {}
+    for key, value in raw.items():
+        values = value if isinstance(value, list) else [value]
+        if not key or '"' in key or "\\" in key or not values or len(values) > 100:
+            raise InvalidRequestError(
+                f"`filter.{key}` needs a key without quotes or backslashes and 1 to 100 values",
+                param="filter",
+            )
+        for v in values:
+            if not isinstance(v, str | int | float | bool):
+                raise InvalidRequestError(
+                    f"`filter.{key}` values must be strings, numbers or booleans",
+                    param=f"filter.{key}",
+                )
+        out[str(key)] = list(values)
+    return out or None
 
 
 @dataclass(slots=True)
@@ -81,11 +114,21 @@ class RagStore(Protocol):
     async def delete(self, collection: str, doc_id: str) -> bool: ...
 
     async def dense(
-        self, collection: str, vector: Vector, k: int, groups: list[str] | None
+        self,
+        collection: str,
+        vector: Vector,
+        k: int,
+        groups: list[str] | None,
+        where: MetadataFilter | None = None,
     ) -> list[Hit]: ...
 
     async def keyword(
-        self, collection: str, query: str, k: int, groups: list[str] | None
+        self,
+        collection: str,
+        query: str,
+        k: int,
+        groups: list[str] | None,
+        where: MetadataFilter | None = None,
     ) -> list[Hit]: ...
 
     async def chunks_of(self, collection: str, doc_id: str) -> list[str]: ...

@@ -22,6 +22,7 @@ from pilothouse.rag.store import (
     CollectionState,
     DocumentRecord,
     Hit,
+    MetadataFilter,
     Vector,
     keyword_terms,
 )
@@ -46,6 +47,20 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS rag_chunks_tsv ON rag_chunks USING gin (tsv)",
     "CREATE INDEX IF NOT EXISTS rag_chunks_acl ON rag_chunks USING gin (acl)",
 ]
+
+
+def filter_sql(where: MetadataFilter, args: list[Any]) -> str:
+    """``AND``-ed jsonb conditions on ``d.metadata``; appends its parameters to ``args``."""
+    parts = []
+    for key, values in where.items():
+        args.append(key)
+        key_at = len(args)
+        alts = []
+        for v in values:
+            args.append(json.dumps(v))
+            alts.append(f"${len(args)}::jsonb")
+        parts.append(f"(d.metadata -> ${key_at}::text) IN ({', '.join(alts)})")
+    return " AND ".join(parts)
 
 
 def _vec(v: Vector) -> str:
@@ -206,20 +221,27 @@ class PgRagStore:
         return bool(gone != "DELETE 0")
 
     async def dense(
-        self, collection: str, vector: Vector, k: int, groups: list[str] | None
+        self,
+        collection: str,
+        vector: Vector,
+        k: int,
+        groups: list[str] | None,
+        where: MetadataFilter | None = None,
     ) -> list[Hit]:
         await self.open()
         dims = len(vector)
-        where = "c.collection = $2 AND vector_dims(c.embedding) = " + str(dims)
+        cond = "c.collection = $2 AND vector_dims(c.embedding) = " + str(dims)
         args: list[Any] = [_vec(vector), collection, k]
         if groups is not None:
-            where += " AND c.acl && $4::text[]"
+            cond += " AND c.acl && $4::text[]"
             args.append(groups)
+        if where:
+            cond += " AND " + filter_sql(where, args)
         sql = (
             f"SELECT c.document_id, c.chunk_id, 1 - (c.embedding::vector({dims}) <=> "
             f"$1::vector({dims})) AS score, c.text, d.title, d.source, d.metadata "
             "FROM rag_chunks c JOIN rag_documents d ON d.collection = c.collection "
-            f"AND d.id = c.document_id WHERE {where} "
+            f"AND d.id = c.document_id WHERE {cond} "
             f"ORDER BY c.embedding::vector({dims}) <=> $1::vector({dims}) LIMIT $3"
         )
         async with self._pool.acquire() as conn, conn.transaction():
@@ -235,24 +257,31 @@ class PgRagStore:
         return hits
 
     async def keyword(
-        self, collection: str, query: str, k: int, groups: list[str] | None
+        self,
+        collection: str,
+        query: str,
+        k: int,
+        groups: list[str] | None,
+        where: MetadataFilter | None = None,
     ) -> list[Hit]:
         await self.open()
         terms = keyword_terms(query)
         if not terms:
             return []
-        where = "c.collection = $2 AND c.tsv @@ q"
+        cond = "c.collection = $2 AND c.tsv @@ q"
         args: list[Any] = [" ".join(terms), collection, k]
         if groups is not None:
-            where += " AND c.acl && $4::text[]"
+            cond += " AND c.acl && $4::text[]"
             args.append(groups)
+        if where:
+            cond += " AND " + filter_sql(where, args)
         sql = (
             "WITH query AS (SELECT to_tsquery('english', coalesce(nullif(array_to_string("
             "array(SELECT quote_literal(lexeme) FROM unnest(to_tsvector('english', $1))), ' | '),"
             " ''), 'x_no_terms_x')) AS q) "
             "SELECT c.document_id, c.chunk_id, ts_rank_cd(c.tsv, q) AS score, c.text, d.title, "
             "d.source, d.metadata FROM query, rag_chunks c JOIN rag_documents d ON "
-            f"d.collection = c.collection AND d.id = c.document_id WHERE {where} "
+            f"d.collection = c.collection AND d.id = c.document_id WHERE {cond} "
             "ORDER BY score DESC LIMIT $3"
         )
         rows = await self._pool.fetch(sql, *args)

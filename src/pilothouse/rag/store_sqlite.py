@@ -28,6 +28,7 @@ from pilothouse.rag.store import (
     CollectionState,
     DocumentRecord,
     Hit,
+    MetadataFilter,
     Vector,
     keyword_terms,
 )
@@ -56,10 +57,35 @@ def acl_text(groups: list[str]) -> str:
     return "|" + "|".join(groups) + "|" if groups else ""
 
 
+def filter_sql(where: MetadataFilter, column: str = "d.metadata") -> tuple[str, list[Any]]:
+    """``AND``-ed conditions on a JSON metadata column; JSON types must match exactly."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for key, values in where.items():
+        path = f'$."{key}"'
+        alts = []
+        for v in values:
+            if isinstance(v, bool):
+                alts.append(f"json_type({column}, ?) = ?")
+                args += [path, "true" if v else "false"]
+            elif isinstance(v, int | float):
+                alts.append(
+                    f"(json_type({column}, ?) IN ('integer', 'real') "
+                    f"AND json_extract({column}, ?) = ?)"
+                )
+                args += [path, path, v]
+            else:
+                alts.append(f"(json_type({column}, ?) = 'text' AND json_extract({column}, ?) = ?)")
+                args += [path, path, v]
+        parts.append("(" + " OR ".join(alts) + ")")
+    return " AND ".join(parts), args
+
+
 @dataclass(slots=True)
 class _Matrix:
     generation: int
     ids: np.ndarray
+    docs: np.ndarray
     vectors: np.ndarray
     acl: list[frozenset[str]]
 
@@ -254,31 +280,45 @@ class SqliteRagStore:
             if cached is not None and cached.generation == gen:
                 return cached
             rows = c.execute(
-                "SELECT id, acl, embedding FROM rag_chunks WHERE collection = ?", (collection,)
+                "SELECT id, acl, embedding, document_id FROM rag_chunks WHERE collection = ?",
+                (collection,),
             ).fetchall()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
+            docs = np.array([r[3] for r in rows], dtype=object)
             vectors = (
                 np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), -1)
                 if rows
                 else np.zeros((0, dims or 1), dtype=np.float32)
             )
             acl = [frozenset(g for g in r[1].split("|") if g) for r in rows]
-            m = _Matrix(gen, ids, vectors, acl)
+            m = _Matrix(gen, ids, docs, vectors, acl)
             self._matrices[collection] = m
             return m
 
         return await self._run(q)
 
     async def dense(
-        self, collection: str, vector: Vector, k: int, groups: list[str] | None
+        self,
+        collection: str,
+        vector: Vector,
+        k: int,
+        groups: list[str] | None,
+        where: MetadataFilter | None = None,
     ) -> list[Hit]:
         m = await self._matrix(collection)
         if not len(m.ids):
             return []
         scores = m.vectors @ np.asarray(vector, dtype=np.float32)
+        mask: np.ndarray | None = None
         if groups is not None:
             allowed = set(groups)
             mask = np.fromiter((not a.isdisjoint(allowed) for a in m.acl), bool, len(m.acl))
+        if where:
+            matching = await self._matching_documents(collection, where)
+            meta_mask = np.isin(m.docs, np.array(sorted(matching), dtype=object))
+            mask = meta_mask if mask is None else mask & meta_mask
+        if mask is not None:
+            # masked before the top-k selection: k readable, matching chunks when k exist
             scores = np.where(mask, scores, -np.inf)
             readable = int(mask.sum())
         else:
@@ -290,8 +330,23 @@ class SqliteRagStore:
         top = top[np.argsort(-scores[top])]
         return await self._hits([int(m.ids[i]) for i in top], [float(scores[i]) for i in top])
 
+    async def _matching_documents(self, collection: str, where: MetadataFilter) -> set[str]:
+        cond, args = filter_sql(where, "metadata")
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT id FROM rag_documents WHERE collection = ? AND {cond}",
+                [collection, *args],
+            ).fetchall()
+        )
+        return {r[0] for r in rows}
+
     async def keyword(
-        self, collection: str, query: str, k: int, groups: list[str] | None
+        self,
+        collection: str,
+        query: str,
+        k: int,
+        groups: list[str] | None,
+        where: MetadataFilter | None = None,
     ) -> list[Hit]:
         terms = keyword_terms(query)
         if not terms:
@@ -307,6 +362,13 @@ class SqliteRagStore:
                 return []
             sql += " AND (" + " OR ".join("instr(c.acl, ?) > 0" for _ in groups) + ")"
             args += [f"|{g}|" for g in groups]
+        if where:
+            cond, extra = filter_sql(where)
+            sql += (
+                " AND EXISTS (SELECT 1 FROM rag_documents d WHERE d.collection = c.collection "
+                f"AND d.id = c.document_id AND {cond})"
+            )
+            args += extra
         sql += " ORDER BY bm25(rag_fts) LIMIT ?"
         args.append(k)
         rows = await self._run(lambda c: c.execute(sql, args).fetchall())

@@ -143,3 +143,63 @@ async def test_a_crash_mid_ingest_leaves_the_previous_version_searchable(
         assert hits and all(h.text == TOPICS["routing"] for h in hits), mode
     record = await service.store.document("handbook", "routing")
     assert record is not None and record.chunks == 1
+
+
+async def test_metadata_filter_is_applied_inside_the_query(service: RagService) -> None:
+    docs = [
+        IncomingDocument(
+            f"eng-{i}",
+            f"deploy note {i} about routing targets",
+            acl=["staff"],
+            metadata={"team": "eng", "year": 2026, "draft": i == 0},
+        )
+        for i in range(30)
+    ]
+    docs += [
+        IncomingDocument(
+            f"fin-{i}",
+            f"deploy note {i} about routing budgets",
+            acl=["staff"] if i else ["board"],
+            metadata={"team": "finance", "year": 2025 if i < 2 else "2026"},
+        )
+        for i in range(3)
+    ]
+    await service.ingest("handbook", docs)
+    for mode in MODES:
+        # a 3-in-33 filter still fills k (it is not a post-filter over the top hits)
+        got = await service.search(
+            "handbook", "deploy note routing", k=2, mode=mode, where={"team": ["finance"]}
+        )
+        assert [h.document_id[:4] for h in got.hits] == ["fin-", "fin-"], mode
+        assert not got.underfilled, mode
+        every = await service.search(
+            "handbook", "deploy note routing", k=1000, mode=mode, where={"team": ["finance"]}
+        )
+        assert {h.document_id for h in every.hits} == {"fin-0", "fin-1", "fin-2"}, mode
+        # ACLs and filters are ANDed: staff does not see the board-only finance note
+        staff = await service.search(
+            "handbook",
+            "deploy note routing",
+            k=1000,
+            mode=mode,
+            groups=["staff"],
+            where={"team": ["finance"]},
+        )
+        assert {h.document_id for h in staff.hits} == {"fin-1", "fin-2"}, mode
+        # JSON types must match: the number 2026 is not the string "2026"
+        typed = await service.search(
+            "handbook", "deploy note", k=1000, mode=mode, where={"year": ["2026"]}
+        )
+        assert {h.document_id for h in typed.hits} == {"fin-2"}, mode
+        both = await service.search(
+            "handbook", "deploy note", k=1000, mode=mode, where={"year": [2025, "2026"]}
+        )
+        assert {h.document_id for h in both.hits} == {"fin-0", "fin-1", "fin-2"}, mode
+        drafts = await service.search(
+            "handbook", "deploy note", k=1000, mode=mode, where={"draft": [True]}
+        )
+        assert [h.document_id for h in drafts.hits] == ["eng-0"], mode
+        none = await service.search(
+            "handbook", "deploy note", k=5, mode=mode, where={"team": ["legal"]}
+        )
+        assert none.hits == [] and none.underfilled, mode

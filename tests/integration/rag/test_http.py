@@ -81,6 +81,40 @@ def test_documents_search_get_and_delete_over_http(gateway: ThreadedGateway) -> 
         assert gone["data"] == [] and gone["underfilled"] is True
 
 
+def test_search_filter_narrows_by_metadata(gateway: ThreadedGateway) -> None:
+    docs = [
+        {
+            "id": f"{team}-{i}",
+            "text": f"On-call rota {i} for the {team} team.",
+            "acl": ["staff"],
+            "metadata": {"team": team},
+        }
+        for team in ("eng", "sales")
+        for i in range(3)
+    ]
+    with client(gateway, metadata={"groups": ["admin"]}) as admin:
+        assert admin.post("/v1/rag/handbook/documents", json={"documents": docs}).status_code == 200
+    with client(gateway, metadata={"groups": ["staff"]}) as staff:
+        for mode in ("dense", "keyword", "hybrid"):
+            resp = staff.post(
+                "/v1/rag/handbook/search",
+                json={"query": "on-call rota", "k": 10, "mode": mode, "filter": {"team": "sales"}},
+            )
+            assert resp.status_code == 200, resp.text
+            data = resp.json()["data"]
+            assert sorted(d["document_id"] for d in data) == ["sales-0", "sales-1", "sales-2"]
+            assert all(d["metadata"] == {"team": "sales"} for d in data)
+        either = staff.post(
+            "/v1/rag/handbook/search",
+            json={"query": "rota", "k": 10, "filter": {"team": ["sales", "eng"]}},
+        ).json()["data"]
+        assert len(either) == 6
+        for bad in ("sales", {"team": {"$ne": "x"}}, {"team": []}):
+            resp = staff.post("/v1/rag/handbook/search", json={"query": "rota", "filter": bad})
+            assert resp.status_code == 400, (bad, resp.text)
+            assert resp.json()["error"]["param"].startswith("filter"), bad
+
+
 def test_bad_requests_are_precise_4xx(gateway: ThreadedGateway) -> None:
     with client(gateway, metadata={"groups": ["staff"]}) as http:
         assert http.post("/v1/rag/nope/search", json={"query": "x"}).status_code == 404
