@@ -174,6 +174,14 @@ STOPWORDS = frozenset(
         "one",
     ]
 )
+# Direction words that flip a phrasal verb's meaning even though they look like filler.
+PARTICLES = frozenset(["off", "out", "up", "down"])
+# Words two paraphrases commonly swap for one another (folded before comparing).
+SYNONYMS = {
+    "larger": "bigger", "quicker": "faster", "higher": "taller", "sufficient": "enough",
+    "baggage": "luggage", "each": "per", "into": "to", "during": "in", "founder": "found",
+    "purchase": "buy", "acquired": "acquire", "begin": "start", "finish": "end",
+}  # fmt: skip
 # After these words the next content word is one side of a relation: both must name the same.
 RELATION_WORDS = frozenset(
     ["than", "to", "from", "into", "vs", "versus", "over", "before", "after", "by", "per"]
@@ -263,6 +271,7 @@ class Features:
     entities: frozenset[str]
     content: tuple[str, ...]  # stems, in order
     relations: frozenset[tuple[str, str]]
+    particles: frozenset[str] = frozenset()
 
 
 EntityFinder = Callable[[str], frozenset[str]]
@@ -274,7 +283,11 @@ def _heuristic_entities(text: str) -> frozenset[str]:
     for sentence in re.split(r"[.!?]\s+", text):
         tokens = re.findall(r"[A-Za-z][\w.&-]*", sentence)
         for i, tok in enumerate(tokens):
-            named = (tok.isupper() and len(tok) > 1) or (i > 0 and tok[0].isupper())
+            named = (
+                (tok.isupper() and len(tok) > 1)
+                or (i > 0 and tok[0].isupper())
+                or any(c.isupper() for c in tok[1:])  # iOS, eBay, PostgreSQL
+            )
             if named and tok.lower() not in STOPWORDS and tok != "I":
                 found.add(tok.lower())
     return frozenset(found)
@@ -306,6 +319,7 @@ def entity_finder(prefer_spacy: bool = True) -> EntityFinder:
 def features(text: str, entities: EntityFinder = _heuristic_entities) -> Features:
     lowered = text.lower().replace("\u2019", "'")
     words = [w.replace("'", "") for w in _WORD.findall(lowered)]
+    words = [SYNONYMS.get(w, w) for w in words]
     negations = sum(1 for w in words if w in NEGATIONS)
     numbers = set()
     for m in _NUM.finditer(lowered):
@@ -323,7 +337,13 @@ def features(text: str, entities: EntityFinder = _heuristic_entities) -> Feature
             nxt = next((x for x in words[i + 1 :] if x not in STOPWORDS), None)
             if nxt is not None:
                 relations.add((w, _stem(_UNIT_ALIASES.get(nxt, nxt))))
-    return Features(negations, frozenset(numbers), entities(text), content, frozenset(relations))
+    particles = frozenset(w for w in words if w in PARTICLES)
+    for w in words:  # a unit named without a number still decides the answer (a pound of ...)
+        if len(w) > 2 and w in _UNIT_ALIASES:
+            numbers.add(("", _UNIT_ALIASES[w]))
+    return Features(
+        negations, frozenset(numbers), entities(text), content, frozenset(relations), particles
+    )
 
 
 def _order_agrees(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -356,6 +376,10 @@ def compare(a: Features, b: Features, min_overlap: float = 0.5) -> GateResult:
     }:
         return GateResult(False, "relation")
     sa, sb = set(a.content), set(b.content)
+    if (sa - sb) and (sb - sa):  # open/close, free/paid, dog/cat: one word swapped for another
+        return GateResult(False, "substitution")
+    if a.particles != b.particles:  # turn on / turn off, log in / log out
+        return GateResult(False, "particle")
     if sa or sb:
         overlap = len(sa & sb) / len(sa | sb)
         if overlap < min_overlap:

@@ -9,6 +9,7 @@ import typer
 from pilothouse import __version__
 from pilothouse.cli import (
     audit,
+    cache,
     evals,
     keys,
     privacy,
@@ -43,6 +44,7 @@ app.add_typer(review.app, name="review")
 app.add_typer(report.app, name="report")
 app.add_typer(audit.app, name="audit")
 app.add_typer(rag.app, name="rag")
+app.add_typer(cache.app, name="cache")
 app.command("worker")(rag.worker)
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(prompts.routes_app, name="routes")

@@ -31,7 +31,14 @@ def test_paraphrases_pass(a: str, b: str) -> None:
         ("What is the capital of France?", "What is the capital of Germany?", "entities"),
         ("Is a 30 minute timeout ok?", "Is a 30 second timeout ok?", "numbers"),
         ("Is 5 kg too heavy for the bag?", "Is 5 lb too heavy for the bag?", "numbers"),
-        ("How do I export reports?", "How do I delete invoices?", "content"),
+        ("How do I export reports?", "How do I delete invoices?", "substitution"),
+        (
+            "How do I export reports?",
+            "How do I export reports with finance team billing codes?",
+            "content",
+        ),
+        ("How do I turn on alerts?", "How do I turn off alerts?", "particle"),
+        ("Which is heavier, a kilogram of iron?", "Which is heavier, a pound of iron?", "numbers"),
     ],
 )
 def test_hard_negatives_are_refused_with_the_reason(a: str, b: str, reason: str) -> None:
