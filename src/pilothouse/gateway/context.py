@@ -66,6 +66,8 @@ class RequestContext:
     rollout: Any = None  # rollout_routing.Assignment
     # Routing policies (gateway/route_policy.py): the decision, its rule and reason, degraded.
     route: Any = None  # routing.policy.RouteDecision
+    # RAG (rag/trace.py): one record per search this request ran, each becomes a retrieval span.
+    retrievals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def attempt_count(self) -> int:

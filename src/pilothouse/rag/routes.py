@@ -19,11 +19,12 @@ from starlette.routing import Route
 from pilothouse.errors import InvalidRequestError, NotFoundError
 from pilothouse.gateway import admission, validate
 from pilothouse.gateway.context import RequestContext
-from pilothouse.gateway.pipeline import price_usage
+from pilothouse.gateway.pipeline import model_headers, price_usage
 from pilothouse.gateway.routes_openai import json_response, model_endpoint, read_body
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.inputs import JsonLimits
 from pilothouse.providers.base import Usage
+from pilothouse.rag import trace as rag_trace
 from pilothouse.rag.service import IncomingDocument, RagService
 from pilothouse.rag.store import Hit, RagStore, open_store, parse_filter
 
@@ -137,7 +138,7 @@ async def post_documents(rt: Runtime, ctx: RequestContext, request: Request) -> 
     collection = request.path_params["collection"]
     results = await service.ingest(collection, _documents(body))
     data = [{"id": doc_id, "status": status} for doc_id, status in results.items()]
-    return json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": data}, model_headers(ctx))
 
 
 async def get_document(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
@@ -160,7 +161,8 @@ async def get_document(rt: Runtime, ctx: RequestContext, request: Request) -> Re
             "embedder": doc.embedder,
             "embedder_version": doc.embedder_version,
             "indexed_at": doc.indexed_at,
-        }
+        },
+        model_headers(ctx),
     )
 
 
@@ -172,7 +174,7 @@ async def delete_document(rt: Runtime, ctx: RequestContext, request: Request) ->
     if doc is None or (groups is not None and not set(doc.acl) & {*groups, "*"}):
         raise NotFoundError(f"no document {doc_id!r} in collection {collection!r}")
     await service.delete(collection, doc_id)
-    return json_response({"id": doc_id, "deleted": True})
+    return json_response({"id": doc_id, "deleted": True}, model_headers(ctx))
 
 
 async def search(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
@@ -187,6 +189,7 @@ async def search(rt: Runtime, ctx: RequestContext, request: Request) -> Response
         groups=caller_groups(key),
         where=parse_filter(body.get("filter")),
     )
+    rag_trace.record(ctx, collection, body["query"], result, source="search")
     ctx.response_body = {"retrieval": {"documents": [h.document_id for h in result.hits]}}
     return json_response(
         {
@@ -194,7 +197,8 @@ async def search(rt: Runtime, ctx: RequestContext, request: Request) -> Response
             "mode": result.mode,
             "underfilled": result.underfilled,
             "data": [hit_json(h) for h in result.hits],
-        }
+        },
+        model_headers(ctx),
     )
 
 

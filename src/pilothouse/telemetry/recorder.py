@@ -193,7 +193,7 @@ class TraceRecorder:
                 else:
                     ctx, end_mark = item
                     row = trace_row(ctx, end_mark - ctx.started, self._content(ctx))
-                    built = [{"trace": row, "spans": build_spans(ctx, end_mark)}]
+                    built = [{"trace": row, "spans": self._gateway_spans(ctx, end_mark)}]
             except Exception as exc:  # a malformed context must not stop the writer
                 log.exception("could not build a trace")
                 self.quarantine.add(QUEUE, f"cannot build trace: {type(exc).__name__}: {exc}")
@@ -219,6 +219,26 @@ class TraceRecorder:
             redacted, _counts = self.redactor.redact_obj(content)
             return dict(redacted)
         return content
+
+    def _gateway_spans(self, ctx: RequestContext, end_mark: float) -> list[dict[str, Any]]:
+        """The gateway's spans; a retrieval query is content and follows capture_content."""
+        rows = build_spans(ctx, end_mark)
+        if not ctx.retrievals or self.config.capture_content == "full":
+            return rows
+        from pilothouse.rag.trace import QUERY_ATTR
+
+        out = []
+        for row in rows:
+            attrs = row["attributes"]
+            if QUERY_ATTR in attrs:
+                if self.config.capture_content == "none":
+                    attrs = {k: v for k, v in attrs.items() if k != QUERY_ATTR}
+                else:
+                    redacted, _ = self.redactor.redact_obj({QUERY_ATTR: attrs[QUERY_ATTR]})
+                    attrs = {**attrs, QUERY_ATTR: redacted[QUERY_ATTR]}
+                row = {**row, "attributes": attrs}
+            out.append(row)
+        return out
 
     def _redact_spans(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.config.capture_content == "full":

@@ -255,6 +255,21 @@ def build_spans(ctx: RequestContext, end_mark: float) -> list[Row]:
                 events=receipt.span_events(ctx.guards, start),
             )
         )
+    if ctx.retrievals:
+        from pilothouse.rag import trace as rag_trace
+
+        for rec in ctx.retrievals:
+            rows.append(
+                _span(
+                    ctx,
+                    rag_trace.SPAN_NAME,
+                    "internal",
+                    ctx.wall_ns(rec["started"]),
+                    ctx.wall_ns(rec["ended"]),
+                    parent=root_id,
+                    attributes=rag_trace.span_attributes(rec),
+                )
+            )
     for n, attempt in enumerate(ctx.attempts, start=1):
         start = ctx.wall_ns(attempt.started) if attempt.started else end
         attrs: dict[str, Any] = {

@@ -126,3 +126,32 @@ def test_bad_requests_are_precise_4xx(gateway: ThreadedGateway) -> None:
         assert missing.status_code == 400 and "id" in missing.json()["error"]["message"]
     anonymous = httpx.post(gateway.url + "/v1/rag/handbook/search", json={"query": "x"})
     assert anonymous.status_code == 401
+
+
+def test_a_search_records_a_retrieval_span_on_the_callers_trace(gateway: ThreadedGateway) -> None:
+    from pilothouse.console.reconstruct import reconstruct
+
+    docs = [
+        {"id": "pto", "text": "Staff get 25 days of paid leave a year.", "acl": ["staff"]},
+        {"id": "secret", "text": "Paid leave for executives is unlimited.", "acl": ["exec"]},
+    ]
+    with client(gateway, metadata={"groups": ["admin"]}) as admin:
+        assert admin.post("/v1/rag/handbook/documents", json={"documents": docs}).status_code == 200
+    with client(gateway, metadata={"groups": ["staff"]}) as staff:
+        resp = staff.post(
+            "/v1/rag/handbook/search", json={"query": "paid leave", "k": 3, "mode": "keyword"}
+        )
+        assert resp.status_code == 200, resp.text
+    with gateway.admin() as admin:
+        trace = admin.get("/admin/traces/" + resp.headers["x-request-id"]).json()
+    [span] = [s for s in trace["spans"] if s["name"] == "rag.retrieval"]
+    attrs = span["attributes"]
+    assert attrs["pilothouse.retrieval.document_ids"] == ["pto"]  # not the exec-only page
+    assert attrs["pilothouse.retrieval.scores"][0] == resp.json()["data"][0]["score"]
+    assert attrs["pilothouse.retrieval.underfilled"] is True  # k=3, one readable page
+    assert attrs["pilothouse.retrieval.k"] == 3 and attrs["pilothouse.retrieval.mode"] == "keyword"
+    assert attrs["pilothouse.retrieval.latency_ms"] >= 0
+    assert attrs["pilothouse.retrieval.query"] == "paid leave"
+    rebuilt = reconstruct(trace.get("content"), trace["spans"])
+    assert [d.doc_id for d in rebuilt.documents] == ["pto"]
+    assert rebuilt.documents[0].span == "rag.retrieval"
