@@ -75,8 +75,16 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator
     cfg = base_config(f"sqlite:///{tmp}/ph.db", tmp)
     target = {"provider": "primary", "model": "gpt-4o-mini"}
     cfg["providers"] = {
-        "primary": {"type": "openai", "base_url": upstream.url + "/v1", "api_key": "sk-test"},
-        "claude": {"type": "anthropic", "base_url": upstream.url, "api_key": "sk-ant-test"},
+        "primary": {
+            "type": "openai",
+            "base_url": upstream.url + "/v1",
+            "api_key": "env:PH_TEST_UPSTREAM_KEY",
+        },
+        "claude": {
+            "type": "anthropic",
+            "base_url": upstream.url,
+            "api_key": "env:PH_TEST_UPSTREAM_KEY",
+        },
     }
     guards = issue["guards"]
     guards["boom"] = {"input": [{"type": EXPLODING, "action": "block"}], "on_error": "block"}

@@ -21,7 +21,14 @@ def config(tmp_path: Path, url: str, **provider: Any) -> dict[str, Any]:
     return base_config(
         f"sqlite:///{tmp_path}/w.db",
         tmp_path,
-        providers={"up": {"type": "openai", "base_url": url, "api_key": "sk-test", **provider}},
+        providers={
+            "up": {
+                "type": "openai",
+                "base_url": url,
+                "api_key": "env:PH_TEST_UPSTREAM_KEY",
+                **provider,
+            }
+        },
         models={"chat": {"targets": [{"provider": "up", "model": "gpt-4o-mini"}], "retries": 2}},
     )
 

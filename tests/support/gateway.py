@@ -25,6 +25,12 @@ from pilothouse.gateway.app import build_app
 from pilothouse.gateway.runtime import Runtime
 
 ADMIN_KEY = "test-admin-key-" + "x" * 16
+UPSTREAM_KEY = "sk-test-upstream-key"
+# The config refuses literal secrets, so test configs name these variables (`env:NAME`);
+# set here for this process and every `pilothouse serve` child it starts.
+TEST_SECRETS = {"PH_TEST_ADMIN_KEY": ADMIN_KEY, "PH_TEST_UPSTREAM_KEY": UPSTREAM_KEY}
+for _name, _value in TEST_SECRETS.items():
+    os.environ.setdefault(_name, _value)
 
 
 def free_port() -> int:
@@ -35,7 +41,7 @@ def free_port() -> int:
 
 def base_config(store_url: str, tmp: Path, **extra: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
-        "server": {"admin_key": ADMIN_KEY, "sse_keepalive_s": 5.0},
+        "server": {"admin_key": "env:PH_TEST_ADMIN_KEY", "sse_keepalive_s": 5.0},
         "store": {
             "url": store_url,
             "spool_path": str(tmp / "spool.jsonl"),

@@ -6,12 +6,14 @@ package reads environment variables.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -31,9 +33,18 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
+LITERAL_REFUSED = (
+    "literal secrets are refused; use env:NAME "
+    "(or server.allow_literal_secrets: true, for development only)"
+)
+log = logging.getLogger("pilothouse.config")
+
+
 class _SecretResolver:
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], *, allow_literal: bool = False) -> None:
         self.env = env
+        self.allow_literal = allow_literal
+        self.literals = 0  # literal secrets accepted through the escape hatch
 
     def __call__(self, type_: type, obj: Any) -> Any:
         if type_ is Secret:
@@ -47,6 +58,9 @@ class _SecretResolver:
                 if not value:
                     raise ValueError(f"environment variable {name} is not set")
                 return Secret(value)
+            if not self.allow_literal:
+                raise ValueError(LITERAL_REFUSED)
+            self.literals += 1
             return Secret(obj)
         if type_ is Decimal:
             try:
@@ -79,20 +93,77 @@ def _fail(source: str, path: str, why: str) -> ConfigError:
 
 # Connection URLs carry passwords in deployments: they may be written `env:NAME` too.
 _URL_KEYS = (("store", "url"), ("redis", "url"))
+# Webhook header names that carry credentials: their values must be `env:NAME` like secrets.
+_SENSITIVE_HEADER = re.compile(r"auth|token|key|secret|cookie|signature", re.IGNORECASE)
 
 
-def _resolve_url_refs(raw: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
+def _env_ref(value: str, env: Mapping[str, str], source: str, path: str) -> str:
+    name = value[4:].strip()
+    if not env.get(name):
+        why = f"environment variable {name} is not set" if name else "`env:` needs a name"
+        raise _fail(source, path, why)
+    return env[name]
+
+
+def _warn_url_password(value: Any, source: str, path: str) -> None:
+    """A literal connection URL with a password works, but says where the password should go."""
+    if not isinstance(value, str) or value.startswith("env:"):
+        return
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return
+    if password:
+        log.warning(
+            "%s: %s holds a literal password; write the URL as env:NAME so the file "
+            "carries no credential",
+            source,
+            path,
+        )
+
+
+def _resolve_url_refs(
+    raw: dict[str, Any], env: Mapping[str, str], source: str, hook: _SecretResolver
+) -> dict[str, Any]:
     out = dict(raw)
     for section, key in _URL_KEYS:
         block = out.get(section)
         value = block.get(key) if isinstance(block, dict) else None
+        _warn_url_password(value, source, f"{section}.{key}")
         if isinstance(value, str) and value.startswith("env:"):
-            name = value[4:].strip()
-            if not env.get(name):
-                why = f"environment variable {name} is not set" if name else "`env:` needs a name"
-                raise _fail(source, f"{section}.{key}", why)
-            out[section] = {**block, key: env[name]}  # type: ignore[dict-item]
+            resolved = _env_ref(value, env, source, f"{section}.{key}")
+            out[section] = {**block, key: resolved}  # type: ignore[dict-item]
+    slo = out.get("slo")
+    hook_cfg = slo.get("webhook") if isinstance(slo, dict) else None
+    if isinstance(hook_cfg, dict):
+        out["slo"] = {**slo, "webhook": _resolve_webhook(hook_cfg, env, source, hook)}  # type: ignore[dict-item]
     return out
+
+
+def _resolve_webhook(
+    block: dict[str, Any], env: Mapping[str, str], source: str, hook: _SecretResolver
+) -> dict[str, Any]:
+    """``slo.webhook``: url and header values may be `env:NAME`; credential headers must be."""
+    block = dict(block)
+    url = block.get("url")
+    if isinstance(url, str) and url.startswith("env:"):
+        block["url"] = _env_ref(url, env, source, "slo.webhook.url")
+    else:
+        _warn_url_password(url, source, "slo.webhook.url")
+    headers = block.get("headers")
+    if isinstance(headers, dict):
+        resolved = {}
+        for name, value in headers.items():
+            path = f"slo.webhook.headers.{name}"
+            if isinstance(value, str) and value.startswith("env:"):
+                value = _env_ref(value, env, source, path)
+            elif isinstance(value, str) and _SENSITIVE_HEADER.search(str(name)):
+                if not hook.allow_literal:
+                    raise _fail(source, path, LITERAL_REFUSED)
+                hook.literals += 1
+            resolved[name] = value
+        block["headers"] = resolved
+    return block
 
 
 def _convert_entries(
@@ -126,8 +197,10 @@ def parse_settings(
     for key in _RESERVED:
         if key in raw:
             raise _fail(source, key, "is not a configuration key")
-    raw = _resolve_url_refs(raw, env, source)
-    hook = _SecretResolver(env)
+    server_raw = raw.get("server")
+    allow_literal = isinstance(server_raw, dict) and server_raw.get("allow_literal_secrets") is True
+    hook = _SecretResolver(env, allow_literal=allow_literal)
+    raw = _resolve_url_refs(raw, env, source, hook)
     # Keyed sections are validated entry by entry so errors can name the entry.
     keyed = {name: raw.get(name) for name in ("models", "prices", "guards")}
     rest = {k: v for k, v in raw.items() if k not in keyed}
@@ -209,6 +282,13 @@ def parse_settings(
         raise _fail(source, "server.max_in_flight", "must be >= 1")
     if server.workers < 1:
         raise _fail(source, "server.workers", "must be >= 1")
+    if hook.literals:
+        log.warning(
+            "%s: %d literal secret(s) accepted because server.allow_literal_secrets is true; "
+            "never run like this in production: write every secret as env:NAME",
+            source,
+            hook.literals,
+        )
     return msgspec.structs.replace(settings, provider_configs=provider_configs, source=source)
 
 

@@ -71,6 +71,8 @@ class ServerConfig(_Frozen, frozen=True):
     host: str = "127.0.0.1"
     port: int = 4000
     admin_key: Secret | None = None
+    # Accept literal secrets in the file (development only; start-up logs a loud warning).
+    allow_literal_secrets: bool = False
     max_in_flight: int = 512
     max_body_bytes: int = 4 * 1024 * 1024
     # Slow-upload defence (gateway/intake.py): whole-body read deadline, header limits.

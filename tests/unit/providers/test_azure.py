@@ -231,13 +231,17 @@ def test_config_from_yaml_shape_with_env_secret() -> None:
     ("section", "expected"),
     [
         ({"endpoint": "https://a.openai.azure.com"}, "api_key"),
-        ({"endpoint": "acme", "api_key": "k"}, "endpoint must be a URL"),
+        ({"endpoint": "acme", "api_key": "env:AZ_KEY"}, "endpoint must be a URL"),
         (
-            {"endpoint": "https://a.openai.azure.com", "api_key": "k", "base_url": "https://x/v1"},
+            {
+                "endpoint": "https://a.openai.azure.com",
+                "api_key": "env:AZ_KEY",
+                "base_url": "https://x/v1",
+            },
             "not `base_url`",
         ),
         (
-            {"endpoint": "https://a.openai.azure.com", "api_key": "k", "deployment": "x"},
+            {"endpoint": "https://a.openai.azure.com", "api_key": "env:AZ_KEY", "deployment": "x"},
             "deployment",
         ),
     ],
@@ -245,6 +249,6 @@ def test_config_from_yaml_shape_with_env_secret() -> None:
 def test_bad_config_is_refused_with_the_key_path(section: dict[str, Any], expected: str) -> None:
     raw = {"providers": {"az": {"type": "azure", **section}}}
     with pytest.raises(ConfigError) as info:
-        parse_settings(raw, source="p.yaml", env={})
+        parse_settings(raw, source="p.yaml", env={"AZ_KEY": "k"})
     assert "providers.az" in info.value.message
     assert expected in info.value.message
