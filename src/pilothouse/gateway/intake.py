@@ -78,8 +78,44 @@ def release(rt: Runtime, ctx: RequestContext) -> None:
         rt.key_slots.give(ctx.key.id)
 
 
+def framing_error(headers: Any) -> str | None:
+    """Why a request's body framing is ambiguous or malformed, or ``None`` when it is sound.
+
+    uvicorn's parsers refuse these before the app; this keeps the answer a
+    precise 400 under any ASGI server that passes them through (request
+    smuggling lives in exactly these disagreements).
+    """
+    lengths = [v.strip() for k, v in headers if k.lower() == b"content-length"]
+    chunked = any(k.lower() == b"transfer-encoding" for k, _ in headers)
+    if any(not v.isdigit() for v in lengths):  # bytes.isdigit: ASCII only
+        return "Content-Length must be ASCII digits (0-9)"
+    if len(set(lengths)) > 1:
+        return "conflicting Content-Length headers"
+    if lengths and chunked:
+        return "both Transfer-Encoding and Content-Length are set; send one"
+    return None
+
+
+async def _refuse(send: Any, status: int, code: str, message: str) -> None:
+    """An OpenAI-shaped error sent straight from the middleware; the connection is closed."""
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    body = orjson.dumps({"error": error})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class HeaderLimits:
-    """ASGI middleware: 431 for too many request headers or too many header bytes.
+    """ASGI middleware: 431 for too many or too large headers, 400 for bad body framing.
 
     httptools (the production parser) has no header limits of its own, so they
     are enforced here for every route, before any handler or body read.
@@ -100,27 +136,11 @@ class HeaderLimits:
                     if len(headers) > self.max_count
                     else f"{size} bytes of headers; the limit is {self.max_bytes}"
                 )
-                body = orjson.dumps(
-                    {
-                        "error": {
-                            "message": f"request has {what}",
-                            "type": "invalid_request_error",
-                            "param": None,
-                            "code": "request_header_fields_too_large",
-                        }
-                    }
-                )
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 431,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                message = f"request has {what}"
+                await _refuse(send, 431, "request_header_fields_too_large", message)
+                return
+            framing = framing_error(headers)
+            if framing is not None:
+                await _refuse(send, 400, "invalid_framing", framing)
                 return
         await self.app(scope, receive, send)
