@@ -169,9 +169,9 @@ class AuthThrottle:
         return wait
 
     def _warn(self, ids: list[str], wait: float) -> None:
-        """One log line per throttled identity and window, not one per refused attempt."""
+        """One log line per throttled source and window, not one per refused attempt."""
         now = time.monotonic()
-        key = "|".join(ids)
+        key = ids[0]
         if now - self._warned.get(key, -math.inf) < self.cfg.window_s:
             return
         self._warned[key] = now
