@@ -64,6 +64,9 @@ def test_guessing_from_one_source_is_throttled_but_the_right_key_always_gets_in(
     assert guess(gateway, "127.0.0.3", "another-admin-guess") == 429
     with client(gateway, "127.0.0.3", ADMIN_KEY) as c:
         assert c.get("/admin/keys").status_code == 200
+        metrics = c.get("/metrics").text
+    assert 'pilothouse_auth_failures_total{outcome="unauthorized"} 11.0' in metrics
+    assert 'pilothouse_auth_failures_total{outcome="throttled"} 22.0' in metrics
 
 
 def test_a_known_key_prefix_is_throttled_across_sources(tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ async def check_secret(
     if record is not None:
         return record
     wait = await rt.auth_throttle.failure(source, secret)
+    rt.telemetry.metrics.auth_failed("throttled" if wait > 0 else "unauthorized")
     if wait > 0:
         raise RateLimitError(
             f"too many failed authentication attempts; retry in {int(wait) + 1}s "

@@ -56,6 +56,7 @@ QUEUE_DROPPED: Final = "pilothouse_queue_dropped_total"
 EVENT_LOOP_LAG: Final = "pilothouse_event_loop_lag_seconds"
 ROWS_QUARANTINED: Final = "pilothouse_rows_quarantined_total"
 WRITER_RESTARTS: Final = "pilothouse_writer_restarts_total"
+AUTH_FAILURES: Final = "pilothouse_auth_failures_total"
 BUDGET_REMAINING: Final = "pilothouse_budget_remaining_usd"
 SLO_BURN_RATE: Final = "pilothouse_slo_burn_rate"
 SLO_BUDGET_REMAINING: Final = "pilothouse_slo_error_budget_remaining_ratio"
@@ -240,6 +241,12 @@ class GatewayMetrics:
             ("queue",),
             registry=reg,
         )
+        self.auth_failures = Counter(
+            AUTH_FAILURES,
+            "Requests with a wrong key: answered 401 (unauthorized) or 429 (throttled).",
+            ("outcome",),
+            registry=reg,
+        )
         self.budget_remaining = Gauge(
             BUDGET_REMAINING,
             "Budget left per API key in USD.",
@@ -381,6 +388,10 @@ class GatewayMetrics:
     def rows_quarantined_inc(self, queue: str, count: int = 1) -> None:
         """Count rows set aside in the quarantine file (``usage``, ``traces``)."""
         self.rows_quarantined.labels(queue).inc(count)
+
+    def auth_failed(self, outcome: str) -> None:
+        """A wrong key: ``unauthorized`` (401) or ``throttled`` (429, limits/auth_throttle)."""
+        self.auth_failures.labels(outcome).inc()
 
     def writer_restarted(self, queue: str) -> None:
         self.writer_restarts.labels(queue).inc()
