@@ -222,7 +222,13 @@ def serve(
         os.environ.update(prepare_multiprocess_dir(metrics_dir))
         os.environ[METRICS_ENV] = metrics_dir
         os.environ[BIND_ENV] = f"{settings.server.host}:{settings.server.port}"
-        uvicorn.run("pilothouse.cli.serve:worker_app", factory=True, workers=n_workers, **common)
+        uvicorn.run(
+            "pilothouse.cli.serve:worker_app",
+            factory=True,
+            workers=n_workers,
+            timeout_worker_healthcheck=settings.server.worker_healthcheck_s,
+            **common,
+        )
         return
     console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)
     rt = Runtime(settings)

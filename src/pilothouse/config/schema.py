@@ -80,6 +80,9 @@ class ServerConfig(_Frozen, frozen=True):
     max_header_count: int = 100
     max_header_bytes: int = 32 * 1024
     workers: int = 1
+    # --workers N: how long a worker may take to start or answer the supervisor's ping before
+    # it is killed and replaced (uvicorn's default of 5 s kills every worker on a busy host).
+    worker_healthcheck_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 60
     sse_keepalive_s: float = 15.0
     drain_timeout_s: float = 30.0
     # SIGTERM: keep serving this long with /readyz answering 503, so a load balancer's
