@@ -22,7 +22,11 @@ def config(store_url: str, tmp_path: Path, rec: Recorder, **extra: Any) -> dict[
     providers = {
         "dead": {"type": "chaos", "error_rate": 1.0},
         "alive": {"type": "chaos"},
-        "small": {"type": "openai", "base_url": rec.url + "/v1", "api_key": "sk-test"},
+        "small": {
+            "type": "openai",
+            "base_url": rec.url + "/v1",
+            "api_key": "env:PH_TEST_UPSTREAM_KEY",
+        },
     }
     models = {
         "chat": {
