@@ -567,8 +567,8 @@ def test_fuzzed_requests_against_two_workers(
     path = write_config(tmp_path / "pilothouse.yaml", cfg)
     port = free_port()
     gw = ProcessGateway(path, port, {})
-    gw.start_command(["serve", "--config", str(path), "--port", str(port), "--workers", "2"])
-    try:
+    try:  # stopped even when the start itself times out
+        gw.start_command(["serve", "--config", str(path), "--port", str(port), "--workers", "2"])
         with httpx.Client(base_url=gw.url, timeout=30) as admin:
             made = admin.post(
                 "/admin/keys",
