@@ -225,7 +225,10 @@ def test_embedder_must_serve_embeddings() -> None:
     bad = models()
     bad["claude"] = {"targets": [{"provider": "anthropic", "model": "claude-3-5-haiku"}]}
     bad["chat"]["cache"]["semantic"]["embedder"] = "claude"
-    providers = {**PROVIDERS, "anthropic": {"type": "anthropic", "api_key": "sk-test"}}
+    providers = {
+        **PROVIDERS,
+        "anthropic": {"type": "anthropic", "api_key": "env:PH_TEST_UPSTREAM_KEY"},
+    }
     with pytest.raises(ConfigError, match=r"models\.chat\.cache\.semantic\.embedder.*serve"):
         parse_settings({"providers": providers, "models": bad, "guards": GUARDS}, source="<t>")
     bad["chat"]["cache"]["semantic"]["embedder"] = "nope"
