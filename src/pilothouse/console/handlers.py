@@ -24,6 +24,7 @@ from pilothouse.console.auth import (
     check_session_csrf,
 )
 from pilothouse.console.eval_pages import EvalPages
+from pilothouse.console.key_pages import KeyPages
 from pilothouse.console.prompt_pages import PromptPages
 from pilothouse.console.session_backends import SessionBackend, backend_for
 from pilothouse.console.web import (
@@ -409,6 +410,7 @@ class Console:
             Route(f"{PREFIX}/costs", self.page(self.costs_page, "costs.read"), methods=["GET"]),
             *PromptPages(self).routes(),
             *EvalPages(self).routes(),
+            *KeyPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 
