@@ -159,8 +159,8 @@ def test_workers_share_limits_and_metrics(
     path = write_config(tmp_path / "pilothouse.yaml", config)
     port = free_port()
     gw = ProcessGateway(path, port, {})
-    gw.start_command(["serve", "--config", str(path), "--port", str(port), "--workers", "2"])
-    try:
+    try:  # started inside the try: a timed-out start must not leave the workers behind
+        gw.start_command(["serve", "--config", str(path), "--port", str(port), "--workers", "2"])
         _id, key = create_key(gw.url, rpm=8)
         statuses = asyncio.run(fire([gw.url], key, 12))
         scraper = create_key(gw.url, scopes=["metrics"])[1]
