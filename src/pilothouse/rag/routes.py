@@ -190,6 +190,9 @@ async def search(rt: Runtime, ctx: RequestContext, request: Request) -> Response
         where=parse_filter(body.get("filter")),
     )
     rag_trace.record(ctx, collection, body["query"], result, source="search")
+    rt.telemetry.metrics.observe_rag_search(
+        collection=collection, mode=result.mode, underfilled=result.underfilled
+    )
     ctx.response_body = {"retrieval": {"documents": [h.document_id for h in result.hits]}}
     return json_response(
         {

@@ -60,6 +60,8 @@ AUTH_FAILURES: Final = "pilothouse_auth_failures_total"
 BUDGET_REMAINING: Final = "pilothouse_budget_remaining_usd"
 SLO_BURN_RATE: Final = "pilothouse_slo_burn_rate"
 SLO_BUDGET_REMAINING: Final = "pilothouse_slo_error_budget_remaining_ratio"
+RAG_SEARCHES: Final = "pilothouse_rag_searches_total"
+RAG_UNDERFILLED: Final = "pilothouse_rag_underfilled_total"
 
 #: Buckets from 5 ms (a cache hit) to 120 s (a long non-streamed generation).
 DEFAULT_LATENCY_BUCKETS: Final[tuple[float, ...]] = (
@@ -195,6 +197,15 @@ class GatewayMetrics:
             "pilothouse_route_decisions",
             "Routing policy decisions: requested alias, serving alias and the rule that matched.",
             ("alias", "served", "rule"),
+            registry=reg,
+        )
+        self.rag_searches = Counter(
+            RAG_SEARCHES, "RAG searches served.", ("collection", "mode"), registry=reg
+        )
+        self.rag_underfilled = Counter(
+            RAG_UNDERFILLED,
+            "RAG searches that returned fewer than k results (for the caller's groups and filter).",
+            ("collection", "mode"),
             registry=reg,
         )
         self.degraded = Counter(
@@ -340,6 +351,12 @@ class GatewayMetrics:
         self.route_decisions.labels(alias, served, rule).inc()
         if degraded is not None:
             self.degraded.labels(alias, degraded).inc()
+
+    def observe_rag_search(self, *, collection: str, mode: str, underfilled: bool) -> None:
+        """One search (collections come from config, modes are three: bounded labels)."""
+        self.rag_searches.labels(collection, mode).inc()
+        if underfilled:
+            self.rag_underfilled.labels(collection, mode).inc()
 
     def observe_attempt(self, *, provider: str, model: str, outcome: str, latency_s: float) -> None:
         """Record one upstream attempt; ``outcome`` is e.g. ok, error, timeout, rate_limited."""

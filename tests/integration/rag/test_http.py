@@ -152,6 +152,10 @@ def test_a_search_records_a_retrieval_span_on_the_callers_trace(gateway: Threade
     assert attrs["pilothouse.retrieval.k"] == 3 and attrs["pilothouse.retrieval.mode"] == "keyword"
     assert attrs["pilothouse.retrieval.latency_ms"] >= 0
     assert attrs["pilothouse.retrieval.query"] == "paid leave"
+    scraper = gateway.create_key(scopes=["metrics"])
+    text = httpx.get(gateway.url + "/metrics", headers={"Authorization": f"Bearer {scraper}"}).text
+    assert 'pilothouse_rag_underfilled_total{collection="handbook",mode="keyword"} 1.0' in text
+    assert 'pilothouse_rag_searches_total{collection="handbook",mode="keyword"} 1.0' in text
     rebuilt = reconstruct(trace.get("content"), trace["spans"])
     assert [d.doc_id for d in rebuilt.documents] == ["pto"]
     assert rebuilt.documents[0].span == "rag.retrieval"
