@@ -127,3 +127,39 @@ def test_bad_completion_requests_are_precise_4xx(gw: Any, body: dict[str, Any]) 
 def test_completions_need_a_key(gw: Any) -> None:
     resp = httpx.post(gw.url + "/v1/completions", json={"model": "instruct", "prompt": "x"})
     assert resp.status_code == 401
+
+
+def test_the_local_model_completes_a_raw_prompt(tmp_path: Path) -> None:
+    """The bundled model serves /v1/completions natively: no chat template, its own counts."""
+    config = base_config(
+        f"sqlite:///{tmp_path}/ph.db",
+        tmp_path,
+        providers={"local": {"type": "llamacpp"}},
+        models={"local": {"targets": [{"provider": "local", "model": "smollm2"}]}},
+    )
+    with running_gateway(config) as gw:
+        api = client(gw)
+        done = api.completions.create(
+            model="local", prompt="The capital of France is", max_tokens=6, temperature=0
+        )
+        chunks = list(
+            api.completions.create(
+                model="local",
+                prompt="The capital of France is",
+                max_tokens=6,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        with pytest.raises(openai.BadRequestError) as refused:
+            api.completions.create(model="local", prompt="x", echo=True)
+    assert done.object == "text_completion" and done.choices[0].text.strip()
+    assert done.choices[0].finish_reason == "length"
+    # Five prompt tokens: the raw text, not the chat template around it.
+    assert done.usage is not None and done.usage.prompt_tokens < 10
+    assert done.usage.completion_tokens == 6
+    streamed = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert streamed.strip()
+    assert [c.usage.completion_tokens for c in chunks if c.usage] == [6]
+    assert "`echo`" in refused.value.message

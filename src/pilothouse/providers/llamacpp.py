@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.errors import ConfigError, InvalidRequestError, PilothouseError, ProviderError
+from pilothouse.providers import text_completions
 from pilothouse.providers.base import (
     JSON,
     BaseProvider,
@@ -106,6 +107,8 @@ def llama_kwargs(request: JSON, default_seed: int | None) -> dict[str, Any]:
             param="tools",
         )
     out: dict[str, Any] = {"messages": [_message(m, i) for i, m in enumerate(messages)]}
+    if COMPLETION_PROMPT in request:  # /v1/completions: the raw prompt, no chat template
+        out = {"prompt": request[COMPLETION_PROMPT]}
     max_tokens = request.get("max_completion_tokens") or request.get("max_tokens")
     if max_tokens is not None:
         out["max_tokens"] = _number(max_tokens, "max_tokens", int, minimum=1)
@@ -261,6 +264,20 @@ class LlamaCppProvider(BaseProvider):
                 if isinstance(item, dict):
                     yield {**frame, **item}
 
+    # Legacy /v1/completions: the prompt goes to llama.cpp's completion endpoint as is
+    # (no chat template); chunks come back in chat shape (providers/text_completions.py).
+    native_completions = True
+
+    async def complete(
+        self, request: JSON, extras: JSON, model: str, deadline: float
+    ) -> ChatResult:
+        return await self.chat(_as_completion(request, extras), model, deadline)
+
+    def stream_complete(
+        self, request: JSON, extras: JSON, model: str, deadline: float
+    ) -> AsyncIterator[JSON]:
+        return self.stream_chat(_as_completion(request, extras), model, deadline)
+
     async def _submit(
         self, run: Any, kwargs: dict[str, Any], deadline: float
     ) -> AsyncGenerator[object, None]:
@@ -287,12 +304,34 @@ class LlamaCppProvider(BaseProvider):
             job.cancel.set()
 
 
+COMPLETION_PROMPT = "__pilothouse_completion_prompt__"
+
+
+def _as_completion(request: JSON, extras: JSON) -> JSON:
+    """Mark a canonical request as a raw-prompt completion for :func:`llama_kwargs`."""
+    if extras:
+        names = ", ".join(f"`{k}`" for k in extras)
+        raise InvalidRequestError(
+            f"the local model does not support {names} on completions", param=next(iter(extras))
+        )
+    return {**request, COMPLETION_PROMPT: text_completions.prompt_of(request)}
+
+
+def _chat_shaped(chunk: Any) -> Any:
+    """Completion-endpoint chunks (``choices[].text``) read like chat chunks."""
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if choices and any("text" in c for c in choices if isinstance(c, dict)):
+        return text_completions.text_chunk_to_chat(chunk)
+    return chunk
+
+
 def _run_chat(model: LocalModel, job: Job) -> list[object]:
     """On the model thread: one complete answer, assembled from the engine's stream."""
     text: list[str] = []
     finish: list[str] = []
 
     def collect(chunk: Any) -> None:
+        chunk = _chat_shaped(chunk)
         for choice in chunk.get("choices") or []:
             text.append((choice.get("delta") or {}).get("content") or "")
             if choice.get("finish_reason"):
@@ -324,6 +363,7 @@ def _run_stream(model: LocalModel, job: Job) -> list[object]:
     """On the model thread: push each chunk's choices, then the engine's usage."""
 
     def relay(chunk: Any) -> None:
+        chunk = _chat_shaped(chunk)
         _meter(job, chunk)
         for choice in chunk.get("choices") or []:
             job.emit(

@@ -151,7 +151,10 @@ class LocalModel:
             return job.should_stop()
 
         body = {**request, "stream": True, "stream_options": {"include_usage": True}}
-        result = self._server.handle_chat_completions(body, callback)
+        if "prompt" in body:  # a legacy text completion: the raw prompt, no chat template
+            result = self._server.handle_completions(body, callback)
+        else:
+            result = self._server.handle_chat_completions(body, callback)
         if isinstance(result, dict) and "error" in result:
             failure.append(result["error"])
         if failure:
