@@ -48,7 +48,8 @@ HEADERS = {
 def _columns(report: dict[str, Any]) -> list[str]:
     groups: list[str] = []
     for group in report["by"]:
-        groups += ["key", "key_name"] if group == "key" else [group]
+        named = {"key": "key_name", "team": "team_name", "user": "user_name"}.get(group)
+        groups += [group, named] if named else [group]
     return groups
 
 

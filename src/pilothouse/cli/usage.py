@@ -15,10 +15,14 @@ from pilothouse.costs.usage_query import parse_time, usage_summary
 
 def usage(
     key_id: str | None = typer.Option(None, "--key-id"),
+    team_id: str | None = typer.Option(None, "--team-id", help="Only this team's usage."),
+    user_id: str | None = typer.Option(None, "--user-id", help="Only this user's usage."),
     model: str | None = typer.Option(None, "--model", help="Model alias."),
     since: str | None = typer.Option(None, help="ISO time or span like 7d, 12h."),
     until: str | None = typer.Option(None),
-    group_by: str | None = typer.Option(None, help="key, model, provider, upstream_model, day."),
+    group_by: str | None = typer.Option(
+        None, help="key, team, user, model, provider, upstream_model, day."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     config: Path | None = ConfigOption,
 ) -> None:
@@ -30,6 +34,8 @@ def usage(
             lambda engine: usage_summary(
                 engine,
                 key_id=key_id,
+                team_id=team_id,
+                user_id=user_id,
                 model=model,
                 since=parse_time(since, "since"),
                 until=parse_time(until, "until"),

@@ -8,8 +8,10 @@ JSON fields are read with SQLAlchemy's portable JSON path operators
 
 Definitions (also in docs/costs.md):
 
-* team: the request's ``x-pilothouse-metadata`` ``team``, else the key's
-  metadata ``team``.
+* team: the team entity the request was charged to (``usage_records.team_id``,
+  shown with its ``team_name``), else the request's ``x-pilothouse-metadata``
+  ``team``, else the key's metadata ``team``. ``user`` likewise: the user
+  entity (``user_name``), else the request's metadata ``user``.
 * task: the request's metadata ``task_id``, else the request id (a request
   without a task id is a task of its own).
 * a task succeeded when its most recent feedback carrying ``success`` says
@@ -34,7 +36,9 @@ from pilothouse.errors import InvalidRequestError
 from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import api_keys as k
 from pilothouse.store.tables import feedback as fb
+from pilothouse.store.tables import teams as tm
 from pilothouse.store.tables import usage_records as u
+from pilothouse.store.tables import users as us
 
 GROUPS: tuple[str, ...] = (
     "key",
@@ -79,8 +83,10 @@ def prompt_expr() -> ColumnElement[Any]:
 
 
 def team_expr() -> ColumnElement[Any]:
-    """The team a request is charged to: its own metadata first, then its key's."""
-    return func.coalesce(meta_text(u.c["metadata"], "team"), meta_text(k.c["metadata"], "team"))
+    """The team a request is charged to: its team entity, its own metadata, then its key's."""
+    return func.coalesce(
+        u.c.team_id, meta_text(u.c["metadata"], "team"), meta_text(k.c["metadata"], "team")
+    )
 
 
 def task_expr() -> ColumnElement[Any]:
@@ -91,9 +97,12 @@ def _group_columns(engine: AsyncEngine, group: str) -> list[ColumnElement[Any]]:
     """Columns selected (and grouped on) for one group name; ``key`` also shows the name."""
     if group == "key":
         return [u.c.key_id.label("key"), k.c.name.label("key_name")]
+    if group == "team":
+        return [team_expr().label("team"), tm.c.name.label("team_name")]
+    if group == "user":
+        user = func.coalesce(u.c.user_id, meta_text(u.c["metadata"], "user"))
+        return [user.label("user"), us.c.name.label("user_name")]
     expr: ColumnElement[Any] = {
-        "team": team_expr(),
-        "user": meta_text(u.c["metadata"], "user"),
         "feature": meta_text(u.c["metadata"], "feature"),
         "model": u.c.alias,
         "provider": u.c.provider,
@@ -140,8 +149,11 @@ def _base_query(
     since: datetime | None,
     until: datetime | None,
 ) -> Select[Any]:
-    joined = u.outerjoin(k, k.c.id == u.c.key_id).outerjoin(
-        outcome, outcome.c.task_id == task_expr()
+    joined = (
+        u.outerjoin(k, k.c.id == u.c.key_id)
+        .outerjoin(tm, tm.c.id == u.c.team_id)
+        .outerjoin(us, us.c.id == u.c.user_id)
+        .outerjoin(outcome, outcome.c.task_id == task_expr())
     )
     query = select(*columns, *_aggregates(outcome)).select_from(joined)
     if since is not None:

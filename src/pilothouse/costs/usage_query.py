@@ -14,7 +14,7 @@ from pilothouse.errors import InvalidRequestError
 from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import usage_records as u
 
-GROUPS = ("key", "model", "provider", "day", "upstream_model")
+GROUPS = ("key", "team", "user", "model", "provider", "day", "upstream_model")
 _RELATIVE = re.compile(r"^([0-9]{1,15})([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -78,6 +78,8 @@ def usage_counts(row: Any) -> dict[str, int]:
 def _group_column(engine: AsyncEngine, group_by: str) -> ColumnElement[Any]:
     return {
         "key": u.c.key_id,
+        "team": u.c.team_id,
+        "user": u.c.user_id,
         "model": u.c.alias,
         "provider": u.c.provider,
         "upstream_model": u.c.upstream_model,
@@ -95,6 +97,8 @@ async def usage_summary(
     engine: AsyncEngine,
     *,
     key_id: str | None = None,
+    team_id: str | None = None,
+    user_id: str | None = None,
     model: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -106,6 +110,10 @@ async def usage_summary(
     filters = []
     if key_id:
         filters.append(u.c.key_id == key_id)
+    if team_id:
+        filters.append(u.c.team_id == team_id)
+    if user_id:
+        filters.append(u.c.user_id == user_id)
     if model:
         filters.append(u.c.alias == model)
     if since:

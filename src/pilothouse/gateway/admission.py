@@ -15,9 +15,9 @@ from typing import Any
 from pilothouse.errors import (
     AuthenticationError,
     PermissionDeniedError,
-    QuotaExceededError,
     RateLimitError,
 )
+from pilothouse.gateway import scope_admission as scoped
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.budget import period_key
@@ -121,54 +121,50 @@ def _rate_takes(key: KeyRecord, alias: str, tokens: int) -> list[Take]:
 
 
 async def admit(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route: Route) -> None:
-    """Reserve rate-limit tokens and worst-case budget; raises 429 when either is short."""
+    """Reserve rate-limit tokens and worst-case budget in the key, its user and its team.
+
+    Raises 403 for a model the user or team may not use, 429 when any limit is short.
+    """
     key = ctx.key
     if key is None:
         return
     alias = route.alias
+    await scoped.resolve(rt, ctx, key)
+    scoped.authorize(ctx, alias)
     has_tpm = key.tpm or (key.model_limits.get(alias) and key.model_limits[alias].tpm)
-    if key.rpm or has_tpm or key.model_limits:
+    if key.rpm or has_tpm or key.model_limits or scoped.has_rate_limits(ctx):
         out_est = request.get("max_completion_tokens") or request.get("max_tokens")
         if not isinstance(out_est, int):
             out_est = rt.settings.limits.default_output_estimate
         choices = choice_count(request)  # a fan-out pays the prompt once per choice
         out_tokens = out_est * choices if ctx.generates else 0
         tokens = estimate_input(request) * choices + out_tokens
-        takes = _rate_takes(key, alias, tokens)
-        for take in takes:
+        owned = [(t, scoped.Owner("key", key.name)) for t in _rate_takes(key, alias, tokens)]
+        owned += scoped.rate_takes(ctx, tokens)
+        takes = [take for take, _ in owned]
+        for take, owner in owned:
             if take.amount > take.limit:
                 raise RateLimitError(
-                    f"this request needs about {take.amount} tokens, more than the key's "
-                    f"per-minute limit of {take.limit}",
+                    f"this request needs about {take.amount} tokens, more than the "
+                    f"{owner.kind}'s per-minute limit of {take.limit}",
                     retry_after=60,
                     code="tokens_exceed_limit",
                 )
-        wait = await rt.limiter.acquire(takes)
+        wait, which = await rt.limiter.acquire_which(takes)
         if wait > 0:
-            raise RateLimitError(
-                f"rate limit reached for key `{key.name}`; retry in {wait:.1f}s",
-                retry_after=wait,
-            )
+            raise scoped.rate_refusal(owned[which][1], wait)
         ctx.reserved_tokens = tokens
-    if key.budget_pico is not None:
+    charged = scoped.budget_slots(key, ctx)
+    if charged:
         # A cascade may pay every step (and its judge): reserve for all of them.
         worst = sum(_worst_case(rt, ctx, request, r) for r in _paying_routes(rt, ctx, route))
-        period = period_key(key.budget_period)
-        refusal = await rt.budgets.reserve(key.id, period, key.budget_pico, worst, ctx.request_id)
+        slots = [slot for slot, _, _ in charged]
+        refusal = await rt.budgets.reserve_all(slots, worst, ctx.request_id)
         if refusal is not None:
             await _release_rate(rt, ctx, route)
-            if refusal.frozen:
-                raise QuotaExceededError(
-                    f"budget frozen for key `{key.name}` ({key.budget_period}): an upstream "
-                    "reported more usage than was reserved; it reopens next period or when "
-                    "the key's budget is changed"
-                )
-            raise QuotaExceededError(
-                f"budget exhausted for key `{key.name}`: {pico_to_str(refusal.left)} USD left "
-                f"of {pico_to_str(key.budget_pico)} ({key.budget_period}); this request may "
-                f"cost up to {pico_to_str(worst)} USD"
-            )
+            raise scoped.budget_refusal(refusal, charged, worst)
         ctx.reserved_pico = worst
+        ctx.budget_slots = tuple(slots)
 
 
 def _worst_case(rt: Runtime, ctx: RequestContext, request: dict[str, Any], route: Route) -> int:
@@ -219,17 +215,21 @@ async def _reconcile_tokens(rt: Runtime, ctx: RequestContext, alias: str, delta:
     alias_limits = key.model_limits.get(alias)
     if alias_limits is not None and alias_limits.tpm:
         await rt.limiter.adjust(f"{key.id}:{alias}:tpm", alias_limits.tpm, delta)
+    await scoped.reconcile_tokens(rt, ctx, delta)
 
 
 def over_reservation(ctx: RequestContext) -> bool:
     """A budgeted request whose real cost is above what it reserved (a lying upstream)."""
-    key = ctx.key
-    budgeted = key is not None and key.budget_pico is not None
-    return bool(budgeted and ctx.cost_pico > ctx.reserved_pico)
+    return bool(ctx.budget_slots and ctx.cost_pico > ctx.reserved_pico)
+
+
+def budgeted(ctx: RequestContext) -> bool:
+    """The request was charged to a budget (its key's, team's or user's)."""
+    return bool(ctx.budget_slots or (ctx.key is not None and ctx.key.budget_pico is not None))
 
 
 def needs_settlement(ctx: RequestContext) -> bool:
-    return bool(ctx.key is not None and (ctx.reserved_tokens or ctx.reserved_pico))
+    return bool(ctx.key is not None and (ctx.reserved_tokens or ctx.budget_slots))
 
 
 async def settle(rt: Runtime, ctx: RequestContext) -> None:
@@ -240,18 +240,18 @@ async def settle(rt: Runtime, ctx: RequestContext) -> None:
     if ctx.reserved_tokens:
         used = ctx.usage.input_tokens + ctx.usage.output_tokens
         await _reconcile_tokens(rt, ctx, ctx.alias or "", used - ctx.reserved_tokens)
-    if ctx.reserved_pico or (key.budget_pico is not None and ctx.cost_pico):
-        period = period_key(key.budget_period)
-        # Honest usage is charged, and a cost above the reservation freezes the budget.
-        freeze = key.budget_pico if over_reservation(ctx) else None
-        await rt.budgets.settle(key.id, period, ctx.request_id, ctx.cost_pico, freeze=freeze)
-        if freeze is not None:
+    if ctx.budget_slots:
+        # Honest usage is charged, and a cost above the reservation freezes the budgets.
+        freeze = over_reservation(ctx)
+        await rt.budgets.settle_all(ctx.budget_slots, ctx.request_id, ctx.cost_pico, freeze=freeze)
+        if freeze:
             log.warning(
-                "request %s cost %s USD, above its %s USD reservation: budget of key %s frozen",
-                ctx.request_id, pico_to_str(ctx.cost_pico), pico_to_str(ctx.reserved_pico), key.id,
+                "request %s cost %s USD, above its %s USD reservation: budgets of %s frozen",
+                ctx.request_id, pico_to_str(ctx.cost_pico), pico_to_str(ctx.reserved_pico),
+                ", ".join(s.scope for s in ctx.budget_slots),
             )  # fmt: skip
         if key.budget_pico is not None and rt.settings.costs.budget_alert_thresholds:
-            spent = await rt.budgets.spent(key.id, period)
+            spent = await rt.budgets.spent(key.id, period_key(key.budget_period))
             rt.budget_alerts.observe(key, spent, datetime.now(UTC))
             rt.telemetry.metrics.set_budget_remaining(
                 key.id, pico_to_usd(max(key.budget_pico - spent, 0))

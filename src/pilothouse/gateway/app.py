@@ -31,6 +31,7 @@ from pilothouse.gateway import (
     routes_responses,
     routes_rollouts,
     routes_routing,
+    routes_teams,
     routes_telemetry,
 )
 from pilothouse.gateway.http_errors import error_response
@@ -117,6 +118,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *routes_moderations.routes(),
         *routes_responses.routes(),
         *routes_admin.routes(),
+        *routes_teams.routes(),
         *console.routes(),
         *routes_telemetry.routes(),
         *routes_feedback.routes(),

@@ -17,6 +17,7 @@ BOOTSTRAP = "bootstrap"
 READS: frozenset[str] = frozenset(
     {
         "keys.read",
+        "teams.read",
         "usage.read",
         "costs.read",
         "traces.read",
@@ -35,6 +36,7 @@ OPERATOR: frozenset[str] = frozenset(
     {
         "keys.read",
         "keys.write",
+        "teams.read",
         "prompts.read",
         "prompts.write",
         "labels.write",
@@ -49,7 +51,7 @@ OPERATOR: frozenset[str] = frozenset(
         "console.read",
     }
 )
-FINANCE: frozenset[str] = frozenset({"usage.read", "costs.read", "console.read"})
+FINANCE: frozenset[str] = frozenset({"usage.read", "costs.read", "teams.read", "console.read"})
 ALLOWED: dict[str, frozenset[str] | None] = {
     "admin": None,  # everything
     "operator": OPERATOR,

@@ -6,7 +6,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pilothouse.limits.budget import Slot
 from pilothouse.limits.keys import KeyRecord
+from pilothouse.limits.scopes import ScopeRecord
 from pilothouse.providers.base import Usage
 
 
@@ -46,6 +48,10 @@ class RequestContext:
     metadata: dict[str, Any] | None = None
     reserved_pico: int = 0
     reserved_tokens: int = 0
+    # Teams and users (gateway/scope_admission.py): whose limits applied, which budgets held.
+    team: ScopeRecord | None = None
+    user: ScopeRecord | None = None
+    budget_slots: tuple[Slot, ...] = ()
     # Tracing: W3C ids, wall-clock start, stage marks (perf_counter; 0.0 = not reached).
     trace_id: str = ""
     parent_span_id: str | None = None

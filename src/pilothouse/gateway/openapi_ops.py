@@ -24,6 +24,7 @@ SOURCES: tuple[str, ...] = (
     "pilothouse.gateway.openapi_releases",
     "pilothouse.gateway.openapi_rollouts",
     "pilothouse.gateway.openapi_routing",
+    "pilothouse.gateway.openapi_teams",
     "pilothouse.rag.openapi_ops",
     "pilothouse.batches.openapi_ops",
 )
@@ -112,6 +113,8 @@ COMPONENTS: dict[str, Any] = {
             "spend_usd": _STR,
             "budget_left_usd": _NULLABLE_STR,
             "last_used_at": _NULLABLE_STR,
+            "team_id": _NULLABLE_STR,
+            "user_id": _NULLABLE_STR,
         },
     },
 }
@@ -218,7 +221,7 @@ _MODELS = {
 }
 _KEY_PATCH_FIELDS = (
     "name", "models", "rpm", "tpm", "model_limits", "budget_usd", "budget_period", "metadata",
-    "expires_at", "max_concurrency",
+    "expires_at", "max_concurrency", "team_id", "user_id",
 )  # fmt: skip
 _KEY_SPEC = {
     "type": "object",
@@ -248,6 +251,8 @@ _KEY_SPEC = {
         "max_concurrency": _RATE,
         "expires_at": {"type": ["string", "null"], "format": "date-time"},
         "role": {"enum": ["admin", "operator", "viewer", "finance"]},
+        "team_id": {"type": ["string", "null"], "pattern": "^team_"},
+        "user_id": {"type": ["string", "null"], "pattern": "^user_"},
     },
 }
 _KEY_PATCH = {
@@ -483,12 +488,14 @@ OPERATIONS: list[Operation] = [
         "admin",
         params=[
             query("key_id", "filter by key"),
+            query("team_id", "filter by team"),
+            query("user_id", "filter by user"),
             query("model", "filter by alias"),
             *_TIME,
             query(
                 "group_by",
                 "grouping",
-                {"enum": ["key", "model", "provider", "upstream_model", "day"]},
+                {"enum": ["key", "team", "user", "model", "provider", "upstream_model", "day"]},
             ),
         ],
         ok={200: content({"type": "object", "required": ["data", "total"]})},

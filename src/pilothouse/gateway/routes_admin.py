@@ -168,6 +168,8 @@ async def usage(rt: Runtime, request: Request) -> Response:
     summary = await usage_summary(
         rt.engine,
         key_id=q.get("key_id") or None,
+        team_id=q.get("team_id") or None,
+        user_id=q.get("user_id") or None,
         model=q.get("model") or None,
         since=parse_time(q.get("since"), "since"),
         until=parse_time(q.get("until"), "until"),

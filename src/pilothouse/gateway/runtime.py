@@ -39,6 +39,7 @@ from pilothouse.limits.auth_throttle import AuthThrottle, MemoryThrottle, RedisT
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
 from pilothouse.limits.keys import KeyCache, KeyStore
 from pilothouse.limits.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from pilothouse.limits.scopes import ScopeCache, ScopeStore, kind_of
 from pilothouse.providers.base import Provider, provider_class
 from pilothouse.releases import notify as label_notify
 from pilothouse.releases import routes as release_routes
@@ -76,6 +77,8 @@ class Runtime:
         self.prompts = PromptRegistry(self.engine)
         self.prompt_cache = LabelCache(self.prompts)
         self.key_cache = KeyCache(self.keys)
+        self.scopes = ScopeStore(self.engine)
+        self.scope_cache = ScopeCache(self.scopes)
         self.limiter: RateLimiter
         self.budgets: BudgetBackend
         self.cache: ResponseCache
@@ -319,8 +322,11 @@ class Runtime:
             await self.redis.publish(self.settings.redis.prefix + REVOCATIONS, key_id)
 
     async def key_changed(self, key_id: str) -> None:
-        """A key's limits, budget, expiry or secret changed: every replica reloads it."""
-        self.key_cache.drop(key_id)
+        """A key's (or a team's or user's) limits or budget changed: every replica reloads it.
+
+        Team and user ids travel on the key-change channel; :meth:`_changed` routes them.
+        """
+        self._changed(key_id)
         if self.redis is not None:
             await self.redis.publish(self.settings.redis.prefix + KEY_CHANGES, key_id)
 
@@ -350,7 +356,7 @@ class Runtime:
                         elif source == labels_channel:
                             self.prompt_cache.invalidate(*label_notify.parse(data))
                         elif source == changed:
-                            self.key_cache.drop(data)
+                            self._changed(data)
                         else:
                             self.key_cache.forget(data)
             except asyncio.CancelledError:
@@ -359,6 +365,7 @@ class Runtime:
                 log.warning("revocation listener lost redis (%s); reconnecting", exc)
                 await asyncio.sleep(1.0)
                 await self.key_cache.reload()
+                self.scope_cache.clear()
                 self.prompt_cache.clear()
 
     async def _watch_revocations(self) -> None:
@@ -369,6 +376,7 @@ class Runtime:
             await asyncio.sleep(1.0)
             try:
                 changed = await self.keys.changed_since(since)
+                changed += await self.scopes.changed_since(since)
                 revoked, since = await self.keys.revoked_since(since)
                 moved, polled = await self.prompts.moved_since(labels_since - timedelta(seconds=2))
                 labels_since = polled
@@ -377,11 +385,17 @@ class Runtime:
                 log.debug("revocation poll failed: %s", exc)
                 continue
             for key_id in changed:
-                self.key_cache.drop(key_id)
+                self._changed(key_id)
             for key_id in revoked:
                 self.key_cache.forget(key_id)
             for name, label in moved:
                 self.prompt_cache.invalidate(name, label)
+
+    def _changed(self, changed_id: str) -> None:
+        if kind_of(changed_id) is not None:
+            self.scope_cache.drop(changed_id)
+        else:
+            self.key_cache.drop(changed_id)
 
     async def label_moved(self, name: str, label: str) -> None:
         """A label moved or was deleted here: forget it now, and tell every replica."""
@@ -399,10 +413,13 @@ class Runtime:
                 log.warning("budget lease renewal failed: %s", exc)
 
     async def spent_from_ledger(self, key_id: str, period: str) -> int:
-        """Spent pico-USD for a key in a budget period, from the usage ledger."""
+        """Spent pico-USD for a key, team or user in a budget period, from the usage ledger."""
         await self.ledger.flush()
+        column = {"team": usage_records.c.team_id, "user": usage_records.c.user_id}.get(
+            kind_of(key_id) or "", usage_records.c.key_id
+        )
         query = select(func.coalesce(func.sum(usage_records.c.cost_pico), 0)).where(
-            usage_records.c.key_id == key_id
+            column == key_id
         )
         start: datetime | None = period_start(period)
         if start is not None:

@@ -17,18 +17,25 @@ values come back as strings, never as Lua doubles (exact only to 2^53).
 A settlement above its reservation can *freeze* the key's budget for the
 period (see docs/costs.md): further reservations are refused until the period
 ends or the key's budget changes.
+
+A request can be charged to several scopes at once (its key, its team, its
+user): :meth:`BudgetBackend.reserve_all` checks every scope and reserves in all
+of them or in none, in one step (one Lua script in Redis, no await in memory),
+so two keys of one team cannot both take the team's last dollar.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, cast
 
 from redis.asyncio import Redis
+
+from pilothouse.limits import budget_lua
 
 SpentLoader = Callable[[str, str], Awaitable[int]]
 INT64_MAX = 2**63 - 1
@@ -55,13 +62,36 @@ def period_start(period_id: str) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a reservation was refused: ``left`` pico-USD, or a frozen budget."""
+    """Why a reservation was refused: ``left`` pico-USD, or a frozen budget.
+
+    ``slot`` is the index of the refusing scope in :meth:`BudgetBackend.reserve_all`.
+    """
 
     left: int
     frozen: bool = False
+    slot: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One budget a request is charged to: a key, team or user id, its period and limit."""
+
+    scope: str
+    period: str
+    budget: int
 
 
 class BudgetBackend(Protocol):
+    async def reserve_all(
+        self, slots: Sequence[Slot], amount: int, lease_id: str
+    ) -> Refusal | None:
+        """Reserve ``amount`` in every slot under ``lease_id``, or in none; ``None`` if granted."""
+
+    async def settle_all(
+        self, slots: Sequence[Slot], lease_id: str, actual: int, *, freeze: bool = False
+    ) -> None:
+        """Release the lease and charge ``actual`` in every slot; ``freeze`` at each budget."""
+
     async def reserve(
         self, key_id: str, period: str, budget: int, amount: int, lease_id: str
     ) -> Refusal | None:
@@ -82,6 +112,31 @@ def _clamp(amount: int) -> int:
     return min(max(int(amount), 0), INT64_MAX)
 
 
+class _SingleSlot:
+    """The one-scope calls, as the multi-scope ones with one slot."""
+
+    async def reserve_all(
+        self, slots: Sequence[Slot], amount: int, lease_id: str
+    ) -> Refusal | None:
+        raise NotImplementedError
+
+    async def settle_all(
+        self, slots: Sequence[Slot], lease_id: str, actual: int, *, freeze: bool = False
+    ) -> None:
+        raise NotImplementedError
+
+    async def reserve(
+        self, key_id: str, period: str, budget: int, amount: int, lease_id: str
+    ) -> Refusal | None:
+        return await self.reserve_all([Slot(key_id, period, budget)], amount, lease_id)
+
+    async def settle(
+        self, key_id: str, period: str, lease_id: str, actual: int, *, freeze: int | None = None
+    ) -> None:
+        slot = Slot(key_id, period, freeze if freeze is not None else 0)
+        await self.settle_all([slot], lease_id, actual, freeze=freeze is not None)
+
+
 @dataclass(slots=True)
 class _Entry:
     spent: int
@@ -96,8 +151,20 @@ class _Entry:
     def reserved(self) -> int:
         return sum(amount for amount, _ in self.leases.values())
 
+    def refusal(self, budget: int, amount: int, index: int) -> Refusal | None:
+        if self.frozen is not None:
+            if self.frozen == budget:
+                return Refusal(0, frozen=True, slot=index)
+            self.frozen = None
+        left = budget - self.spent - self.reserved
+        if self.spent >= budget or left < 0:
+            return Refusal(max(left, 0), slot=index)
+        if amount > left:
+            return Refusal(left, slot=index)
+        return None
 
-class MemoryBudgets:
+
+class MemoryBudgets(_SingleSlot):
     """One process's budgets (Python ints are exact at any size)."""
 
     def __init__(
@@ -111,7 +178,7 @@ class MemoryBudgets:
         self.clock = clock
         self._state: dict[tuple[str, str], _Entry] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._active: dict[str, tuple[str, str]] = {}
+        self._active: dict[str, list[tuple[str, str]]] = {}
 
     async def _entry(self, key_id: str, period: str) -> _Entry:
         slot = (key_id, period)
@@ -126,34 +193,32 @@ class MemoryBudgets:
                 self._state[slot] = entry
         return entry
 
-    async def reserve(
-        self, key_id: str, period: str, budget: int, amount: int, lease_id: str
+    async def reserve_all(
+        self, slots: Sequence[Slot], amount: int, lease_id: str
     ) -> Refusal | None:
-        entry = await self._entry(key_id, period)
+        entries = [await self._entry(s.scope, s.period) for s in slots]
+        # No await from here on: the check and the reservation are one step for the loop.
         now = self.clock()
-        entry.reap(now)
-        if entry.frozen is not None:
-            if entry.frozen == budget:
-                return Refusal(0, frozen=True)
-            entry.frozen = None
-        left = budget - entry.spent - entry.reserved
-        if entry.spent >= budget or left < 0:
-            return Refusal(max(left, 0))
-        if amount > left:
-            return Refusal(left)
-        entry.leases[lease_id] = (amount, now + self.lease_s)
-        self._active[lease_id] = (key_id, period)
+        for index, (slot, entry) in enumerate(zip(slots, entries, strict=True)):
+            entry.reap(now)
+            refusal = entry.refusal(slot.budget, amount, index)
+            if refusal is not None:
+                return refusal
+        for entry in entries:
+            entry.leases[lease_id] = (amount, now + self.lease_s)
+        self._active[lease_id] = [(s.scope, s.period) for s in slots]
         return None
 
-    async def settle(
-        self, key_id: str, period: str, lease_id: str, actual: int, *, freeze: int | None = None
+    async def settle_all(
+        self, slots: Sequence[Slot], lease_id: str, actual: int, *, freeze: bool = False
     ) -> None:
-        key_id, period = self._active.pop(lease_id, (key_id, period))
-        entry = await self._entry(key_id, period)
-        entry.leases.pop(lease_id, None)
-        entry.spent += actual
-        if freeze is not None:
-            entry.frozen = freeze
+        self._active.pop(lease_id, None)
+        for slot in slots:
+            entry = await self._entry(slot.scope, slot.period)
+            entry.leases.pop(lease_id, None)
+            entry.spent += actual
+            if freeze:
+                entry.frozen = slot.budget
 
     async def spent(self, key_id: str, period: str) -> int:
         return (await self._entry(key_id, period)).spent
@@ -165,91 +230,18 @@ class MemoryBudgets:
 
     async def renew(self) -> None:
         expiry = self.clock() + self.lease_s
-        for lease_id, slot in list(self._active.items()):
-            entry = self._state.get(slot)
-            if entry is not None and lease_id in entry.leases:
-                entry.leases[lease_id] = (entry.leases[lease_id][0], expiry)
-
-
-# KEYS: 1 budget hash (spent, reserved, frozen), 2 lease zset (id -> expiry ms),
-# 3 lease amounts hash (id -> pico), 4 scratch counter. Redis TIME is the one clock.
-_REAP = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, id in ipairs(expired) do
-  local amt = redis.call('HGET', KEYS[3], id)
-  if amt and amt ~= '0' then
-    local r = redis.call('HINCRBY', KEYS[1], 'reserved', '-' .. amt)
-    if r < 0 then redis.call('HSET', KEYS[1], 'reserved', '0') end
-  end
-  redis.call('HDEL', KEYS[3], id)
-  redis.call('ZREM', KEYS[2], id)
-end
-"""
-
-_RESERVE = (
-    _REAP
-    + """
-local frozen = redis.call('HGET', KEYS[1], 'frozen')
-if frozen then
-  if frozen == ARGV[1] then return 'frozen' end
-  redis.call('HDEL', KEYS[1], 'frozen')
-end
-local spent = redis.call('HGET', KEYS[1], 'spent') or '0'
-local reserved = redis.call('HGET', KEYS[1], 'reserved') or '0'
-redis.call('SET', KEYS[4], ARGV[1])
-local unspent = redis.call('DECRBY', KEYS[4], spent)
-if unspent <= 0 then redis.call('DEL', KEYS[4]); return 'left:0' end
-local left = redis.call('DECRBY', KEYS[4], reserved)
-if left < 0 then redis.call('DEL', KEYS[4]); return 'left:0' end
-local left_text = redis.call('GET', KEYS[4])
-local after = redis.call('DECRBY', KEYS[4], ARGV[2])
-redis.call('DEL', KEYS[4])
-if after < 0 then return 'left:' .. left_text end
-redis.call('HINCRBY', KEYS[1], 'reserved', ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
-return 'ok'
-"""
-)
-
-_SETTLE = """
-local amt = redis.call('HGET', KEYS[3], ARGV[1])
-if amt then
-  if amt ~= '0' then
-    local r = redis.call('HINCRBY', KEYS[1], 'reserved', '-' .. amt)
-    if r < 0 then redis.call('HSET', KEYS[1], 'reserved', '0') end
-  end
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-if ARGV[2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'spent', ARGV[2]) end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'frozen', ARGV[3]) end
-return 1
-"""
-
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expiry = now + tonumber(ARGV[1])
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[i]) end
-return 1
-"""
-
-_RESERVED = (
-    _REAP
-    + """
-return redis.call('HGET', KEYS[1], 'reserved') or '0'
-"""
-)
+        for lease_id, held in list(self._active.items()):
+            for slot in held:
+                entry = self._state.get(slot)
+                if entry is not None and lease_id in entry.leases:
+                    entry.leases[lease_id] = (entry.leases[lease_id][0], expiry)
 
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class RedisBudgets:
+class RedisBudgets(_SingleSlot):
     """Budget counters in Redis shared by every replica (integer pico-USD strings)."""
 
     def __init__(
@@ -259,12 +251,12 @@ class RedisBudgets:
         self.prefix = prefix + "budget:"
         self.loader = loader
         self.lease_ms = max(1, int(lease_s * 1000))
-        self._reserve = redis.register_script(_RESERVE)
-        self._settle = redis.register_script(_SETTLE)
-        self._renew = redis.register_script(_RENEW)
-        self._reserved = redis.register_script(_RESERVED)
+        self._reserve = redis.register_script(budget_lua.RESERVE)
+        self._settle = redis.register_script(budget_lua.SETTLE)
+        self._renew = redis.register_script(budget_lua.RENEW)
+        self._reserved = redis.register_script(budget_lua.RESERVED)
         self._initialised: set[str] = set()
-        self._active: dict[str, str] = {}  # lease id -> budget hash name
+        self._active: dict[str, list[str]] = {}  # lease id -> budget hash names
 
     @staticmethod
     def _keys(name: str) -> list[str]:
@@ -280,25 +272,30 @@ class RedisBudgets:
             self._initialised.add(name)
         return name
 
-    async def reserve(
-        self, key_id: str, period: str, budget: int, amount: int, lease_id: str
+    async def reserve_all(
+        self, slots: Sequence[Slot], amount: int, lease_id: str
     ) -> Refusal | None:
-        name = await self._key(key_id, period)
-        args = [str(_clamp(budget)), str(_clamp(amount)), lease_id, str(self.lease_ms)]
-        text = _text(await self._reserve(keys=self._keys(name), args=args))
+        names = [await self._key(s.scope, s.period) for s in slots]
+        keys = [k for name in names for k in self._keys(name)]
+        args = [str(_clamp(amount)), lease_id, str(self.lease_ms)]
+        args += [str(_clamp(s.budget)) for s in slots]
+        text = _text(await self._reserve(keys=keys, args=args))
         if text == "ok":
-            self._active[lease_id] = name
+            self._active[lease_id] = names
             return None
-        if text == "frozen":
-            return Refusal(0, frozen=True)
-        return Refusal(int(text.removeprefix("left:")))
+        index, _, reason = text.partition(":")
+        if reason == "frozen":
+            return Refusal(0, frozen=True, slot=int(index))
+        return Refusal(int(reason.removeprefix("left:")), slot=int(index))
 
-    async def settle(
-        self, key_id: str, period: str, lease_id: str, actual: int, *, freeze: int | None = None
+    async def settle_all(
+        self, slots: Sequence[Slot], lease_id: str, actual: int, *, freeze: bool = False
     ) -> None:
-        name = self._active.pop(lease_id, None) or await self._key(key_id, period)
-        frozen = "" if freeze is None else str(_clamp(freeze))
-        await self._settle(keys=self._keys(name), args=[lease_id, str(_clamp(actual)), frozen])
+        self._active.pop(lease_id, None)
+        names = [await self._key(s.scope, s.period) for s in slots]
+        keys = [k for name in names for k in self._keys(name)]
+        frozen = [str(_clamp(s.budget)) if freeze else "" for s in slots]
+        await self._settle(keys=keys, args=[lease_id, str(_clamp(actual)), *frozen])
 
     async def spent(self, key_id: str, period: str) -> int:
         name = await self._key(key_id, period)
@@ -312,7 +309,8 @@ class RedisBudgets:
 
     async def renew(self) -> None:
         by_name: dict[str, list[str]] = {}
-        for lease_id, name in list(self._active.items()):
-            by_name.setdefault(name, []).append(lease_id)
+        for lease_id, names in list(self._active.items()):
+            for name in names:
+                by_name.setdefault(name, []).append(lease_id)
         for name, ids in by_name.items():
             await self._renew(keys=[name + ":leases"], args=[str(self.lease_ms), *ids])

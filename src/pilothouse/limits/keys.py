@@ -25,16 +25,26 @@ from pilothouse.errors import (
     NotFoundError,
     StoreUnavailableError,
 )
-from pilothouse.inputs import JsonLimits, check_metadata
-from pilothouse.limits.money import pico_to_str, usd_to_pico
+from pilothouse.limits import scopes
+from pilothouse.limits.key_spec import (  # re-exported: the key API lives here
+    PATCHABLE,
+    PERIODS,
+    RESERVED_NAMES,
+    ROLES,
+    SCOPES,
+    current_spec,
+    validate_key_patch,
+    validate_key_spec,
+)
+from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import api_keys
 
+__all__ = [
+    "PATCHABLE", "PERIODS", "RESERVED_NAMES", "ROLES", "SCOPES", "KeyCache", "KeyRecord",
+    "KeyStore", "current_spec", "validate_key_patch", "validate_key_spec",
+]  # fmt: skip
 KEY_PREFIX = "ph-"
 BudgetPeriod = Literal["total", "day", "month"]
-PERIODS: tuple[str, ...] = ("total", "day", "month")
-SCOPES: tuple[str, ...] = ("inference", "admin", "metrics")
-ROLES: tuple[str, ...] = ("admin", "operator", "viewer", "finance")
-RESERVED_NAMES = ("bootstrap", "signal")
 DEFAULT_ROTATION_GRACE_S = 3600  # how long a rotated-out secret keeps working unless told otherwise
 
 
@@ -75,6 +85,8 @@ class KeyRecord:
         None  # for this secret: the key's expiry or a rotation's grace end
     )
     rotated: bool = False  # this secret is the previous one of a rotated key (grace period)
+    team_id: str | None = None  # its team's limits and budget apply too (limits/scopes.py)
+    user_id: str | None = None
 
     def allows(self, alias: str) -> bool:
         return self.models is None or alias in self.models
@@ -101,6 +113,8 @@ class KeyRecord:
             "revoked": self.revoked,
             "role": self.admin_role,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "team_id": self.team_id,
+            "user_id": self.user_id,
         }
 
     @property
@@ -144,6 +158,8 @@ def _record(row: Any, *, previous: bool = False) -> KeyRecord:
         max_concurrency=getattr(row, "max_concurrency", None),
         expires_at=_effective_expiry(row, previous),
         rotated=previous,
+        team_id=getattr(row, "team_id", None),
+        user_id=getattr(row, "user_id", None),
     )
 
 
@@ -153,170 +169,6 @@ def _effective_expiry(row: Any, previous: bool) -> datetime | None:
         return expires
     grace_end = _utc(getattr(row, "previous_valid_until", None)) or datetime.now(UTC)
     return grace_end if expires is None else min(expires, grace_end)
-
-
-# Column bounds: rpm/tpm are 32-bit, budgets are 64-bit pico-USD (~9.2 million USD).
-MAX_LIMIT = 2**31 - 1
-MAX_BUDGET_PICO = 2**63 - 1
-
-
-def _positive_int(spec: dict[str, Any], name: str) -> int | None:
-    value = spec.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
-        raise InvalidRequestError(f"`{name}` must be an integer from 1 to {MAX_LIMIT}", param=name)
-    return value
-
-
-def validate_key_spec(spec: Any) -> dict[str, Any]:
-    """Check an admin ``POST /admin/keys`` body; returns column values (no secret)."""
-    if not isinstance(spec, dict):
-        raise InvalidRequestError("request body must be a JSON object")
-    allowed = {
-        "name",
-        "models",
-        "rpm",
-        "tpm",
-        "model_limits",
-        "budget_usd",
-        "budget_period",
-        "metadata",
-        "scopes",
-        "role",
-        "max_concurrency",
-        "expires_at",
-    }
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
-    name = spec.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
-        raise InvalidRequestError(
-            "`name` is required: a non-empty string of at most 200 characters, without NUL",
-            param="name",
-        )
-    models = spec.get("models")
-    if models is not None and (
-        not isinstance(models, list) or not all(isinstance(m, str) and m for m in models)
-    ):
-        raise InvalidRequestError("`models` must be a list of model aliases", param="models")
-    scopes = spec.get("scopes", ["inference"])
-    if (
-        not isinstance(scopes, list)
-        or not scopes
-        or not all(isinstance(s, str) and s in SCOPES for s in scopes)
-    ):
-        raise InvalidRequestError(f"`scopes` must be a list drawn from {SCOPES}", param="scopes")
-    limits_in = spec.get("model_limits") or {}
-    if not isinstance(limits_in, dict):
-        raise InvalidRequestError("`model_limits` must map alias to {rpm, tpm}")
-    model_limits: dict[str, dict[str, int | None]] = {}
-    for alias, lim in limits_in.items():
-        if not isinstance(lim, dict) or set(lim) - {"rpm", "tpm"}:
-            raise InvalidRequestError(
-                f"`model_limits.{alias}` must be an object with rpm and/or tpm",
-                param="model_limits",
-            )
-        model_limits[alias] = {"rpm": _positive_int(lim, "rpm"), "tpm": _positive_int(lim, "tpm")}
-    budget = spec.get("budget_usd")
-    budget_pico = None
-    if budget is not None:
-        if isinstance(budget, bool) or not isinstance(budget, int | float | str):
-            raise InvalidRequestError("`budget_usd` must be a number", param="budget_usd")
-        try:
-            budget_pico = usd_to_pico(str(budget))
-        except (ArithmeticError, ValueError):  # ValueError: NaN
-            raise InvalidRequestError("`budget_usd` must be a number", param="budget_usd") from None
-        if not 0 <= budget_pico <= MAX_BUDGET_PICO:
-            raise InvalidRequestError(
-                f"`budget_usd` must be from 0 to {MAX_BUDGET_PICO // 10**12}", param="budget_usd"
-            )
-    period = spec.get("budget_period", "total")
-    if period not in PERIODS:
-        raise InvalidRequestError(
-            f"`budget_period` must be one of {PERIODS}", param="budget_period"
-        )
-    role = spec.get("role")
-    if role is not None and role not in ROLES:
-        raise InvalidRequestError(f"`role` must be one of {ROLES}", param="role")
-    if role is not None and (name.strip() in RESERVED_NAMES or name.startswith("cli:")):
-        raise InvalidRequestError(
-            f"`name` {name!r} is reserved for a built-in principal", param="name"
-        )
-    metadata = check_metadata(spec.get("metadata") or {}, JsonLimits(), "metadata")
-    return {
-        "name": name.strip(),
-        "models": models,
-        "scopes": sorted(set(scopes)),
-        "rpm": _positive_int(spec, "rpm"),
-        "tpm": _positive_int(spec, "tpm"),
-        "model_limits": model_limits or None,
-        "budget_pico": budget_pico,
-        "budget_period": period,
-        "metadata": metadata,
-        "role": role,
-        "max_concurrency": _positive_int(spec, "max_concurrency"),
-        "expires_at": _expiry(spec.get("expires_at")),
-    }
-
-
-PATCHABLE = frozenset(
-    {"name", "models", "rpm", "tpm", "model_limits", "budget_usd", "budget_period", "metadata",
-     "expires_at", "max_concurrency"}
-)  # fmt: skip
-
-
-def _expiry(value: Any) -> datetime | None:
-    """``expires_at``: an ISO 8601 time (UTC when no offset is given), or null for never."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidRequestError(
-            "`expires_at` must be an ISO 8601 time or null", param="expires_at"
-        )
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequestError(
-            f"`expires_at` is not an ISO 8601 time: {value!r}", param="expires_at"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def current_spec(record: KeyRecord) -> dict[str, Any]:
-    """A key's settings in the shape ``POST /admin/keys`` takes, for PATCH to overlay."""
-    public = record.public()
-    copied = ("name", "models", "rpm", "tpm", "model_limits", "metadata", "max_concurrency")
-    spec = {k: public[k] for k in copied}
-    spec.update(
-        scopes=sorted(record.scopes),
-        budget_period=record.budget_period,
-        budget_usd=public["budget_usd"],
-        expires_at=public["expires_at"],
-    )
-    if record.role is not None:
-        spec["role"] = record.role
-    return {k: v for k, v in spec.items() if v is not None}
-
-
-def validate_key_patch(record: KeyRecord, patch: Any) -> dict[str, Any]:
-    """Check a ``PATCH /admin/keys/{id}`` body; returns the columns that change."""
-    if not isinstance(patch, dict) or not patch:
-        raise InvalidRequestError("request body must be a non-empty JSON object")
-    fixed = sorted(set(patch) & {"scopes", "role"})
-    if fixed:
-        raise InvalidRequestError(
-            f"`{fixed[0]}` cannot be changed; create a new key with the scopes or role it needs",
-            param=fixed[0],
-        )
-    unknown = sorted(set(patch) - PATCHABLE)
-    if unknown:
-        raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
-    merged = {**current_spec(record), **patch}
-    values = validate_key_spec({k: v for k, v in merged.items() if v is not None})
-    changed = ["budget_pico" if k == "budget_usd" else str(k) for k in patch]
-    return {column: values[column] for column in changed}
 
 
 class KeyStore:
@@ -332,6 +184,8 @@ class KeyStore:
         """
         values = validate_key_spec(spec)
         secret = generate_secret()
+        async with self.engine.connect() as conn:
+            values["team_id"] = await scopes.membership(conn, values["team_id"], values["user_id"])
         row = {
             "id": "key_" + str(ULID()).lower(),
             "key_hash": hash_secret(secret),
@@ -384,6 +238,10 @@ class KeyStore:
             raise InvalidRequestError(f"key {key_id!r} is revoked; it cannot be changed")
         values = validate_key_patch(record, patch)
         async with self.engine.begin() as conn:
+            if "team_id" in values or "user_id" in values:
+                team = values.get("team_id", record.team_id)
+                user = values.get("user_id", record.user_id)
+                values["team_id"] = await scopes.membership(conn, team, user)
             await conn.execute(
                 update(api_keys)
                 .where(api_keys.c.id == key_id)

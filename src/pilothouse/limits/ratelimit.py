@@ -28,6 +28,9 @@ class RateLimiter(Protocol):
     async def acquire(self, takes: Sequence[Take]) -> float:
         """Take all or nothing; returns 0.0 on success, else seconds until it would fit."""
 
+    async def acquire_which(self, takes: Sequence[Take]) -> tuple[float, int]:
+        """Like :meth:`acquire`, plus the index of the take that must wait longest."""
+
     async def adjust(self, key: str, limit: int, delta: int) -> None:
         """Reconcile: take ``delta`` more (or give back when negative)."""
 
@@ -45,19 +48,22 @@ class MemoryRateLimiter:
         return min(float(limit), tokens + (now - ts) * limit / 60.0)
 
     async def acquire(self, takes: Sequence[Take]) -> float:
+        return (await self.acquire_which(takes))[0]
+
+    async def acquire_which(self, takes: Sequence[Take]) -> tuple[float, int]:
         now = self.clock()
-        wait = 0.0
+        wait, which = 0.0, 0
         levels = []
-        for t in takes:
+        for index, t in enumerate(takes):
             level = self._level(t.key, t.limit, now)
             levels.append(level)
-            if level < t.amount:
-                wait = max(wait, (t.amount - level) * 60.0 / t.limit)
+            if level < t.amount and (t.amount - level) * 60.0 / t.limit > wait:
+                wait, which = (t.amount - level) * 60.0 / t.limit, index
         if wait > 0:
-            return wait
+            return wait, which
         for t, level in zip(takes, levels, strict=True):
             self._buckets[t.key] = [level - t.amount, now]
-        return 0.0
+        return 0.0, 0
 
     async def adjust(self, key: str, limit: int, delta: int) -> None:
         if delta == 0:
@@ -71,6 +77,7 @@ _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local wait = 0
+local which = 0
 local levels = {}
 for i = 1, #KEYS do
   local limit = tonumber(ARGV[2 * i - 1])
@@ -83,16 +90,16 @@ for i = 1, #KEYS do
   levels[i] = level
   if level < amount then
     local w = (amount - level) * 60 / limit
-    if w > wait then wait = w end
+    if w > wait then wait = w; which = i - 1 end
   end
 end
-if wait > 0 then return tostring(wait) end
+if wait > 0 then return tostring(wait) .. ':' .. which end
 for i = 1, #KEYS do
   local left = levels[i] - tonumber(ARGV[2 * i])
   redis.call('HSET', KEYS[i], 'tokens', tostring(left), 'ts', tostring(now))
   redis.call('EXPIRE', KEYS[i], 180)
 end
-return '0'
+return '0:0'
 """
 
 _ADJUST = """
@@ -119,14 +126,20 @@ class RedisRateLimiter:
         self._adjust = redis.register_script(_ADJUST)
 
     async def acquire(self, takes: Sequence[Take]) -> float:
+        return (await self.acquire_which(takes))[0]
+
+    async def acquire_which(self, takes: Sequence[Take]) -> tuple[float, int]:
         if not takes:
-            return 0.0
+            return 0.0, 0
         keys = [self.prefix + t.key for t in takes]
         args: list[int] = []
         for t in takes:
             args += [t.limit, t.amount]
         result = await self._acquire(keys=keys, args=args)
-        return float(result)
+        wait, _, which = (result.decode() if isinstance(result, bytes) else str(result)).partition(
+            ":"
+        )
+        return float(wait), int(which or 0)
 
     async def adjust(self, key: str, limit: int, delta: int) -> None:
         if delta:

@@ -6,6 +6,8 @@ and PostgreSQL alike; the API renders it as a decimal string.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -48,6 +50,41 @@ api_keys = Table(
     Column("previous_key_hash", String(64), nullable=True, index=True),
     Column("previous_valid_until", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=True),
+    # Teams and users (limits/scopes.py): a key belongs to a team and optionally a user.
+    Column("team_id", String(32), nullable=True, index=True),
+    Column("user_id", String(32), nullable=True, index=True),
+)
+
+
+def _scope_columns() -> list[Column[Any]]:
+    """The limits a team or a user carries, like a key's (limits/scopes.py)."""
+    return [
+        Column("models", JSON, nullable=True),
+        Column("rpm", Integer, nullable=True),
+        Column("tpm", Integer, nullable=True),
+        Column("budget_pico", BigInteger, nullable=True),
+        Column("budget_period", String(8), nullable=False, default="total"),
+        Column("metadata", JSON, nullable=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=True, index=True),
+    ]
+
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    *_scope_columns(),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("team_id", String(32), nullable=True, index=True),
+    *_scope_columns(),
 )
 
 usage_records = Table(
@@ -96,11 +133,16 @@ usage_records = Table(
     # Semantic cache (migration 0014): the tier that answered and the upstream tokens saved.
     Column("cache_kind", String(16), nullable=True),
     Column("cache_tokens_saved", Integer, nullable=True),
+    # The team and user the request was charged to (their budgets and limits applied).
+    Column("team_id", String(32), nullable=True),
+    Column("user_id", String(32), nullable=True),
     Index("ix_usage_created_at", "created_at"),
     Index("ix_usage_key_created", "key_id", "created_at"),
     Index("ix_usage_alias_created", "alias", "created_at"),
     Index("ix_usage_request_id", "request_id"),
     Index("ix_usage_rollout", "rollout_id"),
+    Index("ix_usage_team_created", "team_id", "created_at"),
+    Index("ix_usage_user_created", "user_id", "created_at"),
 )
 
 # One row per request (or per application trace): the filterable summary.
