@@ -41,6 +41,8 @@ def create(
     role: str | None = typer.Option(
         None, "--role", help="Make it an admin principal: admin, operator, viewer or finance."
     ),
+    team: str | None = typer.Option(None, "--team", help="Team id: its limits apply too."),
+    user: str | None = typer.Option(None, "--user", help="User id (of the team, if given)."),
     actor: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
@@ -57,6 +59,10 @@ def create(
         spec["scopes"] = ["inference", "admin"]
     if role:
         spec["role"] = role
+    if team:
+        spec["team_id"] = team
+    if user:
+        spec["user_id"] = user
     who = actor_name(actor)
     record, secret = run(lambda: _with_store(config, lambda ks: ks.create(spec, actor=who)))
     console.print(f"created key [bold]{record.id}[/] ({record.name})")
@@ -73,13 +79,16 @@ def list_keys(
     records = run(
         lambda: _with_store(config, lambda ks: ks.list_all(include_revoked=include_revoked))
     )
-    table = Table("id", "name", "prefix", "models", "rpm", "tpm", "budget", "revoked")
+    teams = any(r.team_id for r in records)  # the column only when a key has a team
+    table = Table("id", "name", "prefix", *["team"] * teams, "models", "rpm", "tpm", "budget",
+                  "revoked")  # fmt: skip
     for r in records:
         pub = r.public()
         table.add_row(
             r.id,
             r.name,
             r.prefix + "…",
+            *[r.team_id or "-"] * teams,
             ",".join(pub["models"] or ["*"]),
             str(r.rpm or "-"),
             str(r.tpm or "-"),
@@ -111,6 +120,8 @@ def update(
     expires_at: str | None = typer.Option(
         None, help="ISO 8601 time the key stops working ('never' clears it)."
     ),
+    team: str | None = typer.Option(None, "--team", help="Move to this team ('none': no team)."),
+    user: str | None = typer.Option(None, "--user", help="Give to this user ('none': no user)."),
     actor: str | None = ActorOption,
     config: Path | None = ConfigOption,
 ) -> None:
@@ -132,6 +143,9 @@ def update(
         patch["metadata"] = parse_json_object(metadata, "--metadata")
     if expires_at is not None:
         patch["expires_at"] = None if expires_at.lower() == "never" else expires_at
+    for field, ref in (("team_id", team), ("user_id", user)):
+        if ref is not None:
+            patch[field] = None if ref.lower() == "none" else ref
     if not patch:
         raise typer.BadParameter("nothing to change: give at least one option")
     who = actor_name(actor)

@@ -21,6 +21,7 @@ from pilothouse.cli import (
     routing,
     serve,
     slo,
+    teams,
     traces,
     usage,
 )
@@ -37,6 +38,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("usage")(usage.usage)
 app.add_typer(keys.app, name="keys")
+app.add_typer(teams.teams_app, name="teams")
+app.add_typer(teams.users_app, name="users")
 app.add_typer(traces.app, name="traces")
 app.add_typer(slo.app, name="slo")
 app.add_typer(evals.app, name="eval")

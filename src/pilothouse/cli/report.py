@@ -49,7 +49,9 @@ def _columns(report: dict[str, Any]) -> list[str]:
     groups: list[str] = []
     for group in report["by"]:
         named = {"key": "key_name", "team": "team_name", "user": "user_name"}.get(group)
-        groups += [group, named] if named else [group]
+        # Names of team/user entities only when some row has one (metadata teams have none).
+        shown = named == "key_name" or any(row.get(named) for row in report["data"])
+        groups += [group, named] if named and shown else [group]
     return groups
 
 

@@ -321,6 +321,7 @@ class Console:
         await rt.ledger.flush()
         keys = await queries.list_keys(rt.engine)
         names = {k.id: k.name for k in keys}
+        names.update({s.id: s.name for k in ("team", "user") for s in await rt.scopes.list_all(k)})
         report = await usage.daily(rt.engine, since=filters.since, until=filters.until)
         groups = await usage.breakdown(
             rt.engine, by, since=filters.since, until=filters.until, key_names=names
@@ -351,6 +352,7 @@ class Console:
         await rt.ledger.flush()
         keys = await queries.list_keys(rt.engine)
         names = {k.id: k.name for k in keys}
+        names.update({s.id: s.name for k in ("team", "user") for s in await rt.scopes.list_all(k)})
         report = await usage.daily(rt.engine, since=filters.since, until=filters.until)
         sections = []
         for by in ("model", "key", "team"):

@@ -61,7 +61,9 @@ def dimension_column(by: str) -> ColumnElement[Any]:
         return u.c.provider
     if by == "team":
         return team_expr()  # the cost report's rule, so both always agree
-    if by in ("feature", "user"):
+    if by == "user":  # the user entity, else the request's metadata `user`
+        return func.coalesce(u.c.user_id, meta_text(u.c.metadata, "user"))
+    if by == "feature":
         return meta_text(u.c.metadata, by)
     if by == "prompt":
         return prompt_expr()  # NAME@VERSION: cost and tokens per prompt version
@@ -150,6 +152,6 @@ def _label(by: str, value: Any, key_names: dict[str, str]) -> str:
         missing = {"key": "(no key)", "team": "(no team)", "prompt": "(no prompt)"}
         return missing.get(by, "(none)")
     text = str(value)
-    if by == "key" and text in key_names:
+    if by in ("key", "team", "user") and text in key_names:  # names of keys, teams, users
         return f"{key_names[text]} ({text})"
     return text
