@@ -84,14 +84,6 @@ class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
 
-class ConflictError(PilothouseError):
-    """409: the change clashes with what is stored (a taken name, a team still in use)."""
-
-    status = 409
-    type = "invalid_request_error"
-    code = "conflict"
-
-
 class GateNotMetError(PilothouseError):
     """409: a protected label's promotion policy does not hold; ``missing`` says what."""
 

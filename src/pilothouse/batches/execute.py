@@ -91,7 +91,8 @@ async def run_line(
             exc = PilothouseError("internal error; the request id is in the result")
             exc.code = "internal_error"
         wait = None
-        if isinstance(exc, RateLimitError) and exc.code == "rate_limit_exceeded":
+        # The key's, its user's or its team's RPM/TPM (``team_rate_limit_exceeded`` …): wait.
+        if isinstance(exc, RateLimitError) and (exc.code or "").endswith("rate_limit_exceeded"):
             wait = exc.retry_after
         elif exc.code == "circuit_open":  # no upstream was called: wait for a half-open probe
             wait = min(rt.settings.routing.breaker.cooldown_s, CIRCUIT_WAIT_S)
