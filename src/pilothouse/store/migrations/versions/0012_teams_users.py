@@ -1,7 +1,7 @@
 """Teams and users as entities: their own limits and budgets; keys and usage name them.
 
 Revision ID: 0012_teams_users
-Revises: 0013_route_decisions (0013 landed first; the chain stays linear)
+Revises: 0015_console_sessions (landed first; the chain stays linear)
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_teams_users"
-down_revision = "0013_route_decisions"
+down_revision = "0015_console_sessions"
 branch_labels = None
 depends_on = None
 
