@@ -1,7 +1,7 @@
 """Teams and users as entities: their own limits and budgets; keys and usage name them.
 
 Revision ID: 0012_teams_users
-Revises: 0015_console_sessions (landed first; the chain stays linear)
+Revises: 0014_semantic_cache (landed first; the chain stays linear)
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_teams_users"
-down_revision = "0015_console_sessions"
+down_revision = "0014_semantic_cache"
 branch_labels = None
 depends_on = None
 
