@@ -239,6 +239,15 @@ def parse_settings(
                 f"rag.collections.{name}.embedder",
                 f"unknown model alias {coll.embedder!r} (models: {known})",
             )
+        from pilothouse.rag import rerank
+
+        chosen = rerank.resolve(coll.search.rerank)
+        if chosen is not None and chosen not in rerank.names():
+            raise _fail(
+                source,
+                f"rag.collections.{name}.search.rerank",
+                f"unknown reranker {chosen!r} (rerankers: {', '.join(rerank.names())})",
+            )
     from pilothouse.routing.policy import validate as validate_routing
 
     problem = validate_routing(settings.models)  # rules, cascades, degrade aliases

@@ -18,6 +18,7 @@ import numpy as np
 
 from pilothouse.config.schema import Settings
 from pilothouse.errors import ConfigError, InvalidRequestError, NotFoundError
+from pilothouse.rag import rerank
 from pilothouse.rag.chunking import chunk_text
 from pilothouse.rag.config import CollectionConfig
 from pilothouse.rag.store import (
@@ -232,7 +233,8 @@ class RagService:
         state = await self.state(collection, for_write=False)
         if state is None:
             return SearchResult([], mode, k, False, 0.0)
-        depth = k if mode != "hybrid" else max(k * 4, 40)
+        reranking = coll.search.rerank is not False
+        depth = k if mode != "hybrid" and not reranking else max(k * 4, 40)
         dense: list[Hit] = []
         keyword: list[Hit] = []
         if mode in ("dense", "hybrid"):
@@ -246,7 +248,10 @@ class RagService:
             hits = keyword
         else:
             w = coll.search.weights
-            hits = fuse([(dense, w.dense), (keyword, w.keyword)], coll.search.rrf_k)[:k]
+            hits = fuse([(dense, w.dense), (keyword, w.keyword)], coll.search.rrf_k)
+        chosen = rerank.resolve(coll.search.rerank)
+        if chosen is not None:
+            hits = rerank.get(chosen).rerank(query, hits)
         hits = hits[:k]
         underfilled = len(hits) < k
         if underfilled:

@@ -203,3 +203,27 @@ async def test_metadata_filter_is_applied_inside_the_query(service: RagService) 
             "handbook", "deploy note", k=5, mode=mode, where={"team": ["legal"]}
         )
         assert none.hits == [] and none.underfilled, mode
+
+
+async def test_a_reranker_reorders_only_readable_candidates(
+    rag_store_url: str, embedder: CountingEmbed
+) -> None:
+    store = open_store(rag_store_url)
+    search = {"mode": "hybrid", "k": 2, "rerank": "keyword-overlap"}
+    svc = RagService(rag_settings(rag_store_url, search=search), store, embedder)
+    try:
+        await svc.ingest(
+            "handbook",
+            [
+                doc("exact", "The daily spend cap applies per key."),
+                doc("exec", "The daily spend cap per key is waived for executives.", ["exec"]),
+                doc("near", "Spend limits are configured in the budgets section."),
+                doc("far", "Routing falls back to the next target."),
+            ],
+        )
+        result = await svc.search("handbook", "daily cap per key", groups=["staff"])
+        assert result.hits[0].document_id == "exact"
+        assert result.hits[0].score == 1.0 and len(result.hits) == 2
+        assert "exec" not in {h.document_id for h in result.hits}
+    finally:
+        await store.close()
