@@ -45,6 +45,14 @@ class VectorIndex(Protocol):
     async def add(self, partition: str, vector: np.ndarray, entry: Entry) -> None: ...
 
 
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k best scores, best first, without sorting the whole partition."""
+    if len(scores) > k:
+        best = np.argpartition(-scores, k)[:k]
+        return best[np.argsort(-scores[best])]
+    return np.argsort(-scores)
+
+
 class _Partition:
     __slots__ = ("by_text", "ids", "matrix", "n")
 
@@ -120,7 +128,7 @@ class MemoryVectorIndex:
         if part is None or part.n == 0:
             return []
         scores = part.matrix[: part.n] @ vector
-        order = np.argsort(-scores)[:k] if part.n > k else np.argsort(-scores)
+        order = _top(scores, k)
         out = []
         ids = list(part.ids)  # _live may drop expired rows while we walk
         for row in order:
@@ -190,7 +198,7 @@ class RedisVectorIndex:
             len(ids), -1
         )
         scores = matrix @ vector
-        order = [int(r) for r in np.argsort(-scores)[:k] if scores[r] >= threshold]
+        order = [int(r) for r in _top(scores, k) if scores[r] >= threshold]
         if not order:
             return []
         blobs = await self.redis.hmget(ekey, [ids[r] for r in order])
