@@ -132,3 +132,30 @@ def test_every_quoted_command_exists(doc: str, line: str) -> None:
         options = {o for p in cmd.params for o in [*p.opts, *p.secondary_opts]} | {"--help"}
         unknown = sorted(used - options)
         assert not unknown, f"{doc}: `{line}`: {unknown} are not options of `{cmd.name}`"
+
+
+def test_every_http_route_is_in_the_readme() -> None:
+    from pilothouse.gateway.openapi_ops import all_operations
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([A-Z]+ /[^`?\[]*)", readme, flags=re.MULTILINE))
+    unprefixed = {"/chat/completions", "/completions", "/embeddings", "/models", "/moderations"}
+    routes = {
+        f"{op.method} {op.path}"
+        for op in all_operations()
+        if not op.path.startswith("/console") and op.path not in unprefixed
+    }
+    assert not routes - rows, f"README's endpoint tables lack {sorted(routes - rows)}"
+    assert not rows - routes, f"README documents routes the gateway lacks: {sorted(rows - routes)}"
+
+
+def test_links_stay_inside_the_repository() -> None:
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#]+)[^)]*\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue  # a web address, not a file
+            resolved = (doc.parent / target).resolve()
+            assert resolved.is_relative_to(ROOT), f"{doc.name} links outside the repo: {target}"
+            assert resolved.exists(), f"{doc.name} links a missing file: {target}"
+        assert "../shared/" not in text, f"{doc.name} names a file outside the repository"
