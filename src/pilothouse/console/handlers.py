@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from pilothouse.console import queries, usage, views
+from pilothouse.console.annotate import AnnotatePages
 from pilothouse.console.auth import (
     ABSOLUTE_TIMEOUT_S,
     LoginCsrf,
@@ -61,6 +62,11 @@ log = logging.getLogger("pilothouse.console")
 Page = Callable[[Runtime, Request, Session], Awaitable[Response]]
 LOGIN_FORM_TTL_S = 3600
 DEFAULT_RANGE = "30d"
+ANNOTATED = {
+    "feedback": "Your feedback is saved.",
+    "review": "Sent to the review queue.",
+    "queued": "This request is already in the review queue.",
+}
 
 
 class Console:
@@ -302,9 +308,12 @@ class Console:
         if request_id:
             with contextlib.suppress(NotFoundError):  # no usage row yet, or a pruned version
                 found = await lineage(rt.engine, str(request_id))
+        done = ANNOTATED.get(request.query_params.get("annotated") or "", "")
         return self.render(
-            request, "detail.html", session, nav="requests", view=view, lineage=found
-        )
+            request, "detail.html", session, nav="requests", view=view, lineage=found,
+            may_annotate=bool(request_id) and allows(session.principal.role, "evals.review"),
+            notice=done,
+        )  # fmt: skip
 
     async def _range(self, request: Request) -> tuple[Any, list[str], str, str]:
         params = dict(request.query_params)
@@ -413,6 +422,7 @@ class Console:
             *PromptPages(self).routes(),
             *EvalPages(self).routes(),
             *KeyPages(self).routes(),
+            *AnnotatePages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 
