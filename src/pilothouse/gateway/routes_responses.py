@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from pilothouse.errors import InvalidRequestError
-from pilothouse.gateway import admission, pipeline, responses_store, validate
+from pilothouse.gateway import admission, pipeline, validate
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.responses_translate import (
@@ -56,7 +56,7 @@ class Exchange:
                     "`previous_response_id` must be a response id", param="previous_response_id"
                 )
             assert self.ctx.key is not None  # authenticated before translation
-            _, history = await responses_store.load(self.rt.engine, previous, self.ctx.key.id)
+            _, history = await self.rt.responses.load(previous, self.ctx.key.id)
         chat, self.conversation = to_chat(body, history)
         self.original = body
         return chat
@@ -70,8 +70,7 @@ class Exchange:
         if not self.original.get("store", True) or self.ctx.key is None:
             return response
         try:
-            await responses_store.save(
-                self.rt.engine,
+            await self.rt.responses.save(
                 key_id=self.ctx.key.id,
                 alias=self.ctx.alias or "",
                 conversation=[*self.conversation, *assistant_turn(items)],
@@ -163,7 +162,7 @@ async def retrieve(request: Request) -> Response:
     request_id = pipeline.new_request_id()
     try:
         key_id = await _owner(rt, request)
-        body, _ = await responses_store.load(rt.engine, request.path_params["id"], key_id)
+        body, _ = await rt.responses.load(request.path_params["id"], key_id)
     except Exception as exc:
         return error_response(exc, request_id)
     return json_response(body, {"x-request-id": request_id})
@@ -174,7 +173,7 @@ async def delete(request: Request) -> Response:
     request_id = pipeline.new_request_id()
     response_id = request.path_params["id"]
     try:
-        await responses_store.remove(rt.engine, response_id, await _owner(rt, request))
+        await rt.responses.remove(response_id, await _owner(rt, request))
     except Exception as exc:
         return error_response(exc, request_id)
     body = {"id": response_id, "object": "response.deleted", "deleted": True}

@@ -33,6 +33,7 @@ from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import ConfigError, StoreError
 from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_sink
 from pilothouse.gateway.intake import KeySlots
+from pilothouse.gateway.responses_store import ResponseStore
 from pilothouse.guard.engine import GuardEngine
 from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.limits.auth_throttle import AuthThrottle, MemoryThrottle, RedisThrottle
@@ -75,6 +76,7 @@ class Runtime:
         lease_s = settings.limits.reservation_lease_s
         self.keys = KeyStore(self.engine)
         self.prompts = PromptRegistry(self.engine)
+        self.responses = ResponseStore(self.engine, self.redis, prefix, self.spawn)
         self.prompt_cache = LabelCache(self.prompts)
         self.key_cache = KeyCache(self.keys)
         self.scopes = ScopeStore(self.engine)
