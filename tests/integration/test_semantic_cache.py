@@ -6,6 +6,7 @@ answer itself: it is the *first* question's text, not the one just asked.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,28 @@ def test_embedder_must_serve_embeddings() -> None:
     bad["chat"]["cache"]["semantic"]["embedder"] = "nope"
     with pytest.raises(ConfigError, match="unknown model alias 'nope'"):
         parse_settings({"providers": PROVIDERS, "models": bad, "guards": GUARDS}, source="<t>")
+
+
+def test_a_streamed_paraphrase_is_replayed_from_the_semantic_cache(gw: ThreadedGateway) -> None:
+    key = gw.create_key()
+    ask(gw, key, "How do I update my billing details?")
+    with httpx.stream(
+        "POST",
+        gw.url + "/v1/chat/completions",
+        json={
+            "model": "chat",
+            "stream": True,
+            "messages": [{"role": "user", "content": "How can I update my billing details?"}],
+        },
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    ) as resp:
+        assert resp.headers["x-pilothouse-cache"] == "semantic"
+        text = "".join(
+            chunk["choices"][0]["delta"].get("content") or ""
+            for line in resp.iter_lines()
+            if line.startswith("data: {")
+            for chunk in [json.loads(line.removeprefix("data: "))]
+            if chunk.get("choices")
+        )
+    assert text == "How do I update my billing details?"
