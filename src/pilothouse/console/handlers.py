@@ -27,6 +27,7 @@ from pilothouse.console.auth import (
 from pilothouse.console.eval_pages import EvalPages
 from pilothouse.console.key_pages import KeyPages
 from pilothouse.console.prompt_pages import PromptPages
+from pilothouse.console.rollout_pages import RolloutPages
 from pilothouse.console.session_backends import SessionBackend, backend_for
 from pilothouse.console.web import (
     LOGIN_COOKIE,
@@ -423,6 +424,7 @@ class Console:
             *EvalPages(self).routes(),
             *KeyPages(self).routes(),
             *AnnotatePages(self).routes(),
+            *RolloutPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 
