@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+import msgspec
 
 from pilothouse.guard.base import Scan, Segment
 from pilothouse.guard.config import GuardSpec
@@ -47,3 +50,39 @@ class ExplodingGuard:
 
     def scan(self, segment: Segment) -> Scan:
         raise RuntimeError("guard backend unavailable")
+
+
+class _Faulty:
+    """A built-in guard that runs for real and then fails: its scan raises after the real
+    scan, or (``faulty_slow_*``) blocks in its worker thread until released, so ``on_error``
+    and the guard timeout are exercised on every guard type, not only on a toy one."""
+
+    slow = False
+
+    def __init__(self, spec: GuardSpec, ctx: Any, inner_type: str) -> None:
+        from pilothouse.guard.registry import default_registry
+
+        self.spec = spec
+        real = msgspec.structs.replace(spec, type=inner_type)
+        self.inner = default_registry().build(real, ctx, f"faulty {inner_type}")
+        self.heavy = self.slow  # a slow guard runs in the worker pool, under the timeout
+
+    def scan(self, segment: Segment) -> Scan:
+        self.inner.scan(segment)
+        if self.slow:
+            RELEASE_SLOW.wait(60)
+            return Scan([])
+        raise RuntimeError("guard backend unavailable")
+
+
+RELEASE_SLOW = threading.Event()
+
+
+def __getattr__(name: str) -> Any:
+    """``tests.support.guards:faulty_<type>`` / ``faulty_slow_<type>`` for any guard type."""
+    for prefix, slow in (("faulty_slow_", True), ("faulty_", False)):
+        if name.startswith(prefix):
+            inner = name[len(prefix) :]
+            cls = type(f"Faulty_{inner}", (_Faulty,), {"slow": slow})
+            return lambda spec, ctx: cls(spec, ctx, inner)
+    raise AttributeError(name)

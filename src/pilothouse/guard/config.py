@@ -8,7 +8,7 @@ against the registry when the runtime is built, so a typo fails at start-up.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -75,3 +75,6 @@ class GuardPolicy(_Strict, frozen=True):
     tools: ToolPolicy | None = None
     on_error: OnError = "block"
     holdback_chars: int = 64
+    # A guard in the worker pool (NER, a model, a long text) that takes longer is an error,
+    # decided by ``on_error`` like any other failure.
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0

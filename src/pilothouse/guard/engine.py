@@ -169,6 +169,8 @@ class GuardEngine:
         compiled = self.policy_for(ctx)
         if compiled is None:
             return None
+        if isinstance(ctx.guards, GuardState) and ctx.guards.policy == compiled.name:
+            return compiled, ctx.guards  # a request guarded in batches keeps one receipt
         meta = ctx.metadata or {}
         conv = meta.get("session") or meta.get("session_id") or meta.get("conversation_id")
         if not isinstance(conv, str) or not conv:
@@ -179,7 +181,9 @@ class GuardEngine:
 
     # -- scanning ----------------------------------------------------------------------
 
-    async def _scan(self, guard: Guard, segment: Segment) -> Scan:
+    async def _scan(self, guard: Guard, segment: Segment, timeout_s: float | None = None) -> Scan:
+        """Inline for the pattern tier; heavy guards and long texts run in the worker pool,
+        bounded by the policy's ``timeout_s`` (a hung guard is an error, not a hung request)."""
         if not guard.heavy and len(segment.text) <= self.offload_chars:
             return guard.scan(segment)
         if self._queued >= self._queue_limit:
@@ -189,7 +193,8 @@ class GuardEngine:
         self._queued += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, guard.scan, segment)
+            job = loop.run_in_executor(self._executor, guard.scan, segment)
+            return await asyncio.wait_for(job, timeout_s)
         finally:
             self._queued -= 1
 
@@ -211,7 +216,7 @@ class GuardEngine:
             seg = Segment(segment.provenance, segment.label, text)
             started = time.perf_counter()
             try:
-                scan = await self._scan(guard, seg)
+                scan = await self._scan(guard, seg, compiled.policy.timeout_s)
             except Exception as exc:
                 self.on_guard_error(compiled, state, spec, seg, stage, exc, started)
                 continue
@@ -238,6 +243,7 @@ class GuardEngine:
             latency_ms=latency,
         )
         self.metrics.observe(spec.label, stage, "error", {}, latency)
+        state.nocache = True  # content no guard could vouch for is never cached
         if compiled.policy.on_error == "block":
             raise GuardBlockedError(
                 f"blocked: guard '{spec.label}' ({spec.type}) failed on {seg.label} "

@@ -80,6 +80,9 @@ async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[
             await admission.admit(rt, ctx, body, route)
             ctx.admitted_at = time.perf_counter()
             admitted = True
+        # The embedder alias's guard policy applies here as on /v1/embeddings (the CLI and
+        # the workers embed through that route): no path reaches the model unguarded.
+        body = await rt.guards.check_embeddings_input(ctx, body)
         result = await rt.router.embed(ctx, body)
         total.input_tokens += result.usage.input_tokens
         price_usage(rt, ctx, total)
