@@ -58,6 +58,25 @@ def high_entropy(token: str) -> bool:
     return shannon_entropy(token) >= 4.3
 
 
+_KEYWORDS = ("key", "pw", "pass", "token", "secret")
+
+
+def gate_for(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], bool] | None:
+    """Words one of which must occur for ``pattern`` to match (and whether to look in the
+    lower-cased text), for the rules that are slow because they start with a look-behind
+    or an alternation: detect-secrets' keyword rules (``cloudant_password = ...``) need a
+    key/password/token word, Artifactory's need their literal prefix."""
+    src = pattern.pattern
+    if "(?:key|pwd|" in src or "(?:secret[-_]?(?:access)?[-_]?key)" in src:
+        return _KEYWORDS, True
+    if src.startswith("(?i)\\b(?:password|passwd|pwd|secret|"):
+        return _KEYWORDS, True
+    for literal in ("AKC", "AP"):
+        if src.startswith('(?:\\s|=|:|"|^)' + literal):
+            return (literal,), False
+    return None
+
+
 class SecretsGuard:
     heavy = False
 
@@ -66,17 +85,25 @@ class SecretsGuard:
         builtin: list[tuple[str, re.Pattern[str]]] = ctx.resource(
             "detect_secrets", _detect_secrets_patterns
         )
-        self.patterns = builtin + [(label, re.compile(p)) for label, p in _EXTRA_SECRETS]
+        patterns = builtin + [(label, re.compile(p)) for label, p in _EXTRA_SECRETS]
+        self.patterns = [(label, p, gate_for(p)) for label, p in patterns]
         self.entropy = spec.threshold is None or spec.threshold > 0
 
     def scan(self, segment: Segment) -> Scan:
         text = segment.text
-        found = [
-            Finding(label, m.start(), m.end())
-            for label, pattern in self.patterns
-            for m in pattern.finditer(text)
-            if m.end() > m.start()
-        ]
+        low = text.lower()
+        found: list[Finding] = []
+        for label, pattern, gate in self.patterns:
+            if gate is not None:
+                words, lowered = gate
+                haystack = low if lowered else text
+                if not any(w in haystack for w in words):
+                    continue  # a word the rule requires is absent: it cannot match
+            found.extend(
+                Finding(label, m.start(), m.end())
+                for m in pattern.finditer(text)
+                if m.end() > m.start()
+            )
         if self.entropy:
             found.extend(
                 Finding("HIGH_ENTROPY_STRING", m.start(), m.end(), 0.7)

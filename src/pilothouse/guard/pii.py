@@ -39,6 +39,23 @@ _PERSON_NOISE = re.compile(
 )
 
 
+# Necessary conditions for each pattern recognizer to find anything, checked with one
+# cheap stdlib search first: most text has no card-, IBAN-, SSN- or IP-shaped run, and
+# Presidio's own regexes (``regex`` module, per-match explanations) cost ~0.1 ms per KB
+# each. A gate may let through text the recognizer then rejects, never the reverse
+# (tests/unit/guard/test_pii_gates.py checks that on generated positives).
+_GATES: dict[str, re.Pattern[str]] = {
+    "EMAIL_ADDRESS": re.compile(r"@"),
+    "CREDIT_CARD": re.compile(r"\d{4}[- ]?\d{3}"),
+    "IBAN_CODE": re.compile(r"[A-Za-z]{2}\d{2}"),
+    "US_SSN": re.compile(r"\d{3}[- .]?\d{2}"),
+    "IP_ADDRESS": re.compile(r"\d\.\d|:"),
+}
+
+
+_AT_TOKEN = re.compile(r"\S*@\S*")
+
+
 def offline_tld_extractor() -> Any:
     """tldextract on its bundled public-suffix snapshot: no network, no cache dir."""
     import tldextract
@@ -50,6 +67,7 @@ class _PhoneRecognizer:
     """Candidates by regex, validity by libphonenumber (the Presidio phone result, faster)."""
 
     supported_entities = ["PHONE_NUMBER"]
+    gated = False  # its candidate regex is the gate
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
         import phonenumbers
@@ -101,7 +119,9 @@ def build_recognizers(spec: GuardSpec, tld: Any) -> list[Any]:
         (IpRecognizer, "IP_ADDRESS"),
     ):
         if entity in wanted:
-            recognizers.append(cls())
+            rec = cls()
+            rec.gated = True  # a built-in: its gate in _GATES holds
+            recognizers.append(rec)
     if "PHONE_NUMBER" in wanted:
         recognizers.append(_PhoneRecognizer())
     for i, rec in enumerate(spec.recognizers):
@@ -109,13 +129,13 @@ def build_recognizers(spec: GuardSpec, tld: Any) -> list[Any]:
             re.compile(rec.pattern)
         except re.error as exc:
             raise ValueError(f"recognizers[{i}].pattern: invalid regex: {exc}") from None
-        recognizers.append(
-            PatternRecognizer(
-                supported_entity=rec.entity,
-                patterns=[Pattern(rec.entity.lower(), rec.pattern, rec.score)],
-                context=rec.context or [],
-            )
+        custom = PatternRecognizer(
+            supported_entity=rec.entity,
+            patterns=[Pattern(rec.entity.lower(), rec.pattern, rec.score)],
+            context=rec.context or [],
         )
+        custom.gated = False  # an operator's regex: no gate is known to hold for it
+        recognizers.append(custom)
     return recognizers
 
 
@@ -133,6 +153,113 @@ def load_ner() -> Any | None:
         except (ImportError, OSError):
             continue
     return None
+
+
+# spaCy's small model finds most names but labels some of them ORG or WORK_OF_ART
+# ("Forward this to Grace Hodge" -> ORG). A span with one of these labels that is shaped
+# like a personal name and carries no organisation word is taken as PERSON: recall first,
+# since a missed name reaches the provider and a false one only gets a surrogate.
+_NAME_LIKE_LABELS = frozenset({"ORG", "WORK_OF_ART", "PRODUCT", "FAC"})
+_NAME_TOKEN = re.compile(r"^(?:[A-Z][a-z]*(?:['-][A-Z]?[a-z]+)*|[A-Z]\.|(?:Dr|Mr|Mrs|Ms|Prof)\.?)$")
+_ORG_WORDS = frozenset(
+    [
+        "inc",
+        "ltd",
+        "llc",
+        "plc",
+        "corp",
+        "corporation",
+        "company",
+        "co",
+        "group",
+        "bank",
+        "university",
+        "college",
+        "school",
+        "institute",
+        "foundation",
+        "association",
+        "society",
+        "agency",
+        "department",
+        "ministry",
+        "council",
+        "committee",
+        "club",
+        "hotel",
+        "hospital",
+        "airlines",
+        "airways",
+        "systems",
+        "technologies",
+        "technology",
+        "labs",
+        "partners",
+        "holdings",
+        "services",
+        "solutions",
+        "studio",
+        "studios",
+        "records",
+        "press",
+        "media",
+        "news",
+        "times",
+        "post",
+        "journal",
+        "museum",
+        "center",
+        "centre",
+        "church",
+        "park",
+        "street",
+        "road",
+        "avenue",
+        "bridge",
+        "tower",
+        "building",
+        "airport",
+        "station",
+        "mall",
+        "market",
+        "music",
+        "games",
+        "store",
+        "shop",
+        "cloud",
+        "pay",
+        "app",
+        "office",
+        "team",
+        "project",
+        "service",
+        "fund",
+        "trust",
+        "capital",
+        "ventures",
+        "network",
+        "networks",
+        "international",
+        "global",
+        "the",
+        "and",
+        "of",
+        "for",
+        "united",
+        "national",
+        "royal",
+    ]
+)
+
+
+def name_shaped(text: str) -> bool:
+    """Two or three name-like tokens (optionally an honorific or initial), no org word."""
+    words = text.split()
+    if not 2 <= len(words) <= 4 or len(text) > 60:
+        return False
+    if any(w.lower().strip(".") in _ORG_WORDS for w in words):
+        return False
+    return all(len(w) > 1 and _NAME_TOKEN.match(w) for w in words)
 
 
 def plausible_person(text: str) -> bool:
@@ -161,12 +288,27 @@ class PiiGuard:
         text = segment.text
         findings: list[Finding] = []
         for rec in self.recognizers:
-            for r in rec.analyze(text, rec.supported_entities, None):
-                if r.score >= self.min_score and r.end > r.start:
-                    findings.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
+            entity = rec.supported_entities[0]
+            gate = _GATES.get(entity) if rec.gated else None
+            if gate is not None and gate.search(text) is None:
+                continue
+            if rec.gated and entity == "EMAIL_ADDRESS":
+                # An address has no whitespace: analysing only the whitespace-delimited
+                # tokens holding an "@" finds exactly what the whole text would.
+                pieces = [(m.start(), m.group()) for m in _AT_TOKEN.finditer(text)]
+            else:
+                pieces = [(0, text)]
+            for offset, piece in pieces:
+                for r in rec.analyze(piece, rec.supported_entities, None):
+                    if r.score >= self.min_score and r.end > r.start:
+                        findings.append(
+                            Finding(r.entity_type, r.start + offset, r.end + offset, float(r.score))
+                        )
         if self.ner is not None and any(c.isupper() for c in text):
             for ent in self.ner(text).ents:
                 label = NER_LABELS.get(ent.label_)
+                if label is None and ent.label_ in _NAME_LIKE_LABELS and name_shaped(ent.text):
+                    label = "PERSON"
                 if label in self.entities and plausible_person(ent.text):
                     findings.append(Finding(label, ent.start_char, ent.end_char, 0.85))
         return Scan(findings)
