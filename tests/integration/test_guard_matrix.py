@@ -84,6 +84,10 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/v1/responses": ("responses", "responses-stream"),
     "/v1/embeddings": ("embeddings",),
     "/embeddings": ("embeddings-nov1",),
+    "/v1/completions": ("completions", "completions-stream"),
+    "/completions": ("completions-nov1",),
+    "/v1/moderations": ("moderations",),
+    "/moderations": ("moderations-nov1",),
     # RAG embeds documents and queries with the collection's embedder alias: its policy.
     "/v1/rag/{collection}/documents": ("rag-documents",),
     "/v1/rag/{collection}/search": ("rag-search",),
@@ -92,13 +96,19 @@ EXEMPT: dict[str, str] = {
     "/v1/messages/count_tokens": "counts tokens locally; nothing is sent to a model",
     "/v1/traces": "OTLP ingest of the caller's own spans; no model call",
     "/v1/feedback": "a score or comment on an existing request; no model call",
+    "/v1/files": "stores an uploaded batch file; no model call",
+    "/v1/batches": "queues a batch; each line then runs the chat or embeddings pipeline and "
+    "its guards (batches/execute.py) -- a guarded batch line is not yet a matrix cell",
+    "/v1/batches/{batch_id}/cancel": "stops a batch; no content",
 }
 STREAMS = {"chat-stream", "anthropic-stream", "bundle-stream", "cached-stream", "messages-stream",
-           "responses-stream"}  # fmt: skip
-EMBEDDINGS = {"embeddings", "embeddings-nov1", "rag-documents", "rag-search"}
+           "responses-stream", "completions-stream"}  # fmt: skip
+EMBEDDINGS = {"embeddings", "embeddings-nov1", "rag-documents", "rag-search", "moderations",
+              "moderations-nov1"}  # fmt: skip
 # Surfaces that share a handler with one fully covered above (or differ only in how the
 # policy is chosen) run the actions that prove the wiring, not every action again.
 FEWER_ACTIONS = {"chat-nov1": {"pass", "block", "redact"}, "embeddings-nov1": {"pass", "block", "redact"},
+                 "completions-nov1": {"pass", "block", "redact"}, "moderations-nov1": {"pass", "block", "redact"},
                  "bundle": {"pass", "block", "redact", "error"}, "bundle-stream": {"pass", "block", "redact", "error"}}  # fmt: skip
 # A hung guard costs timeout_s per cell: proven on one surface per ingress and stage kind.
 # Stream windows are scanned inline (pattern-tier speed), so a hang there is not bounded
@@ -180,6 +190,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator
         cfg["models"][name + "--a"] = {
             "targets": [{"provider": "claude", "model": "claude-3-5-haiku"}],
             "guards": name,
+            "completions_from_chat": True,  # /v1/completions cells use this chat-only alias
         }
         cfg["models"][name + "--c"] = {**chat, "guards": name, "cache": {"ttl_s": 600}}
         cfg["models"][name + "--e"] = {
@@ -253,6 +264,12 @@ def request_for(surface: str, alias: str, text: str) -> tuple[str, dict[str, Any
         return f"/v1/rag/{alias}/documents", {"documents": [{"id": uuid.uuid4().hex, "text": text}]}
     if surface == "rag-search":
         return f"/v1/rag/{alias}/search", {"query": text, "k": 3}
+    if surface.startswith("moderations"):
+        path = "/v1/moderations" if surface == "moderations" else "/moderations"
+        return path, {"model": alias + "--e", "input": text}
+    if surface.startswith("completions"):
+        path = "/completions" if surface == "completions-nov1" else "/v1/completions"
+        return path, {"model": alias + "--a", "prompt": text, "max_tokens": 64, **stream}
     if surface in EMBEDDINGS:
         path = "/v1/embeddings" if surface == "embeddings" else "/embeddings"
         return path, {"model": alias + "--e", "input": [text]}
@@ -272,7 +289,10 @@ def answer_text(resp: httpx.Response) -> str:
         except json.JSONDecodeError:
             return resp.text
         if "choices" in body:
-            return str(body["choices"][0]["message"].get("content") or "")
+            choice = body["choices"][0]
+            if "text" in choice:  # text_completion
+                return str(choice["text"])
+            return str(choice["message"].get("content") or "")
         if body.get("type") == "message":
             return "".join(b.get("text", "") for b in body["content"])
         if body.get("object") == "response":
@@ -286,7 +306,8 @@ def answer_text(resp: httpx.Response) -> str:
             continue
         event = json.loads(line[6:])
         if event.get("choices"):
-            out.append(event["choices"][0].get("delta", {}).get("content") or "")
+            choice = event["choices"][0]
+            out.append(choice.get("text") or choice.get("delta", {}).get("content") or "")
         elif event.get("type") == "content_block_delta":
             out.append(event["delta"].get("text", ""))
         elif event.get("type") == "response.output_text.delta":

@@ -132,7 +132,15 @@ def build_app(rec: Recorder) -> web.Application:
                      for i in range(len(inputs))],
             "usage": {"prompt_tokens": 3, "total_tokens": 3}})  # fmt: skip
 
+    async def moderations(request: web.Request) -> web.Response:
+        body = await request.json()
+        rec.bodies.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({"id": "modr-rec", "model": body.get("model") or "omni-moderation-latest",
+            "results": [{"flagged": False, "categories": {}, "category_scores": {}} for _ in inputs]})  # fmt: skip
+
     app = web.Application()
+    app.router.add_post("/v1/moderations", moderations)
     app.router.add_post("/v1/chat/completions", openai_chat)
     app.router.add_post("/v1/messages", anthropic_messages)
     app.router.add_post("/v1/embeddings", embeddings)

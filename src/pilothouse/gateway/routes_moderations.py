@@ -1,8 +1,9 @@
 """``POST /v1/moderations``: passed to an upstream that has a moderation endpoint.
 
 Same door as every model call (key, throttle, RPM, routing with retries,
-fallbacks and breakers, one usage record, a trace), but no guards: this is the
-tool guards are built from. Without ``model`` the request goes to the alias
+fallbacks and breakers, one usage record, a trace); the alias's input guards run
+only if a policy is attached to it (leave none on an alias a guard itself calls).
+Without ``model`` the request goes to the alias
 named by ``routing.moderation_model``.
 """
 
@@ -47,7 +48,12 @@ def with_default_model(rt: Runtime, body: JSON) -> JSON:
 
 
 async def moderate(rt: Runtime, ctx: RequestContext, body: JSON) -> JSON:
-    """The admitted request to the router; moderation reports no tokens and costs nothing."""
+    """The admitted request to the router; moderation reports no tokens and costs nothing.
+
+    The text goes to a provider like any other input, so the alias's guard policy (if
+    one is attached) applies first, as on /v1/embeddings: redact, pseudonymize or block
+    before it leaves (tests/integration/test_guard_matrix.py)."""
+    body = await rt.guards.check_embeddings_input(ctx, body)
     result = await rt.router.moderate(ctx, body)
     ctx.usage = Usage()
     ctx.response_body = {"model": result.get("model"), "flagged": _flagged(result)}
