@@ -571,3 +571,22 @@ def test_an_onnx_classifier_blocks_what_the_patterns_let_through(
     assert "input.injection=block" in resp.headers["x-pilothouse-guards"]
     assert len(upstream.bodies) == before
     assert chat(gw, key, "What is the weather like in Lisbon?", model="onnx").status_code == 200
+
+
+def test_a_viewer_sees_the_receipt_but_no_content(gw: ThreadedGateway, key: str) -> None:
+    resp = chat(gw, key, f"ticket ACME-654321 from {EMAIL}: the zebra escaped")
+    request_id = resp.headers["x-request-id"]
+    viewer = gw.create_key(name="vic", role="viewer")
+    with gw.admin() as admin:
+        full = admin.get(f"/admin/traces/{request_id}")
+        assert "zebra escaped" in full.text  # the admin sees the (guarded) content
+        admin.headers["Authorization"] = f"Bearer {viewer}"
+        seen = admin.get(f"/admin/traces/{request_id}")
+        listed = admin.get("/admin/traces", params={"limit": 50})
+    assert seen.status_code == 200 and listed.status_code == 200
+    for text in (seen.text, listed.text):
+        assert "zebra" not in text and EMAIL not in text and "ACME-654321" not in text
+    [span] = [s for s in seen.json()["spans"] if s["name"] == "guard.enforcement"]
+    runs = {(e["attributes"]["pilothouse.guard.stage"], e["attributes"]["pilothouse.guard.guard"]):
+            e["attributes"]["pilothouse.guard.verdict"] for e in span["events"]}  # fmt: skip
+    assert runs[("input", "pii")] == "pseudonymize" and runs[("input", "internal-ids")] == "redact"

@@ -86,12 +86,19 @@ async def trace_detail(rt: Runtime, request: Request) -> Response:
 
 
 REDACTED = "[redacted for viewer role]"
+# Events that by construction never hold content: the guard receipt records guard,
+# segment label, verdict, entity types and counts, never a value.
+_VALUE_FREE = frozenset({"guard.run"})
 
 
 def redact_trace(trace: dict[str, Any]) -> dict[str, Any]:
     """A viewer's copy of a trace: timings, ids and costs, no prompt or completion text."""
     out = {**trace, "request": REDACTED, "response": REDACTED}
-    out["spans"] = [{**s, "events": [], "attributes": _no_content(s)} for s in trace["spans"]]
+    out["spans"] = [
+        {**s, "events": [e for e in s.get("events") or [] if e.get("name") in _VALUE_FREE],
+         "attributes": _no_content(s)}
+        for s in trace["spans"]
+    ]  # fmt: skip
     out["feedback"] = [{**f, "comment": None} for f in trace.get("feedback") or []]
     out["evaluations"] = [{**e, "explanation": None} for e in trace.get("evaluations") or []]
     return out
