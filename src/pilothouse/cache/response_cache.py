@@ -56,6 +56,17 @@ class MemoryResponseCache:
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
 
+    label = "response_cache_memory"
+
+    def erase_values(self, values: list[str], *, delete: bool = True) -> int:
+        """Drop (or count) cached answers holding any erased value (privacy erasure)."""
+        needles = [orjson.dumps(v)[1:-1] for v in values]
+        hits = [k for k, (_exp, blob) in self._data.items() if any(n in blob for n in needles)]
+        if delete:
+            for k in hits:
+                del self._data[k]
+        return len(hits)
+
 
 class RedisResponseCache:
     def __init__(self, redis: Redis, prefix: str) -> None:

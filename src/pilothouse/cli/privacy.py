@@ -47,17 +47,24 @@ def erase_cmd(
         from pilothouse.guard.erase import erase
 
         redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
+        rag = None
+        if settings.rag.collections:
+            from pilothouse.rag.store import open_store
+
+            rag = (open_store(settings.rag.store.url), list(settings.rag.collections))
         try:
             return await with_engine(
                 config,
                 lambda engine: erase(
                     engine, user=user, key=key, request=request, redis=redis,
-                    redis_prefix=settings.redis.prefix, actor=actor_name(actor),
+                    redis_prefix=settings.redis.prefix, actor=actor_name(actor), rag=rag,
                 ),
             )  # fmt: skip
         finally:
             if redis is not None:
                 await redis.aclose()
+            if rag is not None:
+                await rag[0].close()
 
     receipt = run(go)
     what = "--user" if user else "--key" if key else "--request"

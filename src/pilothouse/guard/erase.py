@@ -135,7 +135,11 @@ async def erase(
     redis: Any = None,
     redis_prefix: str = "pilothouse:",
     actor: str = "cli",
+    memory: list[Any] | None = None,
+    rag: tuple[Any, list[str]] | None = None,
 ) -> Receipt:
+    """``memory``: a running gateway's in-process stores (response cache, pseudonym
+    mappings); ``rag``: the RAG store and its collections."""
     kind, ident = next((k, v) for k, v in (("user", user), ("key", key), ("request", request)) if v)
     receipt = Receipt(f"{kind}:{_fingerprint(ident)}")
     async with engine.begin() as conn:
@@ -156,7 +160,14 @@ async def erase(
             if where is not None:
                 for r in (await conn.execute(select(col).where(where))).scalars():
                     strings_of(r, found)
-        receipt.found = bool(subject or usage or found)
+        owned_docs = 0
+        if rag is not None and user is not None:
+            from pilothouse.guard.erase_local import erase_rag
+
+            owned_docs = await erase_rag(rag[0], rag[1], user)
+        receipt.found = bool(subject or usage or found or owned_docs)
+        if owned_docs:
+            receipt.touched["rag_documents"] = owned_docs
         if user is not None:
             found.add(user)
         values = sorted(found, key=len, reverse=True)
@@ -179,8 +190,16 @@ async def erase(
                 receipt.touched["responses"] = receipt.touched.get("responses", 0) + res.rowcount
     if redis is not None:
         receipt.touched.update(await _scrub_redis(redis, redis_prefix, values))
+    for store in memory or []:
+        receipt.touched[store.label] = store.erase_values(values)
     receipt.audit_seq = await _audit(engine, actor, receipt)
     receipt.residue = await residue(engine, values, redis, redis_prefix)
+    for store in memory or []:
+        receipt.residue[store.label] = store.erase_values(values, delete=False)
+    if rag is not None:
+        from pilothouse.guard.erase_local import rag_residue
+
+        receipt.residue["rag_documents"] = await rag_residue(rag[0], rag[1], values)
     return receipt
 
 

@@ -51,6 +51,18 @@ class MemoryMappingStore:
         self.ttl_s, self.max = ttl_s, max_conversations
         self._data: dict[str, tuple[float, dict[str, str]]] = {}
 
+    label = "pseudonym_mappings_memory"
+
+    def erase_values(self, values: list[str], *, delete: bool = True) -> int:
+        """Drop (or count) conversations whose mapping holds a value the subject sent (an
+        original that occurs in one of their erased texts, or one of those texts)."""
+        hits = [c for c, (_exp, m) in self._data.items()
+                if any(orig in v or v in orig for orig in m.values() for v in values)]  # fmt: skip
+        if delete:
+            for c in hits:
+                del self._data[c]
+        return len(hits)
+
     async def save(self, conversation: str, mapping: dict[str, str]) -> None:
         if not mapping:
             return
