@@ -176,8 +176,16 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator
     tmp = tmp_path_factory.mktemp("guard-matrix")
     cfg = base_config(f"sqlite:///{tmp}/ph.db", tmp)
     cfg["providers"] = {
-        "primary": {"type": "openai", "base_url": upstream.url + "/v1", "api_key": "sk-test"},
-        "claude": {"type": "anthropic", "base_url": upstream.url, "api_key": "sk-ant-test"},
+        "primary": {
+            "type": "openai",
+            "base_url": upstream.url + "/v1",
+            "api_key": "env:PH_TEST_UPSTREAM_KEY",
+        },
+        "claude": {
+            "type": "anthropic",
+            "base_url": upstream.url,
+            "api_key": "env:PH_TEST_UPSTREAM_KEY",
+        },
     }
     chat = {"targets": [{"provider": "primary", "model": "gpt-4o-mini"}]}
     cfg["guards"], cfg["models"] = {}, {"plain": chat}

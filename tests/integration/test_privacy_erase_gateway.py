@@ -28,7 +28,11 @@ def gw(tmp_path: Path) -> Iterator[tuple[ThreadedGateway, Recorder]]:
         cfg = base_config(f"sqlite:///{tmp_path}/ph.db", tmp_path)
         target = {"provider": "primary", "model": "gpt-4o-mini"}
         cfg["providers"] = {
-            "primary": {"type": "openai", "base_url": upstream.url + "/v1", "api_key": "sk-t"}
+            "primary": {
+                "type": "openai",
+                "base_url": upstream.url + "/v1",
+                "api_key": "env:PH_TEST_UPSTREAM_KEY",
+            }
         }
         cfg["guards"] = {"pii": {"input": [{"type": "pii", "action": "pseudonymize",
                                             "entities": ["EMAIL_ADDRESS"]}]}}  # fmt: skip
