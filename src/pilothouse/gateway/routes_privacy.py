@@ -52,6 +52,9 @@ async def erase_subject(rt: Runtime, request: Request) -> Response:
 
     raw = await read_body(request, rt.settings.server.max_body_bytes)
     kind, ident = _subject(validate.parse_json(raw, JsonLimits.of(rt.settings.server)))
+    # What is still queued for the store (usage rows, traces) is the subject's too.
+    await rt.ledger.flush()
+    await rt.telemetry.traces.flush()
     memory = [s for s in (rt.cache, rt.guards.mappings) if hasattr(s, "erase_values")]
     receipt = await erase(
         rt.engine, **{kind: ident}, redis=rt.redis, redis_prefix=rt.settings.redis.prefix,
