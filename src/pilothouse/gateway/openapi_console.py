@@ -42,6 +42,49 @@ def _form(path: str, summary: str, fields: tuple[str, ...]) -> Operation:
     )
 
 
+def _post(
+    path: str, summary: str, param: dict[str, Any] | None, fields: tuple[str, ...]
+) -> Operation:
+    return Operation(
+        "POST",
+        path,
+        summary + " (form, CSRF token)",
+        "console",
+        "console",
+        params=[param] if param else [],
+        body={"type": "object", "properties": {f: _STR for f in ("csrf_token", *fields)}},
+        body_media="application/x-www-form-urlencoded",
+        ok={**_PAGE, 201: content(_STR, HTML)},
+        errors=errors(400, 403, 404, 409, 413),
+        error_media=HTML,
+    )
+
+
+def _key_and_rollout_pages() -> list[Operation]:
+    key = path_param("key_id", "key_…")
+    ro = path_param("rollout_id", "ro_…")
+    req = path_param("request_id", "req_…")
+    limits = ("models", "budget_usd", "budget_period", "rpm", "tpm")
+    return [
+        _page("/console/keys", "Keys and budgets", query("revoked", "1: include revoked keys")),
+        _post("/console/keys", "Create a key; its secret is shown once", None,
+              ("name", "role", *limits)),
+        _post("/console/keys/{key_id}/update", "Change a key's models, budget, limits", key,
+              limits),
+        _post("/console/keys/{key_id}/rotate", "Rotate a key; the new secret is shown once", key,
+              ("grace_s",)),
+        _post("/console/keys/{key_id}/revoke", "Revoke a key", key, ()),
+        _post("/console/requests/{request_id}/feedback", "Rate a request (feedback)", req,
+              ("thumbs", "score", "comment")),
+        _post("/console/requests/{request_id}/review", "Send a request to the review queue", req,
+              ("note",)),
+        _page("/console/rollouts", "Running and past rollouts"),
+        _page("/console/rollouts/{rollout_id}", "A rollout's arms, guards and SRM check", ro),
+        _post("/console/rollouts/{rollout_id}/promote", "Promote a rollout", ro, ("reason",)),
+        _post("/console/rollouts/{rollout_id}/rollback", "Roll back a rollout", ro, ("reason",)),
+    ]  # fmt: skip
+
+
 def _prompt_pages() -> list[Operation]:
     name = path_param("name", "prompt name")
     version = path_param("version", "version number or label")
@@ -133,6 +176,7 @@ OPERATIONS: list[Operation] = [
     _page("/console/usage", "Usage charts"),
     _page("/console/costs", "Cost charts"),
     *_prompt_pages(),
+    *_key_and_rollout_pages(),
     _page("/console/evals", "Eval runs", query("suite", "suite name")),
     _page(
         "/console/evals/compare",
