@@ -65,12 +65,13 @@ def _bound_gate(gate: GateSpec, summary: Summary) -> GateResult:
     if value is None:
         return GateResult(gate, "error", None, "no value: nothing was scored for this metric")
     if gate.min is not None:
-        ok, bound = value >= gate.min, f">= {gate.min:g}"
+        ok = value >= gate.min
+        why = f"at or above the minimum {gate.min:g}" if ok else f"below the minimum {gate.min:g}"
     else:
         assert gate.max is not None
-        ok, bound = value <= gate.max, f"<= {gate.max:g}"
-    verdict = "meets" if ok else "misses"
-    return GateResult(gate, "pass" if ok else "fail", value, f"{shown} {verdict} {bound}")
+        ok = value <= gate.max
+        why = f"within the maximum {gate.max:g}" if ok else f"above the maximum {gate.max:g}"
+    return GateResult(gate, "pass" if ok else "fail", value, f"{shown}: {why}")
 
 
 def _drop_gate(

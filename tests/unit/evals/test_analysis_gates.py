@@ -102,7 +102,9 @@ def test_min_and_max_gates() -> None:
         None,
     )
     assert [r.status for r in results] == ["pass", "fail", "pass", "pass"]
-    assert results[1].detail.startswith("0.700 [") and "misses >= 0.8" in results[1].detail
+    assert results[1].detail.startswith("0.700 [") and results[1].detail.endswith(
+        ": below the minimum 0.8"
+    )
     assert exit_code(results, complete=True) == 1
     assert exit_code(results[:1], complete=True) == 0
     assert exit_code(results[:1], complete=False) == 2

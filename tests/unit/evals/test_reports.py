@@ -155,3 +155,17 @@ def test_json_report_round_trips_as_a_baseline(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text('{"hello": 1}')
     with pytest.raises(EvalError, match="not a pilothouse eval JSON report"):
         load_run_json(tmp_path / "other.json")
+
+
+def test_html_case_names_the_scorer_that_failed_or_errored() -> None:
+    page = html_report.render(report_data(mixed_run()))
+    summaries = dict(re.findall(r'id="case-(q\d)">\s*<summary>(.*?)</summary>', page, re.S))
+    assert "failed: exact" in summaries["q2"] and "judge" not in summaries["q2"].split("failed:")[1]
+    assert "error: judge" in summaries["q3"] and "failed:" not in summaries["q3"]
+    assert "failed:" not in summaries["q1"] and "error:" not in summaries["q1"]
+
+
+def test_gate_detail_reads_as_a_sentence() -> None:
+    page = html_report.render(report_data(mixed_run()))
+    assert "below the minimum 0.9" in page
+    assert "misses" not in page and "meets" not in page

@@ -62,9 +62,11 @@ def _case_view(data: ReportData, case: Case, samples: list[Sample]) -> dict[str,
     scorers = data.record.info.scorers
     views = []
     states: set[str] = set()
+    by_scorer: set[tuple[str, str]] = set()
     for sample in samples:
         badges = [(s, *_badge(sample, s)) for s in scorers]
         states.update(state for _s, state, _t in badges)
+        by_scorer.update((s, state) for s, state, _t in badges)
         views.append(
             {
                 "sample": sample,
@@ -74,7 +76,12 @@ def _case_view(data: ReportData, case: Case, samples: list[Sample]) -> dict[str,
             }
         )
     status = "err" if "err" in states else ("fail" if "fail" in states else "pass")
+    # A red bar alone does not say which of several scorers failed: name them.
+    failed = sorted({s for s, state in by_scorer if state == "fail"})
+    errored = sorted({s for s, state in by_scorer if state == "err"})
     return {
+        "failed": failed,
+        "errored": errored,
         "case": case,
         "input": _pretty(case.input),
         "expected": _pretty(case.expected),
