@@ -159,3 +159,35 @@ def test_links_stay_inside_the_repository() -> None:
             assert resolved.is_relative_to(ROOT), f"{doc.name} links outside the repo: {target}"
             assert resolved.exists(), f"{doc.name} links a missing file: {target}"
         assert "../shared/" not in text, f"{doc.name} names a file outside the repository"
+
+
+def _same(documented: str, code: str) -> bool | None:
+    """Whether a README default equals the code's; None when the README gives prose."""
+    code = code.strip("`").replace(" ", "")
+    documented = documented.strip().strip("`")
+    if documented.startswith("["):
+        return documented.replace(" ", "") == code
+    if " " in documented:
+        return None  # "4 MiB", "memory or redis", "256 tokens": described, not literal
+    try:
+        return float(documented) == float(code)
+    except ValueError:
+        return documented == code
+
+
+def test_readme_config_table_defaults_equal_the_codes() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| section | keys (default) |") :]
+    table = table[: table.index("\n\n")]
+    code = {path: default for path, _, default in config_reference.schema_keys()}
+    checked, wrong = 0, []
+    for section, cells in re.findall(r"^\| `([a-z_]+)[^`]*` \| (.*) \|$", table, re.MULTILINE):
+        for key, inner in re.findall(r"`([a-z_]+)` \(([^()]*)\)", cells):
+            path = f"{section}.{key}"
+            value = inner if inner.startswith("[") else re.split(r"[;,]|: ", inner)[0]
+            if path in code and (same := _same(value, code[path])) is not None:
+                checked += 1
+                if not same:
+                    wrong.append(f"{path}: README {value!r}, code {code[path]}")
+    assert checked > 20
+    assert not wrong, wrong
