@@ -126,7 +126,12 @@ def test_every_quoted_command_exists(doc: str, line: str) -> None:
         nxt = rest[0] if rest else ""
         assert not any(_is_group(c) for c in cmds), f"{doc}: `{line}`: no `{where} {nxt}`"
     # Every option the docs use must be one the command takes.
-    used = {w.strip("[]").split("=")[0] for w in rest if w.strip("[").startswith("-")}
+    used = {
+        alt.strip("[]").split("=")[0]
+        for w in rest
+        for alt in w.split("|")  # `--user|--key|--request`: each alternative is an option
+        if alt.strip("[").startswith("-")
+    }
     used = {u for u in used if re.fullmatch(r"--?[a-z][a-z-]*", u)}
     for cmd in cmds:
         options = {o for p in cmd.params for o in [*p.opts, *p.secondary_opts]} | {"--help"}
