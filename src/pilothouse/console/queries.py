@@ -45,6 +45,10 @@ class LogFilters:
     status: str | None = None
     user: str | None = None
     feature: str | None = None
+    session: str | None = None
+    provider: str | None = None
+    prompt: str | None = None
+    cache: str | None = None  # "hit" | "miss"
     since: datetime | None = None
     until: datetime | None = None
     since_text: str = ""
@@ -58,6 +62,10 @@ class LogFilters:
             ("status", self.status or ""),
             ("user", self.user or ""),
             ("feature", self.feature or ""),
+            ("session", self.session or ""),
+            ("provider", self.provider or ""),
+            ("prompt", self.prompt or ""),
+            ("cache", self.cache or ""),
             ("since", self.since_text),
             ("until", self.until_text),
         ]
@@ -96,6 +104,10 @@ def parse_filters(params: Mapping[str, str]) -> ParsedFilters:
     if status and status not in _STATUS_WORDS and not (status.isdigit() and len(status) == 3):
         errors.append(f"“status” must be ok, error, 4xx, 5xx or a 3-digit code; got {status!r}.")
         status = None
+    cache = _text(params, "cache", 8)
+    if cache and cache not in ("hit", "miss"):
+        errors.append(f"“cache” must be hit or miss; got {cache!r}.")
+        cache = None
     since, since_text = _time(params, "since", errors)
     until, until_text = _time(params, "until", errors)
     filters = LogFilters(
@@ -104,6 +116,10 @@ def parse_filters(params: Mapping[str, str]) -> ParsedFilters:
         status=status,
         user=_text(params, "user"),
         feature=_text(params, "feature"),
+        session=_text(params, "session"),
+        provider=_text(params, "provider"),
+        prompt=_text(params, "prompt"),
+        cache=cache,
         since=since,
         until=until,
         since_text=since_text if since else "",
@@ -136,6 +152,17 @@ def filter_conditions(f: LogFilters) -> list[ColumnElement[bool]]:
         conds.append(meta_text(u.c.metadata, "user") == f.user)
     if f.feature:
         conds.append(meta_text(u.c.metadata, "feature") == f.feature)
+    if f.session:
+        conds.append(meta_text(u.c.metadata, "session") == f.session)
+    if f.provider:
+        conds.append(u.c.provider == f.provider)
+    if f.prompt:  # "name" or "name@version"
+        name, _, version = f.prompt.partition("@")
+        conds.append(u.c.prompt_name == name)
+        if version.isdigit():
+            conds.append(u.c.prompt_version == int(version))
+    if f.cache:
+        conds.append(u.c.cache_hit.is_(f.cache == "hit"))
     if f.since:
         conds.append(u.c.created_at >= f.since)
     if f.until:

@@ -1,0 +1,58 @@
+"""Request log filters in a real browser: session, provider, prompt and cache, shareable as
+URLs; bad values are messages, not errors; a viewer filters without seeing content."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import orjson
+from playwright.sync_api import Page, expect
+
+from tests.support.gateway import base_config, running_gateway
+
+from .test_console_prompts import sign_in
+
+
+def test_request_log_filters(page: Page, tmp_path: Path) -> None:
+    with running_gateway(base_config(f"sqlite:///{tmp_path}/f.db", tmp_path)) as gw:
+        vera = gw.create_key(name="vera", role="viewer")
+        app = gw.create_key(name="app")
+        ids = {}
+        for session in ("s-one", "s-two", "s-two"):
+            resp = httpx.post(
+                gw.url + "/v1/chat/completions",
+                headers={
+                    "Authorization": f"Bearer {app}",
+                    "x-pilothouse-metadata": orjson.dumps({"session": session}).decode(),
+                },
+                json={"model": "chat", "messages": [{"role": "user", "content": "secret plan"}]},
+                timeout=30,
+            )
+            assert resp.status_code == 200
+            ids.setdefault(session, []).append(resp.headers["x-request-id"])
+
+        sign_in(page, gw, vera, "/console/requests")
+        rows = page.locator("#request-log tbody tr")
+        expect(rows).to_have_count(3)
+        page.get_by_label("Session").fill("s-two")
+        page.get_by_role("button", name="Filter").click()
+        expect(rows).to_have_count(2)
+        for rid in ids["s-two"]:
+            expect(page.locator("#request-log")).to_contain_text(rid)
+        expect(page.locator("#request-log")).not_to_contain_text(ids["s-one"][0])
+        assert "session=s-two" in page.url
+        page.get_by_label("Provider").fill("chaos")
+        page.get_by_role("button", name="Filter").click()
+        expect(rows).to_have_count(2)
+        page.get_by_label("Cache").select_option("hit")  # submits itself
+        expect(page).to_have_url(re.compile(r"cache=hit"))
+        expect(rows).to_have_count(0)
+        page.goto(gw.url + "/console/requests?cache=maybe")
+        expect(page.get_by_role("alert")).to_contain_text("“cache” must be hit or miss")
+        page.goto(gw.url + "/console/requests?prompt=none@1")
+        expect(rows).to_have_count(0)
+        page.goto(gw.url + "/console/requests?session=s-one&cache=miss")
+        expect(rows).to_have_count(1)
+        assert "secret plan" not in page.content()
