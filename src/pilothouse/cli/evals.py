@@ -220,7 +220,7 @@ async def _run(
 @app.command("list")
 def list_cmd(
     suite: str | None = typer.Option(None, "--suite", help="Only runs of this suite."),
-    limit: int = typer.Option(20, "--limit", min=1),
+    limit: int = typer.Option(20, "--limit", min=1, help="Most runs to show."),
     config: Path | None = ConfigOpt,
     store: str | None = StoreOpt,
 ) -> None:
@@ -276,10 +276,10 @@ def show_cmd(
     run_ref: str = typer.Argument(..., metavar="RUN", help="Run id (or prefix, 'last', run.json)."),
     config: Path | None = ConfigOpt,
     store: str | None = StoreOpt,
-    junit: Path | None = typer.Option(None, "--junit"),
-    html: Path | None = typer.Option(None, "--html"),
-    md: Path | None = typer.Option(None, "--md"),
-    json_out: Path | None = typer.Option(None, "--json"),
+    junit: Path | None = typer.Option(None, "--junit", help="Write a JUnit XML report here."),
+    html: Path | None = typer.Option(None, "--html", help="Write an HTML report here."),
+    md: Path | None = typer.Option(None, "--md", help="Write a Markdown report here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write a JSON report here."),
     trace_url: str | None = TraceUrlOpt,
 ) -> None:
     """Show a stored run (and regenerate its reports)."""
@@ -319,7 +319,7 @@ def compare_cmd(
     config: Path | None = ConfigOpt,
     store: str | None = StoreOpt,
     md: Path | None = typer.Option(None, "--md", help="Write the comparison as Markdown."),
-    json_out: Path | None = typer.Option(None, "--json"),
+    json_out: Path | None = typer.Option(None, "--json", help="Write a JSON report here."),
 ) -> None:
     """Paired comparison of run B against baseline A: changes, CIs, p-values, flips."""
     from pilothouse.evals.console import print_report

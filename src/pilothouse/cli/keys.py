@@ -13,11 +13,14 @@ from pilothouse.cli.common import (
     ActorOption,
     ConfigOption,
     actor_name,
+    check_aliases,
+    check_choice,
     console,
     run,
+    settings_from,
     with_engine,
 )
-from pilothouse.limits.keys import DEFAULT_ROTATION_GRACE_S, KeyStore
+from pilothouse.limits.keys import DEFAULT_ROTATION_GRACE_S, PERIODS, ROLES, KeyStore
 
 app = typer.Typer(
     help="Create, list, update, rotate and revoke virtual API keys.", no_args_is_help=True
@@ -47,9 +50,13 @@ def create(
     config: Path | None = ConfigOption,
 ) -> None:
     """Create a key. The secret is printed once and never stored."""
+    check_choice(budget_period, PERIODS, "--budget-period")
+    if role is not None:
+        check_choice(role, ROLES, "--role")
     spec: dict[str, Any] = {"name": name, "budget_period": budget_period}
     if models:
         spec["models"] = [m.strip() for m in models.split(",") if m.strip()]
+        check_aliases(settings_from(config), spec["models"], "--models")
     for field, value in (("rpm", rpm), ("tpm", tpm), ("budget_usd", budget_usd)):
         if value is not None:
             spec[field] = value
@@ -131,7 +138,13 @@ def update(
     """
     patch: dict[str, Any] = {}
     if models is not None:
-        patch["models"] = None if models == "*" else [m.strip() for m in models.split(",") if m]
+        patch["models"] = (
+            None if models == "*" else [m.strip() for m in models.split(",") if m.strip()]
+        )
+        if patch["models"]:
+            check_aliases(settings_from(config), patch["models"], "--models")
+    if budget_period is not None:
+        check_choice(budget_period, PERIODS, "--budget-period")
     for field, value in (("rpm", rpm), ("tpm", tpm)):
         if value is not None:
             patch[field] = value or None

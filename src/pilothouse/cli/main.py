@@ -26,6 +26,7 @@ from pilothouse.cli import (
     usage,
 )
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
+from pilothouse.cli.group import PilothouseGroup
 from pilothouse.config.schema import Settings
 from pilothouse.errors import PilothouseError
 from pilothouse.providers.base import provider_class
@@ -34,6 +35,7 @@ app = typer.Typer(
     help="pilothouse: an OpenAI-compatible LLM gateway with exact costs, traces and evals.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=PilothouseGroup,
 )
 app.command("serve")(serve.serve)
 app.command("usage")(usage.usage)
@@ -111,9 +113,9 @@ def db_upgrade(config: Path | None = ConfigOption) -> None:
 
 @chaos_app.command("serve")
 def chaos_serve(
-    port: int = typer.Option(9001),
-    host: str = typer.Option("127.0.0.1"),
-    config: Path | None = typer.Option(None, "--config", help="YAML with chaos options."),
+    port: int = typer.Option(9001, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML with chaos options."),
 ) -> None:
     """Serve an OpenAI-compatible upstream that injects the configured faults."""
     import msgspec
@@ -123,13 +125,23 @@ def chaos_serve(
     from pilothouse.chaos.plan import ChaosConfig
     from pilothouse.chaos.server import build_chaos_app
 
-    raw = yaml.safe_load(config.read_text()) if config else {}
+    try:
+        raw = yaml.safe_load(config.read_text()) if config else {}
+    except (OSError, yaml.YAMLError) as exc:
+        fail(f"{config}: cannot read chaos options: {exc}")
+    if raw is not None and not isinstance(raw, dict):
+        fail(f"{config}: chaos options must be a mapping")
     try:
         cfg = msgspec.convert({"type": "chaos", **(raw or {})}, ChaosConfig)
     except (msgspec.ValidationError, ValueError) as exc:
         fail(f"{config}: {exc}")
+
+    def announce(_banner: str) -> None:
+        # aiohttp calls this once the socket accepts: drills can wait for this line.
+        print(f"chaos upstream listening on http://{host}:{port}/v1", flush=True)
+
     # A fault injector has nothing to drain: SIGTERM must not wait for hung connections.
-    web.run_app(build_chaos_app(cfg), host=host, port=port, print=None, shutdown_timeout=0.5)
+    web.run_app(build_chaos_app(cfg), host=host, port=port, print=announce, shutdown_timeout=0.5)
 
 
 @app.command()

@@ -175,7 +175,7 @@ def ingest(
 def search(
     collection: str,
     query: str,
-    k: int | None = typer.Option(None, "-k", "--k"),
+    k: int | None = typer.Option(None, "-k", "--k", help="Number of chunks to return."),
     mode: str | None = typer.Option(None, "--mode", help="dense | keyword | hybrid"),
     groups: str | None = typer.Option(
         None, "--groups", help="Search as these ACL groups (default: as admin)."
@@ -183,7 +183,7 @@ def search(
     filters: list[str] = typer.Option(
         [], "--filter", help="Metadata filter key=value (repeat; same key twice = either value)."
     ),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     base_url: str | None = BaseUrlOption,
     api_key: str | None = ApiKeyOption,
     config: Path | None = ConfigOption,
@@ -224,7 +224,7 @@ def search(
 @app.command()
 def status(
     collection: str,
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     config: Path | None = ConfigOption,
 ) -> None:
     """Documents, chunks, bytes, embedder and version, stale documents, orphans, last ingest."""
@@ -310,8 +310,10 @@ def eval_cmd(
         None, help="BEIR corpus.jsonl to ingest first (unchanged documents are skipped)."
     ),
     k: int = typer.Option(10, "-k", "--k", help="Cut-off for recall@k and MRR."),
-    modes: str = typer.Option("dense,keyword,hybrid", "--modes"),
-    as_json: bool = typer.Option(False, "--json"),
+    modes: str = typer.Option(
+        "dense,keyword,hybrid", "--modes", help="Comma-separated retrieval modes to compare."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     base_url: str | None = BaseUrlOption,
     api_key: str | None = ApiKeyOption,
     config: Path | None = ConfigOption,

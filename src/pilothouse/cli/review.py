@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import typer
+from rich.text import Text
 
 from pilothouse.cli.common import console, err_console
 from pilothouse.cli.evals import ConfigOpt, StoreOpt, open_store, run_async, where
@@ -32,9 +33,10 @@ def _show(item: Any, pending: int) -> None:
     ):
         if value not in (None, ""):
             text = value if isinstance(value, str) else orjson.dumps(value).decode()
-            console.print(f"[dim]{title}:[/]\n{text}", highlight=False, markup=False)
+            # The title is styled; the case text is printed verbatim (it may hold brackets).
+            console.print(Text.assemble((f"{title}:", "dim"), "\n", text), highlight=False)
     judged = verdict.get("error") or verdict.get("explanation") or verdict.get("label")
-    console.print(f"[dim]judge:[/] {judged}", highlight=False)
+    console.print(Text.assemble(("judge:", "dim"), " ", str(judged)), highlight=False)
     console.print(f"label it: pilothouse review label {item.id} pass|fail|SCORE [--note TEXT]")
 
 
@@ -65,7 +67,7 @@ def next_cmd(
 def label_cmd(
     item_id: str = typer.Argument(..., metavar="ITEM"),
     label: str = typer.Argument(..., metavar="LABEL", help="pass, fail, or a score on the scale."),
-    note: str | None = typer.Option(None, "--note"),
+    note: str | None = typer.Option(None, "--note", help="Free-text note kept with the label."),
     config: Path | None = ConfigOpt,
     store: str | None = StoreOpt,
 ) -> None:

@@ -99,7 +99,9 @@ def start(
     label: str | None = typer.Option(None, "--label", help="Label whose traffic is split."),
     candidate: int | None = typer.Option(None, "--candidate", help="Candidate version."),
     alias: str | None = typer.Option(None, "--alias", help="Model alias whose traffic is split."),
-    candidate_alias: str | None = typer.Option(None, "--candidate-alias"),
+    candidate_alias: str | None = typer.Option(
+        None, "--candidate-alias", help="Alias that gets the candidate share."
+    ),
     mode: str = typer.Option("canary", "--mode", help="canary, ab or shadow."),
     percent: float | None = typer.Option(None, "--percent", help="Candidate share (canary)."),
     split: float | None = typer.Option(None, "--split", help="Candidate share (ab)."),
@@ -108,9 +110,15 @@ def start(
     sticky: str = typer.Option("none", "--sticky", help="user, session, key or none."),
     bill_shadow: bool = typer.Option(False, "--bill-shadow", help="Shadow costs hit budgets."),
     guard: list[str] = typer.Option([], "--guard", help="METRIC:LIMIT=VALUE (repeatable)."),
-    min_samples: int | None = typer.Option(None, "--min-samples"),
-    alpha: float | None = typer.Option(None, "--alpha"),
-    on_candidate_error: str | None = typer.Option(None, "--on-candidate-error"),
+    min_samples: int | None = typer.Option(
+        None, "--min-samples", help="Requests per arm before a guard may decide."
+    ),
+    alpha: float | None = typer.Option(
+        None, "--alpha", help="Significance level of the guards' tests."
+    ),
+    on_candidate_error: str | None = typer.Option(
+        None, "--on-candidate-error", help="baseline (retry on the baseline) or fail."
+    ),
     reason: str | None = ReasonOption,
     actor: str | None = ActorOption,
     config: Path | None = ConfigOption,

@@ -68,7 +68,7 @@ def candidate_settings(policy: Path, config: Path | None) -> Settings:
 def simulate(
     policy: Path = typer.Argument(..., help="YAML with the candidate `models:` (and `prices:`)."),
     since: str = typer.Option("7d", help="ISO time or span like 7d, 12h."),
-    until: str | None = typer.Option(None),
+    until: str | None = typer.Option(None, help="ISO time or span like 1d (end)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     config: Path | None = ConfigOption,
 ) -> None:
@@ -134,7 +134,7 @@ def train(
     target: float = typer.Option(0.95, help="Quality to keep, as a share of the strong model's."),
     scorer: str | None = typer.Option(None, help="Scorer to read quality from (default: first)."),
     holdout: float = typer.Option(0.3, help="Share of cases held out to choose the threshold."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the holdout split."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     config: Path | None = ConfigOption,
 ) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pilothouse.cli.common import ConfigOption, console, fail, settings_from
+from pilothouse.telemetry.config import parse_duration
 from pilothouse.telemetry.rules import render_rules_yaml
 
 app = typer.Typer(help="Service level objectives.", no_args_is_help=True)
@@ -16,15 +17,28 @@ app = typer.Typer(help="Service level objectives.", no_args_is_help=True)
 
 @app.command()
 def status(
-    base_url: str = typer.Option("http://127.0.0.1:4000", "--base-url"),
+    base_url: str = typer.Option(
+        "http://127.0.0.1:4000", "--base-url", help="Gateway to ask for live burn rates."
+    ),
     admin_key: str = typer.Option(
         ...,
         "--admin-key",
         envvar="PILOTHOUSE_ADMIN_KEY",
         help="Admin key (or set PILOTHOUSE_ADMIN_KEY).",
     ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Config file: refuse early when it has no slo.objectives.",
+    ),
 ) -> None:
-    """SLI, error budget left and burn rates, as the gateway evaluates them now."""
+    """SLI, error budget left and burn rates, as the gateway evaluates them now.
+
+    Exits 1 when no objectives are configured (an empty table would read as healthy).
+    """
+    if config is not None and not settings_from(config).slo.objectives:
+        fail(f"{config}: no SLOs configured: add slo.objectives", code=1)
     try:
         resp = httpx.get(
             base_url.rstrip("/") + "/admin/slo",
@@ -36,9 +50,10 @@ def status(
     if resp.status_code != 200:
         fail(f"{base_url} answered {resp.status_code}: {resp.text[:200]}")
     body = resp.json()
-    windows = sorted(
-        {w for s in body["data"] for w in s["burn_rates"]}, key=lambda w: (w[-1], int(w[:-1]))
-    )
+    if not body["data"]:
+        fail(f"{base_url} has no SLOs configured: add slo.objectives", code=1)
+    # Shortest window first: 5m, 30m, 1h, 6h, 3d.
+    windows = sorted({w for s in body["data"] for w in s["burn_rates"]}, key=parse_duration)
     table = Table(
         "slo",
         "alias",

@@ -8,8 +8,10 @@ from typing import Any
 
 import orjson
 import typer
+from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from pilothouse.cli.common import ConfigOption, console, run, settings_from, with_engine
@@ -22,44 +24,63 @@ app = typer.Typer(help="Inspect and prune request traces.", no_args_is_help=True
 @app.command("list")
 def list_cmd(
     model: str | None = typer.Option(None, help="Model alias."),
-    key_id: str | None = typer.Option(None, "--key-id"),
+    key_id: str | None = typer.Option(None, "--key-id", help="Only this key id."),
     status: str | None = typer.Option(None, help="ok, error or an HTTP status."),
-    user: str | None = typer.Option(None),
-    feature: str | None = typer.Option(None),
+    user: str | None = typer.Option(None, help="Only this end user."),
+    feature: str | None = typer.Option(None, help="Only this feature tag."),
+    team: str | None = typer.Option(None, help="Only this team."),
     since: str | None = typer.Option(None, help="ISO time or span like 1h, 7d."),
-    limit: int = typer.Option(20, min=1, max=200),
-    as_json: bool = typer.Option(False, "--json"),
+    until: str | None = typer.Option(None, help="ISO time or span like 1h (exclusive end)."),
+    limit: int = typer.Option(20, min=1, max=200, help="Most traces to show."),
+    wide: bool = typer.Option(False, "--wide", help="Also show target, tries and tokens."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Most recent traces first."""
-    filters = {"model": model, "key_id": key_id, "user": user, "feature": feature}
+    """Most recent traces first. Request ids are never shortened, whatever the width."""
+    filters = {"model": model, "key_id": key_id, "user": user, "feature": feature, "team": team}
     result = run(
         lambda: with_engine(
             config,
             lambda e: list_traces(
-                e, filters=filters, status=status, since=parse_time(since, "since"), limit=limit
+                e,
+                filters=filters,
+                status=status,
+                since=parse_time(since, "since"),
+                until=parse_time(until, "until"),
+                limit=limit,
             ),
         )
     )
     if as_json:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(
-        "time (UTC)", "request id", "model", "target", "status", "tries", "tokens", "cost USD", "ms"
-    )
+    # A request id is pasted into `traces show`: its column never shrinks below the longest id.
+    id_width = max((len(t["request_id"] or "-") for t in result["data"]), default=1)
+    table = Table("time (UTC)")
+    table.add_column("request id", no_wrap=True, min_width=id_width)
+    for name in ("model", "status", "cost USD", "ms"):
+        table.add_column(name)
+    if wide:
+        for name in ("target", "tries", "tokens"):
+            table.add_column(name)
     for t in result["data"]:
-        table.add_row(
+        row = [
             (t["created_at"] or "")[:19].replace("T", " "),
             t["request_id"] or "-",
             t["model"] or "-",
-            f"{t['provider'] or '-'}/{t['upstream_model'] or '-'}",
             str(t["status"]),
-            str(t["attempts"]),
-            f"{t['input_tokens']}/{t['output_tokens']}",
             t["cost_usd"],
             f"{t['duration_ms']:.1f}" if t["duration_ms"] is not None else "-",
-        )
-    console.print(table)
+        ]
+        if wide:
+            row += [
+                f"{t['provider'] or '-'}/{t['upstream_model'] or '-'}",
+                str(t["attempts"]),
+                f"{t['input_tokens']}/{t['output_tokens']}",
+            ]
+        table.add_row(*row)
+    # --wide is for scrolling or piping: lines as long as the content, never squeezed.
+    (Console(width=max(console.width, 250)) if wide else console).print(table)
 
 
 def _messages(request: dict[str, Any] | None) -> list[str]:
@@ -71,27 +92,48 @@ def _messages(request: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _span_label(span: dict[str, Any], start: int) -> Text:
+    offset = (span["start_ns"] - start) / 1e6
+    label = Text(span["name"])
+    label.append(
+        f" +{offset:.1f} ms, {span['duration_ms']:.1f} ms, {span['status']}, {span['source']}",
+        style="dim",
+    )
+    if span["status_message"]:
+        label.append(f" {span['status_message']}", style="red")
+    return label
+
+
 def _span_tree(spans: list[dict[str, Any]]) -> Tree:
+    """Spans under their parents, whatever order they were stored in.
+
+    An application's span (sent with the request's ``traceparent``) may be stored after
+    the gateway spans it parents; a span whose parent is not in the trace is a root.
+    """
     start = min((s["start_ns"] for s in spans), default=0)
-    nodes: dict[str | None, Tree] = {}
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in sorted(spans, key=lambda s: s["start_ns"]):
+        parent = span["parent_span_id"]
+        key = parent if parent in ids and parent != span["span_id"] else None
+        children.setdefault(key, []).append(span)
     root = Tree("spans")
-    for span in spans:
-        offset = (span["start_ns"] - start) / 1e6
-        label = (
-            f"{span['name']} [dim]+{offset:.1f} ms, {span['duration_ms']:.1f} ms, "
-            f"{span['status']}, {span['source']}[/]"
-        )
-        if span["status_message"]:
-            label += f" [red]{span['status_message']}[/]"
-        parent = nodes.get(span["parent_span_id"], root)
-        nodes[span["span_id"]] = parent.add(label)
+    seen: set[str] = set()
+
+    def attach(node: Tree, parent_id: str | None) -> None:
+        for span in children.get(parent_id, []):
+            if span["span_id"] not in seen:  # a parent cycle must not loop forever
+                seen.add(span["span_id"])
+                attach(node.add(_span_label(span, start)), span["span_id"])
+
+    attach(root, None)
     return root
 
 
 @app.command()
 def show(
     ident: str = typer.Argument(..., help="Request id or trace id."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     config: Path | None = ConfigOption,
 ) -> None:
     """The full reconstruction of one request."""
@@ -104,7 +146,7 @@ def show(
         ("request", "request_id"),
         ("trace", "trace_id"),
         ("model", "model"),
-        ("target", "upstream_model"),
+        ("target", "provider"),
         ("status", "status"),
         ("attempts", "attempts"),
         ("tokens in/out", "input_tokens"),
@@ -118,6 +160,10 @@ def show(
         value = trace.get(key)
         if key == "input_tokens":
             value = f"{trace.get('input_tokens')}/{trace.get('output_tokens')}"
+        if key == "provider":
+            value = f"{value or '-'}/{trace.get('upstream_model') or '-'}"
+        if key == "attempts" and isinstance(value, list):
+            value = str(len(value))
         if key == "prompt_name" and value:
             value = f"{value}@{trace.get('prompt_version')}"
         head.add_row(label, str(value if value is not None else "-"))

@@ -9,24 +9,24 @@ import orjson
 import typer
 from rich.table import Table
 
-from pilothouse.cli.common import ConfigOption, console, run, with_engine
-from pilothouse.costs.usage_query import parse_time, usage_summary
+from pilothouse.cli.common import ConfigOption, check_choice, console, run, with_engine
+from pilothouse.costs.usage_query import GROUPS, parse_time, usage_summary
 
 
 def usage(
-    key_id: str | None = typer.Option(None, "--key-id"),
+    key_id: str | None = typer.Option(None, "--key-id", help="Only this key id."),
     team_id: str | None = typer.Option(None, "--team-id", help="Only this team's usage."),
     user_id: str | None = typer.Option(None, "--user-id", help="Only this user's usage."),
     model: str | None = typer.Option(None, "--model", help="Model alias."),
     since: str | None = typer.Option(None, help="ISO time or span like 7d, 12h."),
-    until: str | None = typer.Option(None),
-    group_by: str | None = typer.Option(
-        None, help="key, team, user, model, provider, upstream_model, day."
-    ),
+    until: str | None = typer.Option(None, help="ISO time or span like 1d (end)."),
+    group_by: str | None = typer.Option(None, help=f"One of {', '.join(GROUPS)}."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     config: Path | None = ConfigOption,
 ) -> None:
     """Show usage totals, optionally grouped."""
+    if group_by is not None:
+        check_choice(group_by, GROUPS, "--group-by")
 
     async def query() -> dict[str, Any]:
         return await with_engine(
@@ -50,7 +50,8 @@ def usage(
     columns = ["requests", "errors", "input_tokens", "output_tokens", "cost_usd"]
     table = Table(*([group_by] if group_by else []), *columns)
     for row in summary["data"]:
-        table.add_row(str(row[group_by]), *(str(row[c]) for c in columns))
+        group = row[group_by]
+        table.add_row("-" if group is None else str(group), *(str(row[c]) for c in columns))
     total = summary["total"]
     table.add_row(*(["[bold]total[/]"] if group_by else []), *(str(total[c]) for c in columns))
     console.print(table)

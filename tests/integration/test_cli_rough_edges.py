@@ -1,0 +1,233 @@
+"""CLI rough edges (issue 16): one-line errors, helpful refusals, whole ids, honest output."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from pilothouse.cli.main import app
+from tests.support.gateway import ADMIN_KEY, base_config, free_port, running_gateway, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def cli(*args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pilothouse.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": str(columns), "TERM": "dumb"},
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def _commands(command: Any, path: list[str]) -> Any:
+    subs = getattr(command, "commands", None)
+    if subs:
+        for name, sub in subs.items():
+            yield from _commands(sub, [*path, name])
+    else:
+        yield path, command
+
+
+ROOT = typer.main.get_command(app)
+ALL = list(_commands(ROOT, []))
+
+
+def test_bad_values_are_one_error_line_with_the_allowed_values(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.yaml", base_config(f"sqlite:///{tmp_path}/x.db", tmp_path))
+    line = one_error_line(cli("keys", "create", "--name", "x", "--metadata", "{team:x}"))
+    assert "--metadata must be a JSON object" in line
+    line = one_error_line(cli("keys", "create", "--name", "x", "--budget-period", "dya"))
+    assert "total, day, month" in line and "did you mean 'day'" in line
+    line = one_error_line(cli("keys", "create", "--name", "x", "--role", "admn"))
+    assert "admin, operator, viewer, finance" in line and "did you mean 'admin'" in line
+    line = one_error_line(
+        cli("keys", "create", "--name", "x", "--models", "chta", "--config", str(path))
+    )
+    assert "unknown model alias 'chta'" in line and "did you mean 'chat'" in line
+    line = one_error_line(cli("usage", "--group-by", "tema", "--config", str(path)))
+    assert "key, team, user" in line and "did you mean 'team'" in line
+    line = one_error_line(cli("keys", "creat"))
+    assert "Did you mean 'create'" in line
+    one_error_line(cli("traces", "list", "--limit", "zero"))
+    listed = cli("keys", "list", "--config", str(path))
+    assert listed.returncode == 0 and "x" not in listed.stdout.split("revoked", 1)[1].strip("│┃ \n")
+
+
+_JUNK = st.one_of(
+    st.sampled_from(["{team:x}", "nosuch", "-1", "0", "", "[]", "null", "1e999", "7q", "..", "*"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
+)
+# Commands that only read or write the store (serving, workers and eval runs would run for real;
+# `privacy erase` documents exit 3 for "nothing to erase").
+_FUZZED = [
+    (path, cmd)
+    for path, cmd in ALL
+    if path[0] in ("keys", "usage", "traces", "report", "slo", "audit", "config")
+    and path[-1] not in ("serve",)
+]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_fuzzed_arguments_never_raise_a_traceback(data: st.DataObject, tmp_path: Path) -> None:
+    path, command = data.draw(st.sampled_from(_FUZZED), label="command")
+    config = tmp_path / "fuzz.yaml"
+    if not config.exists():
+        write_config(config, base_config(f"sqlite:///{tmp_path}/fuzz.db", tmp_path))
+    args = list(path)
+    for param in command.params:
+        if param.param_type_name == "argument":
+            args.append(data.draw(_JUNK.filter(lambda s: not s.startswith("-")), label=param.name))
+        elif "--config" in param.opts:
+            args += ["--config", str(config)]
+        elif data.draw(st.booleans(), label=f"use {param.name}"):
+            if getattr(param, "is_flag", False):
+                args.append(param.opts[0])
+            else:
+                args += [param.opts[0], data.draw(_JUNK, label=param.name)]
+    result = CliRunner().invoke(app, args, env={"PILOTHOUSE_ADMIN_KEY": "ph-nope"})
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        args,
+        repr(result.exception),
+    )
+    assert result.exit_code in (0, 1, 2), (args, result.output)
+    assert "Traceback" not in result.output, (args, result.output)
+
+
+def test_help_has_no_bool_labels_and_every_option_is_explained() -> None:
+    missing = [
+        f"{' '.join(path)} {param.opts[0]}"
+        for path, command in ALL
+        for param in command.params
+        if param.param_type_name == "option" and not param.help
+    ]
+    assert missing == []
+    for path in (["keys", "create"], ["traces", "list"], ["eval", "run"], ["serve"]):
+        shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "120"})
+        assert shown.exit_code == 0, shown.output
+        assert "<bool>" not in shown.output and "--help" in shown.output
+
+
+def test_usage_traces_and_slo_output(store_url: str, tmp_path: Path) -> None:
+    config = base_config(
+        store_url,
+        tmp_path,
+        prices={"gpt-4o-mini": {"input": "0.15", "output": "0.60"}},
+        slo={"objectives": [{"name": "chat-avail", "alias": "chat", "objective": 0.99}]},
+    )
+    path = write_config(tmp_path / "c.yaml", config)
+    created = cli(
+        "keys", "create", "--name", "t", "--metadata", '{"team": "search"}', "-c", str(path)
+    )
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    with running_gateway(config) as gw:
+        resp = httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert resp.status_code == 200
+        request_id = resp.headers["x-request-id"]
+        with gw.admin() as admin:
+            admin.get("/admin/traces")
+            admin.get("/admin/usage")
+        slo = cli(
+            "slo",
+            "status",
+            "--base-url",
+            gw.url,
+            "--admin-key",
+            ADMIN_KEY,
+            "-c",
+            str(path),
+            columns=200,
+        )
+        assert slo.returncode == 0, slo.stderr
+        header = " ".join(slo.stdout.split())
+        burns = re.findall(r"burn (\d+[mhd])", header)
+        assert burns == ["5m", "30m", "1h", "6h", "3d"], slo.stdout
+        no_slo = write_config(tmp_path / "n.yaml", base_config(store_url, tmp_path))
+        refused = cli(
+            "slo", "status", "--base-url", gw.url, "--admin-key", ADMIN_KEY, "-c", str(no_slo)
+        )
+        assert refused.returncode == 1 and "no SLOs configured" in refused.stderr
+    by_team = cli("usage", "--group-by", "team", "--json", "-c", str(path))
+    assert by_team.returncode == 0, by_team.stderr
+    assert [r["team"] for r in orjson.loads(by_team.stdout)["data"]] == ["search"]
+    by_user = cli("usage", "--group-by", "user", "-c", str(path))
+    assert by_user.returncode == 0 and "None" not in by_user.stdout
+    assert re.search(r"│ -\s+│ 1\s", by_user.stdout), by_user.stdout
+    listed = cli("traces", "list", "-c", str(path), columns=80)
+    assert listed.returncode == 0 and request_id in listed.stdout, listed.stdout
+    wide = cli("traces", "list", "--wide", "-c", str(path), columns=80)
+    assert request_id in wide.stdout and "chaos/gpt-4o-mini" in wide.stdout
+    team = cli("traces", "list", "--team", "search", "--json", "-c", str(path))
+    assert [t["request_id"] for t in orjson.loads(team.stdout)["data"]] == [request_id]
+    other = cli("traces", "list", "--team", "ads", "--json", "-c", str(path))
+    assert orjson.loads(other.stdout)["data"] == []
+    before = cli("traces", "list", "--until", "2000-01-01", "--json", "-c", str(path))
+    assert orjson.loads(before.stdout)["data"] == []
+    shown = cli("traces", "show", request_id, "-c", str(path), columns=120)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"target\s+chaos/gpt-4o-mini", shown.stdout), shown.stdout
+    assert re.search(r"attempts\s+1\b", shown.stdout) and "{'" not in shown.stdout
+
+
+def test_chaos_serve_says_where_it_listens(tmp_path: Path) -> None:
+    options = tmp_path / "chaos.yaml"
+    options.write_text("error_rate: 0.0\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pilothouse.cli.main",
+            "chaos",
+            "serve",
+            "-c",
+            str(options),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == f"chaos upstream listening on http://127.0.0.1:{port}/v1"
+        models = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert models.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
