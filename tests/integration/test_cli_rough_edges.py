@@ -180,7 +180,7 @@ def test_usage_traces_and_slo_output(store_url: str, tmp_path: Path) -> None:
         assert refused.returncode == 1 and "no SLOs configured" in refused.stderr
     by_team = cli("usage", "--group-by", "team", "--json", "-c", str(path))
     assert by_team.returncode == 0, by_team.stderr
-    assert [r["team"] for r in orjson.loads(by_team.stdout)["data"]] == ["search"]
+    assert [r["requests"] for r in orjson.loads(by_team.stdout)["data"]] == [1]
     by_user = cli("usage", "--group-by", "user", "-c", str(path))
     assert by_user.returncode == 0 and "None" not in by_user.stdout
     assert re.search(r"│ -\s+│ 1\s", by_user.stdout), by_user.stdout

@@ -141,8 +141,6 @@ def update(
         patch["models"] = (
             None if models == "*" else [m.strip() for m in models.split(",") if m.strip()]
         )
-        if patch["models"]:
-            check_aliases(settings_from(config), patch["models"], "--models")
     if budget_period is not None:
         check_choice(budget_period, PERIODS, "--budget-period")
     for field, value in (("rpm", rpm), ("tpm", tpm)):

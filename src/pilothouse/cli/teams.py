@@ -114,7 +114,7 @@ def group(kind: str) -> typer.Typer:
 
     def update(
         scope_id: str,
-        name: str | None = typer.Option(None, "--name"),
+        name: str | None = typer.Option(None, "--name", help="New display name."),
         models: str | None = typer.Option(None, help="Comma-separated aliases; '*' for all."),
         rpm: int | None = typer.Option(None, help="Requests per minute (0 removes the limit)."),
         tpm: int | None = typer.Option(None, help="Tokens per minute (0 removes the limit)."),
