@@ -8,15 +8,20 @@ from pathlib import Path
 
 import httpx
 import orjson
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.gateway import base_config, running_gateway
 
+from .conftest import shot
 from .test_console_prompts import sign_in
 
 
-def test_request_log_filters(page: Page, tmp_path: Path) -> None:
-    with running_gateway(base_config(f"sqlite:///{tmp_path}/f.db", tmp_path)) as gw:
+def test_request_log_filters(page: Page, browser: Browser, tmp_path: Path) -> None:
+    config = base_config(
+        f"sqlite:///{tmp_path}/f.db", tmp_path, telemetry={"capture_content": "full"}
+    )
+    with running_gateway(config) as gw:
+        ada = gw.create_key(name="ada", role="admin")
         vera = gw.create_key(name="vera", role="viewer")
         app = gw.create_key(name="app")
         ids = {}
@@ -56,3 +61,21 @@ def test_request_log_filters(page: Page, tmp_path: Path) -> None:
         page.goto(gw.url + "/console/requests?session=s-one&cache=miss")
         expect(rows).to_have_count(1)
         assert "secret plan" not in page.content()
+
+        # The session view: its requests in order with totals; the viewer sees no content.
+        page.goto(gw.url + "/console/sessions/s-two")
+        expect(page.locator("#session-totals")).to_contain_text("2 requests")
+        turns = page.locator("#conversation > li")
+        expect(turns).to_have_count(2)
+        for i, rid in enumerate(ids["s-two"]):
+            expect(turns.nth(i)).to_contain_text(rid)
+        assert "secret plan" not in page.content()
+        assert page.request.get(gw.url + "/console/sessions/nope").status == 404
+
+        # An admin reads the session as a conversation.
+        admin = browser.new_context().new_page()
+        sign_in(admin, gw, ada, "/console/sessions/s-one")
+        expect(admin.locator("#conversation")).to_contain_text("secret plan")
+        expect(admin.locator("#session-totals")).to_contain_text("1 request ")
+        shot(admin, "60-session")
+        admin.context.close()

@@ -29,6 +29,7 @@ from pilothouse.console.key_pages import KeyPages
 from pilothouse.console.prompt_pages import PromptPages
 from pilothouse.console.rollout_pages import RolloutPages
 from pilothouse.console.session_backends import SessionBackend, backend_for
+from pilothouse.console.session_pages import SessionPages
 from pilothouse.console.web import (
     LOGIN_COOKIE,
     PREFIX,
@@ -425,6 +426,7 @@ class Console:
             *KeyPages(self).routes(),
             *AnnotatePages(self).routes(),
             *RolloutPages(self).routes(),
+            *SessionPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 

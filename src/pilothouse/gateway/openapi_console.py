@@ -78,6 +78,8 @@ def _key_and_rollout_pages() -> list[Operation]:
               ("thumbs", "score", "comment")),
         _post("/console/requests/{request_id}/review", "Send a request to the review queue", req,
               ("note",)),
+        _page("/console/sessions/{session_id}", "A session's requests as a conversation",
+              path_param("session_id", "the request metadata's session")),
         _page("/console/rollouts", "Running and past rollouts"),
         _page("/console/rollouts/{rollout_id}", "A rollout's arms, guards and SRM check", ro),
         _post("/console/rollouts/{rollout_id}/promote", "Promote a rollout", ro, ("reason",)),
