@@ -231,3 +231,39 @@ def test_chaos_serve_says_where_it_listens(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_dev_keys_do_not_pile_up(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pilothouse.cli.common import run
+    from pilothouse.cli.serve import _create_dev_key
+    from pilothouse.config.load import load_settings
+    from pilothouse.limits.keys import KeyStore
+    from pilothouse.store.db import create_engine, migrate
+
+    path = write_config(tmp_path / "c.yaml", base_config(f"sqlite:///{tmp_path}/d.db", tmp_path))
+    settings = load_settings(path)
+
+    async def live_dev_keys() -> list[Any]:
+        engine = create_engine(settings.store.url)
+        try:
+            return [k for k in await KeyStore(engine).list_all() if k.name == "dev"]
+        finally:
+            await engine.dispose()
+
+    async def prepare() -> None:
+        engine = create_engine(settings.store.url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    run(prepare)
+    first = run(lambda: _create_dev_key(settings))
+    second = run(lambda: _create_dev_key(settings))
+    assert first != second
+    keys = run(live_dev_keys)
+    assert len(keys) == 1  # the first run's key was revoked, not left unrestricted forever
+    expires = keys[0].expires_at
+    assert expires is not None and expires <= datetime.now(UTC) + timedelta(days=1)

@@ -17,6 +17,7 @@ import signal
 import socket
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,33 @@ async def _prepare_store(settings: Settings) -> None:
         await engine.dispose()
 
 
+DEV_KEY_TTL = timedelta(days=1)
+DEV_KEY_MARK = "serve --dev"
+
+
 async def _create_dev_key(settings: Settings) -> str:
+    """A fresh development key that expires in a day; earlier runs' dev keys are revoked.
+
+    The secret is only ever shown once (the store keeps a hash), so a key cannot be reused
+    across runs: instead each run leaves exactly one live, expiring development key.
+    """
     engine = create_engine(settings.store.url)
     try:
-        _record, secret = await KeyStore(engine).create(
-            {"name": settings.limits.dev_key_name, "metadata": {"created_by": "serve --dev"}}
+        store = KeyStore(engine)
+        for old in await store.list_all():
+            if (
+                old.name == settings.limits.dev_key_name
+                and (old.metadata or {}).get("created_by") == DEV_KEY_MARK
+            ):
+                await store.revoke(old.id, actor=DEV_KEY_MARK)
+        expires = (datetime.now(UTC) + DEV_KEY_TTL).isoformat(timespec="seconds")
+        _record, secret = await store.create(
+            {
+                "name": settings.limits.dev_key_name,
+                "metadata": {"created_by": DEV_KEY_MARK},
+                "expires_at": expires,
+            },
+            actor=DEV_KEY_MARK,
         )
         return secret
     finally:
@@ -187,6 +210,7 @@ def serve(
         alias = next(iter(settings.models), "local")
         banner += [
             f"development key (shown once): {secret}",
+            "  (expires in a day; development keys of earlier runs are revoked)",
             "try it:",
             f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {secret}' "
             f"-H 'Content-Type: application/json' "
