@@ -267,3 +267,33 @@ def test_dev_keys_do_not_pile_up(tmp_path: Path) -> None:
     assert len(keys) == 1  # the first run's key was revoked, not left unrestricted forever
     expires = keys[0].expires_at
     assert expires is not None and expires <= datetime.now(UTC) + timedelta(days=1)
+
+
+def test_in_process_gateway_key_is_scoped_short_lived_and_revoked(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from pilothouse.config.load import load_settings
+    from pilothouse.gateway.embedded import embedded_gateway
+    from pilothouse.limits.keys import KeyStore
+
+    path = write_config(tmp_path / "c.yaml", base_config(f"sqlite:///{tmp_path}/e.db", tmp_path))
+    settings = load_settings(path)
+
+    async def go() -> tuple[Any, list[Any]]:
+        async with embedded_gateway(settings, key_name="eval") as gw:
+            live = [k for k in await gw.runtime.keys.list_all() if k.name == "eval"]
+            resp = await gw.client.post(
+                "/chat/completions",
+                json={"model": "chat", "messages": [{"role": "user", "content": "x"}]},
+            )
+            assert resp.status_code == 200
+            engine = gw.runtime.engine
+            store = KeyStore(engine)
+        return live, await store.list_all(include_revoked=True)
+
+    live, after = asyncio.run(go())
+    assert len(live) == 1 and set(live[0].models or ()) == {"chat"}
+    assert live[0].expires_at is not None
+    assert live[0].expires_at <= datetime.now(UTC) + timedelta(hours=12)
+    assert all(k.revoked for k in after if k.name == "eval")
