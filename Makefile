@@ -54,6 +54,7 @@ test: $(STAMP)
 eval-demo: $(RUN_STAMP)
 	mkdir -p eval-reports
 	$(BIN)/pilothouse eval run examples/evals/demo/suite.yaml \
+	  --config examples/evals/demo/gateway.yaml \
 	  --store sqlite:///eval-reports/evals.db \
 	  --md eval-reports/demo.md --html eval-reports/demo.html \
 	  --junit eval-reports/demo.junit.xml --json eval-reports/demo.json

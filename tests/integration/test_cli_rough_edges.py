@@ -297,3 +297,17 @@ def test_in_process_gateway_key_is_scoped_short_lived_and_revoked(tmp_path: Path
     assert live[0].expires_at is not None
     assert live[0].expires_at <= datetime.now(UTC) + timedelta(hours=12)
     assert all(k.revoked for k in after if k.name == "eval")
+
+
+def test_eval_demo_has_its_own_gateway_store() -> None:
+    from pilothouse.config.load import load_settings
+
+    root = Path(__file__).resolve().parents[2]
+    recipe = (root / "Makefile").read_text().split("\neval-demo:", 1)[1].split("\n\n", 1)[0]
+    match = re.search(r"--config (\S+)", recipe)
+    assert match is not None, recipe
+    settings = load_settings(root / match.group(1))
+    default = load_settings(None)
+    assert settings.store.url != default.store.url and "eval-reports/" in settings.store.url
+    assert settings.store.spool_path != default.store.spool_path
+    assert set(settings.models) == set(default.models)
