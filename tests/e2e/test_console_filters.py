@@ -62,6 +62,21 @@ def test_request_log_filters(page: Page, browser: Browser, tmp_path: Path) -> No
         expect(rows).to_have_count(1)
         assert "secret plan" not in page.content()
 
+        # Export the filtered set: CSV and JSONL, the same rows, no content.
+        page.goto(gw.url + "/console/requests?session=s-two")
+        with page.expect_download() as got:
+            page.get_by_role("link", name="Export CSV").click()
+        text = Path(got.value.path()).read_text()
+        lines = text.strip().splitlines()
+        assert lines[0].startswith("request_id,created_at")
+        assert len(lines) == 3 and all(rid in text for rid in ids["s-two"])
+        assert ids["s-one"][0] not in text and "secret plan" not in text
+        jsonl = page.request.get(gw.url + "/console/export?session=s-two&format=jsonl")
+        records = [orjson.loads(line) for line in jsonl.text().splitlines()]
+        assert [r["session"] for r in records] == ["s-two", "s-two"]
+        assert {r["request_id"] for r in records} == set(ids["s-two"])
+        assert page.request.get(gw.url + "/console/export?format=xml").status == 400
+
         # The session view: its requests in order with totals; the viewer sees no content.
         page.goto(gw.url + "/console/sessions/s-two")
         expect(page.locator("#session-totals")).to_contain_text("2 requests")

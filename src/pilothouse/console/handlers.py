@@ -25,6 +25,7 @@ from pilothouse.console.auth import (
     check_session_csrf,
 )
 from pilothouse.console.eval_pages import EvalPages
+from pilothouse.console.export import ExportPages
 from pilothouse.console.key_pages import KeyPages
 from pilothouse.console.prompt_pages import PromptPages
 from pilothouse.console.rollout_pages import RolloutPages
@@ -427,6 +428,7 @@ class Console:
             *AnnotatePages(self).routes(),
             *RolloutPages(self).routes(),
             *SessionPages(self).routes(),
+            *ExportPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 
