@@ -311,3 +311,23 @@ def test_eval_demo_has_its_own_gateway_store() -> None:
     assert settings.store.url != default.store.url and "eval-reports/" in settings.store.url
     assert settings.store.spool_path != default.store.spool_path
     assert set(settings.models) == set(default.models)
+
+
+def test_doctor_probes_each_upstream_with_timing(tmp_path: Path) -> None:
+    from tests.support.chaos_upstream import chaos_upstream
+
+    def config(base_url: str) -> Path:
+        cfg = base_config(
+            f"sqlite:///{tmp_path}/doc.db",
+            tmp_path,
+            providers={"up": {"type": "openai", "base_url": base_url}},
+            models={"chat": {"targets": [{"provider": "up", "model": "gpt-4o-mini"}]}},
+        )
+        return write_config(tmp_path / "doc.yaml", cfg)
+
+    down = cli("doctor", "-c", str(config(f"http://127.0.0.1:{free_port()}/v1")), columns=200)
+    assert down.returncode == 1 and re.search(r"FAIL upstream up: .*ConnectError", down.stdout)
+    with chaos_upstream() as url:
+        up = cli("doctor", "-c", str(config(url)), columns=200)
+    assert up.returncode == 0, up.stdout
+    assert re.search(r"ok\s+upstream up: .*/models answered 200 in \d+ ms", up.stdout), up.stdout

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy import text
 
@@ -14,6 +17,31 @@ def _line(ok: bool, what: str, detail: str) -> bool:
     mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
     console.print(f"{mark} {what}: {detail}", highlight=False)
     return ok
+
+
+async def _probe_upstream(name: str, config: object) -> bool:
+    """GET ``<base_url>/models`` (the OpenAI-style listing) and time it.
+
+    Serve starts without an upstream, then fails every request: doctor says so first.
+    Only a refused connection, a timeout, a 5xx or refused credentials fail the check.
+    """
+    base = str(getattr(config, "base_url", "")).rstrip("/")
+    headers = {}
+    secret = getattr(config, "api_key", None)
+    if secret is not None and hasattr(secret, "get"):
+        headers["Authorization"] = f"Bearer {secret.get()}"
+    started = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            resp = await client.get(base + "/models", headers=headers)
+    except httpx.HTTPError as exc:
+        ms = (time.perf_counter() - started) * 1000
+        return _line(False, f"upstream {name}", f"{base}: {type(exc).__name__} after {ms:.0f} ms")
+    ms = (time.perf_counter() - started) * 1000
+    ok = resp.status_code < 500 and resp.status_code not in (401, 403)
+    return _line(
+        ok, f"upstream {name}", f"{base}/models answered {resp.status_code} in {ms:.0f} ms"
+    )
 
 
 async def run_checks(settings: Settings) -> bool:
@@ -52,6 +80,9 @@ async def run_checks(settings: Settings) -> bool:
             results.append(_line(False, "redis", f"{type(exc).__name__}: {exc}"))
         finally:
             await client.aclose()
+    for name, provider in settings.provider_configs.items():
+        if getattr(provider, "base_url", None):
+            results.append(await _probe_upstream(name, provider))
     if settings.server.admin_key is None:
         console.print(
             "note: no server.admin_key: the admin API and console need one "
