@@ -81,8 +81,12 @@ async def run_checks(settings: Settings) -> bool:
         finally:
             await client.aclose()
     for name, provider in settings.provider_configs.items():
-        if getattr(provider, "base_url", None):
+        # OpenAI-compatible upstreams list models at <base_url>/models with a bearer key;
+        # other HTTP providers authenticate differently and are named, not probed.
+        if provider.type == "openai":
             results.append(await _probe_upstream(name, provider))
+        elif getattr(provider, "base_url", None):
+            console.print(f"note: upstream {name} ({provider.type}) is not probed", highlight=False)
     if settings.server.admin_key is None:
         console.print(
             "note: no server.admin_key: the admin API and console need one "
