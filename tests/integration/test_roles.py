@@ -101,3 +101,25 @@ def test_role_is_validated_and_shown(tmp_path: Path) -> None:
         assert made.status_code == 201 and made.json()["role"] == "finance"
         listed = admin.get("/admin/keys").json()["data"]
         assert {k["name"]: k["role"] for k in listed}["fin"] == "finance"
+
+
+def test_an_operator_cannot_take_over_an_admin_key(tmp_path: Path) -> None:
+    """keys.write is an operator's; rotating an admin's key would hand over its secret."""
+    config = base_config("sqlite:///" + str(tmp_path / "r.db"), tmp_path)
+    with running_gateway(config) as gw, gw.admin() as admin:
+        boss = admin.post("/admin/keys", json={"name": "boss", "role": "admin"}).json()
+        plain = admin.post("/admin/keys", json={"name": "app"}).json()
+        operator = gw.create_key(name="olga", role="operator")
+        admin.headers["Authorization"] = f"Bearer {operator}"
+        refused = [
+            admin.post(f"/admin/keys/{boss['id']}/rotate", json={}),
+            admin.patch(f"/admin/keys/{boss['id']}", json={"rpm": 10}),
+            admin.delete(f"/admin/keys/{boss['id']}"),
+            admin.post("/admin/keys", json={"name": "me-too", "role": "admin"}),
+            admin.patch(f"/admin/keys/{plain['id']}", json={"role": "operator"}),
+        ]
+        rotated = admin.post(f"/admin/keys/{plain['id']}/rotate", json={})
+    assert [r.status_code for r in refused] == [403] * 5, [r.text for r in refused]
+    assert all(r.json()["error"]["code"] == "forbidden_for_role" for r in refused)
+    assert all("key" not in r.json() for r in refused)
+    assert rotated.status_code == 201 and rotated.json()["key"]

@@ -102,8 +102,26 @@ async def _json_body(rt: Runtime, request: Request) -> Any:
     return validate.parse_json(raw, JsonLimits.of(rt.settings.server))
 
 
+def _admin_keys_need_admin(principal: Principal, *, target_role: str | None, new_role: Any) -> None:
+    """Only an admin may mint, change, rotate or revoke a key that carries an admin role.
+
+    ``keys.write`` is an operator's action too, and rotating an admin's key hands
+    the new secret to whoever asked: without this check an operator could become
+    an admin. The console's key pages apply the same rule.
+    """
+    if principal.role == "admin":
+        return
+    if target_role is not None or new_role not in (None, ""):
+        raise PermissionDeniedError(
+            "only the admin role may manage keys that carry an admin role",
+            code="forbidden_for_role",
+        )
+
+
 async def create_key(rt: Runtime, request: Request) -> Response:
     spec = await _json_body(rt, request)
+    if isinstance(spec, dict):
+        _admin_keys_need_admin(principal_of(request), target_role=None, new_role=spec.get("role"))
     record, secret = await rt.keys.create(spec, actor=principal_of(request).name)
     return json_response({**record.public(), "key": secret}, status=201)
 
@@ -134,6 +152,9 @@ async def _spend_fields(rt: Runtime, record: KeyRecord, spend: KeySpend | None) 
 async def update_key(rt: Runtime, request: Request) -> Response:
     key_id = request.path_params["key_id"]
     patch = await _json_body(rt, request)
+    target = await rt.keys.get(key_id)
+    new_role = patch.get("role") if isinstance(patch, dict) else None
+    _admin_keys_need_admin(principal_of(request), target_role=target.admin_role, new_role=new_role)
     record = await rt.keys.update(key_id, patch, actor=principal_of(request).name)
     await rt.key_changed(key_id)
     return json_response(record.public())
@@ -147,6 +168,8 @@ async def rotate_key(rt: Runtime, request: Request) -> Response:
     if unknown:
         raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
     grace = body.get("grace_s", DEFAULT_ROTATION_GRACE_S)
+    target = await rt.keys.get(key_id)
+    _admin_keys_need_admin(principal_of(request), target_role=target.admin_role, new_role=None)
     record, secret = await rt.keys.rotate(key_id, grace_s=grace, actor=principal_of(request).name)
     await rt.key_changed(key_id)
     body = {**record.public(), "key": secret, "grace_s": grace}
@@ -157,6 +180,8 @@ async def rotate_key(rt: Runtime, request: Request) -> Response:
 
 async def revoke_key(rt: Runtime, request: Request) -> Response:
     key_id = request.path_params["key_id"]
+    target = await rt.keys.get(key_id)
+    _admin_keys_need_admin(principal_of(request), target_role=target.admin_role, new_role=None)
     record = await rt.keys.revoke(key_id, actor=principal_of(request).name)
     await rt.revoke(key_id)
     return json_response(record.public())
