@@ -331,3 +331,32 @@ def test_doctor_probes_each_upstream_with_timing(tmp_path: Path) -> None:
         up = cli("doctor", "-c", str(config(url)), columns=200)
     assert up.returncode == 0, up.stdout
     assert re.search(r"ok\s+upstream up: .*/models answered 200 in \d+ ms", up.stdout), up.stdout
+
+
+def test_reload_refuses_and_names_sections_that_need_a_restart(tmp_path: Path) -> None:
+    from pilothouse.config.load import load_settings
+    from tests.support.gateway import ThreadedGateway
+
+    cfg = base_config(f"sqlite:///{tmp_path}/r.db", tmp_path)
+    path = write_config(tmp_path / "r.yaml", cfg)
+    gw = ThreadedGateway(load_settings(path)).start()
+    try:
+        with gw.admin() as admin:
+            same = admin.post("/admin/reload")
+            assert same.status_code == 200 and same.json()["reloaded"] is True
+            write_config(
+                path,
+                {
+                    **cfg,
+                    "models": {**cfg["models"], "chat2": cfg["models"]["chat"]},
+                    "online_eval": {"sample_rate": 0.5},
+                },
+            )
+            refused = admin.post("/admin/reload")
+            assert refused.status_code == 400, refused.text
+            assert "online_eval" in refused.text and "restart" in refused.text
+            write_config(path, {**cfg, "models": {**cfg["models"], "chat2": cfg["models"]["chat"]}})
+            models = admin.post("/admin/reload")
+            assert models.status_code == 200 and "chat2" in models.json()["models"]
+    finally:
+        gw.stop()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,7 +26,7 @@ from pilothouse.cache.response_cache import (
     ResponseCache,
 )
 from pilothouse.config.fingerprint import config_hash
-from pilothouse.config.schema import Settings
+from pilothouse.config.schema import Secret, Settings
 from pilothouse.costs.anomaly import SpendAnomalyDetector
 from pilothouse.costs.budget_alerts import BudgetAlerts
 from pilothouse.costs.ledger import UsageLedger
@@ -63,6 +64,30 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
     for name, cfg in settings.provider_configs.items():
         out[name] = provider_class(cfg.type)(name, cfg)
     return out
+
+
+# Sections the running gateway reads once at start (connections, bind address, workers
+# built from them): a reload that changes one refuses rather than claiming success.
+RESTART_SECTIONS: tuple[str, ...] = ("server", "store", "redis", "online_eval")
+
+
+def restart_sections(old: Settings, new: Settings) -> list[str]:
+    """The restart-only sections that differ between the running and the new config."""
+    return [
+        name
+        for name in RESTART_SECTIONS
+        if _canon(getattr(old, name)) != _canon(getattr(new, name))
+    ]
+
+
+def _canon(section: object) -> bytes:
+    # Secrets compare by identity; compare their values (never logged or returned).
+    def hook(obj: object) -> object:
+        if isinstance(obj, Secret):
+            return obj.get()
+        raise NotImplementedError(type(obj))
+
+    return msgspec.json.encode(section, enc_hook=hook, order="sorted")
 
 
 class Runtime:
@@ -280,6 +305,12 @@ class Runtime:
         Audited as ``config.reload`` by ``actor`` (``signal`` for SIGHUP); a changed
         ``models`` section stores a new route version.
         """
+        frozen = restart_sections(self.settings, settings)
+        if frozen:
+            raise ConfigError(
+                f"{settings.source}: changed section(s) {', '.join(frozen)} only take effect "
+                "after a restart; nothing was reloaded"
+            )
         providers = build_providers(settings)
         await asyncio.gather(*(p.start() for p in providers.values()))
         old = self.providers
