@@ -185,14 +185,23 @@ def list_cmd(
     console.print(table)
 
 
+def _num(value: Any, digits: int) -> str:
+    """A number to ``digits`` significant digits; exact strings (USD) as they are."""
+    if value is None:
+        return "—"
+    if isinstance(value, int | float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
 def _fmt(figure: Any, digits: int = 4) -> str:
     if not isinstance(figure, dict):
-        return "—" if figure is None else f"{figure:.{digits}g}"
+        return _num(figure, digits)
     value, ci = figure.get("value"), figure.get("ci") or [None, None]
     if value is None:
         return "—"
-    ends = ", ".join("—" if v is None else f"{v:.{digits}g}" for v in ci)
-    return f"{value:.{digits}g} [{ends}]"
+    ends = ", ".join(_num(v, digits) for v in ci)
+    return f"{_num(value, digits)} [{ends}]"
 
 
 def render(status: dict[str, Any]) -> Group:
@@ -203,7 +212,10 @@ def render(status: dict[str, Any]) -> Group:
         f"  {status['state']}  {status['mode']} on {status['target']}  ",
         f"candidate share {status['share']:.0%}",
     )
-    table = Table("", "baseline", "candidate", title="arms (value [anytime-valid interval])")
+    table = Table(title="arms (value [anytime-valid interval])")
+    table.add_column("", no_wrap=True)  # row names stay whole in a narrow terminal
+    table.add_column("baseline")
+    table.add_column("candidate")
     rows = [
         ("requests", "requests"),
         ("errors", "errors"),
@@ -222,7 +234,7 @@ def render(status: dict[str, Any]) -> Group:
     table.add_row(
         "cost / successful task USD",
         *(
-            arms[a]["feedback"]["cost_per_successful_task_usd"] or "—"
+            _fmt(arms[a]["feedback"]["cost_per_successful_task_usd"])
             for a in ("baseline", "candidate")
         ),
     )
@@ -232,7 +244,10 @@ def render(status: dict[str, Any]) -> Group:
             f"eval {scorer}",
             *(_fmt(arms[a]["online_eval"].get(scorer)) for a in ("baseline", "candidate")),
         )
-    guards = Table("guard", "state", "statistic", "boundary", "samples b/c", title="guards")
+    guards = Table(title="guards")
+    guards.add_column("guard", no_wrap=True)
+    for name in ("state", "statistic", "boundary", "samples b/c"):
+        guards.add_column(name)
     for g in status["guards"]:
         samples = g.get("samples", {})
         guards.add_row(

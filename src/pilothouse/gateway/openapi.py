@@ -113,7 +113,10 @@ def _operation(op: Operation) -> dict[str, Any]:
     for media in medias:
         schema = {"$ref": f"#/components/schemas/{op.error_schema}"}
         error_content |= content(schema if media == JSON else {"type": "string"}, media)
-    for status in op.errors:
+    statuses = list(op.errors)
+    if op.auth in ("key", "admin", "metrics") and 429 not in statuses:
+        statuses.append(429)  # every key-taking route throttles failed authentication
+    for status in statuses:
         responses[str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),
             "content": error_content,

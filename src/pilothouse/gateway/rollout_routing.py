@@ -163,10 +163,12 @@ async def shadow_call(rt: Runtime, parent: RequestContext) -> None:
     except Exception as exc:
         pipeline.fail(ctx, exc)
     finally:
-        if ctx.key is not None and ctx.key.budget_pico is not None:
+        if ctx.key is not None and parent.budget_slots:
             # bill_shadow: nothing was reserved up front (a shadow call must never be refused
             # after the caller was served); settling its cost as its reservation charges the
-            # budget through the usual path without marking the row as over its reservation.
+            # caller's budgets (key, and team/user when it has them) through the usual path
+            # without marking the row as over its reservation.
+            ctx.budget_slots = parent.budget_slots
             ctx.reserved_pico = ctx.cost_pico
         pipeline.finish(rt, ctx)
 

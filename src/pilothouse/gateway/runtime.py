@@ -71,8 +71,14 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
 RESTART_SECTIONS: tuple[str, ...] = ("server", "store", "redis", "online_eval")
 
 
+# Set by `serve --host/--port/--workers` over the file: a re-read file does not carry them.
+COMMAND_LINE_SERVER_FIELDS = ("host", "port", "workers")
+
+
 def restart_sections(old: Settings, new: Settings) -> list[str]:
     """The restart-only sections that differ between the running and the new config."""
+    kept = {f: getattr(old.server, f) for f in COMMAND_LINE_SERVER_FIELDS}
+    new = msgspec.structs.replace(new, server=msgspec.structs.replace(new.server, **kept))
     return [
         name
         for name in RESTART_SECTIONS
