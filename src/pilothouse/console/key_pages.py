@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from pilothouse.console.auth import Session, check_session_csrf
 from pilothouse.console.web import PREFIX, cross_site, read_form, redirect
 from pilothouse.errors import InvalidRequestError, PilothouseError
-from pilothouse.gateway.authz import ROLES, allows
+from pilothouse.gateway.authz import ROLES, allows, may_manage_key
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.budget import period_key
 from pilothouse.limits.key_usage import KeySpend, spend_by_key
@@ -135,7 +135,9 @@ class KeyPages:
             return self.console.forbidden(request, session)
         try:
             spec = spec_from_form(form, creating=True)
-            if spec.get("role") and session.principal.role != "admin":
+            if not may_manage_key(
+                session.principal.role, target_role=None, new_role=spec.get("role")
+            ):
                 return self.console.forbidden(request, session)
             record, secret = await rt.keys.create(spec, actor=session.principal.name)
         except PilothouseError as exc:
@@ -146,12 +148,12 @@ class KeyPages:
     async def _may_manage(self, rt: Runtime, session: Session, key_id: str) -> bool:
         """Admin-role keys are managed by admins only; a missing key is the store's 404."""
         if session.principal.role == "admin":
-            return True
+            return True  # no store read needed
         try:
             record = await rt.keys.get(key_id)
         except PilothouseError:
             return True
-        return record.admin_role is None
+        return may_manage_key(session.principal.role, target_role=record.admin_role)
 
     async def update(self, rt: Runtime, request: Request, session: Session) -> Response:
         form = await self._form(request, session)

@@ -97,3 +97,13 @@ def key_role(role: str | None, scopes: frozenset[str]) -> str | None:
     if role is not None:
         return role
     return "admin" if "admin" in scopes else None
+
+
+def may_manage_key(role: str, *, target_role: str | None, new_role: object = None) -> bool:
+    """Only an admin may mint, change, rotate or revoke a key that carries an admin role.
+
+    ``keys.write`` is an operator's action too, and rotating a key hands its new
+    secret to whoever asked: without this an operator could become an admin. The
+    admin API and the console's key pages both ask here.
+    """
+    return role == "admin" or (target_role is None and new_role in (None, ""))

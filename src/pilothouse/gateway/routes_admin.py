@@ -18,7 +18,7 @@ from pilothouse.errors import (
     PilothouseError,
 )
 from pilothouse.gateway import admission, validate
-from pilothouse.gateway.authz import BOOTSTRAP, Principal, authorize
+from pilothouse.gateway.authz import BOOTSTRAP, Principal, authorize, may_manage_key
 from pilothouse.gateway.http_errors import error_response
 from pilothouse.gateway.pipeline import new_request_id
 from pilothouse.gateway.routes_openai import json_response, read_body
@@ -103,15 +103,7 @@ async def _json_body(rt: Runtime, request: Request) -> Any:
 
 
 def _admin_keys_need_admin(principal: Principal, *, target_role: str | None, new_role: Any) -> None:
-    """Only an admin may mint, change, rotate or revoke a key that carries an admin role.
-
-    ``keys.write`` is an operator's action too, and rotating an admin's key hands
-    the new secret to whoever asked: without this check an operator could become
-    an admin. The console's key pages apply the same rule.
-    """
-    if principal.role == "admin":
-        return
-    if target_role is not None or new_role not in (None, ""):
+    if not may_manage_key(principal.role, target_role=target_role, new_role=new_role):
         raise PermissionDeniedError(
             "only the admin role may manage keys that carry an admin role",
             code="forbidden_for_role",
