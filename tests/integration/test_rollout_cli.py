@@ -46,6 +46,7 @@ def test_rollout_cli_drives_a_gateway(tmp_path: Path) -> None:
         tick(gw)  # the gateway's store poll picks the CLI's rollout up
         arms = {chat(gw, key, user=f"c{i}").headers["x-pilothouse-arm"] for i in range(30)}
         assert arms == {"baseline", "candidate"}
+        tick(gw)  # flush the gateway's counts (the test config flushes every 60 s, not 0.25 s)
 
         listed = cli("list", "-c", cfg)
         assert listed.returncode == 0 and rollout["id"] in listed.stdout

@@ -16,7 +16,7 @@ import secrets
 import signal
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,7 @@ def _install_sighup(rt: Runtime) -> None:
             if source.startswith("<"):
                 return
             try:
-                await rt.reload(load_settings(source))
+                await rt.reload(rt.reread())
                 log.warning("config reloaded from %s", source)
             except PilothouseError as exc:
                 log.error("config reload refused, keeping the running config: %s", exc.message)
@@ -169,16 +169,46 @@ class ReadyServer(uvicorn.Server):
 def worker_app() -> Starlette:
     """Factory for ``--workers N``: each worker process loads the same config file."""
     path = os.environ.get(CONFIG_ENV) or None
-    settings = load_settings(path)
-    settings = msgspec.structs.replace(
-        settings,
-        store=msgspec.structs.replace(settings.store, migrate=False),
-        telemetry=msgspec.structs.replace(
-            settings.telemetry, metrics_multiprocess_dir=os.environ.get(METRICS_ENV)
-        ),
-    )
+    overrides = launch_overrides(metrics_dir=os.environ.get(METRICS_ENV))
+    settings = overrides(load_settings(path))
     where = os.environ.get(BIND_ENV, "")
-    return make_app(settings, f"pilothouse ready on http://{where}  (worker {os.getpid()})")
+    return make_app(
+        settings,
+        f"pilothouse ready on http://{where}  (worker {os.getpid()})",
+        Runtime(settings, overrides),
+    )
+
+
+def launch_overrides(
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    admin_key: Secret | None = None,
+    metrics_dir: str | None = None,
+) -> Callable[[Settings], Settings]:
+    """What this launch sets over the config file, as a function a reload applies again.
+
+    Migrations already ran before the app started; ``admin_key`` is ``--dev``'s
+    generated key, kept only while the file names none.
+    """
+
+    def apply(settings: Settings) -> Settings:
+        settings = with_overrides(settings, host=host, port=port, workers=workers)
+        server = settings.server
+        if admin_key is not None and server.admin_key is None:
+            server = msgspec.structs.replace(server, admin_key=admin_key)
+        telemetry = settings.telemetry
+        if metrics_dir is not None:
+            telemetry = msgspec.structs.replace(telemetry, metrics_multiprocess_dir=metrics_dir)
+        return msgspec.structs.replace(
+            settings,
+            server=server,
+            store=msgspec.structs.replace(settings.store, migrate=False),
+            telemetry=telemetry,
+        )
+
+    return apply
 
 
 def serve(
@@ -199,11 +229,13 @@ def serve(
     run(lambda: _prepare_store(settings))
     banner: list[str] = []
     base = f"http://{settings.server.host}:{settings.server.port}"
+    dev_admin: Secret | None = None
     if dev:
         if settings.server.admin_key is None:
             admin = "ph-admin-" + secrets.token_urlsafe(24)
+            dev_admin = Secret(admin)
             settings = msgspec.structs.replace(
-                settings, server=msgspec.structs.replace(settings.server, admin_key=Secret(admin))
+                settings, server=msgspec.structs.replace(settings.server, admin_key=dev_admin)
             )
             banner.append(f"admin key (this run only): {admin}")
         secret = run(lambda: _create_dev_key(settings))
@@ -219,9 +251,8 @@ def serve(
         ]
     # Last, so scripts that wait for this line have the whole banner.
     banner.append(f"pilothouse ready on {base}  (models: {', '.join(settings.models)})")
-    settings = msgspec.structs.replace(
-        settings, store=msgspec.structs.replace(settings.store, migrate=False)
-    )
+    overrides = launch_overrides(host=host, port=port, workers=workers, admin_key=dev_admin)
+    settings = overrides(settings)
     common: dict[str, Any] = {
         "host": settings.server.host,
         "port": settings.server.port,
@@ -255,5 +286,5 @@ def serve(
         )
         return
     console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)
-    rt = Runtime(settings)
+    rt = Runtime(settings, overrides)
     ReadyServer(uvicorn.Config(make_app(settings, runtime=rt), **common), banner, rt).run()

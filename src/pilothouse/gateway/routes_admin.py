@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pilothouse.config.load import load_settings
 from pilothouse.costs.usage_query import parse_time, usage_summary
 from pilothouse.errors import (
     AuthenticationError,
@@ -199,7 +198,7 @@ async def reload_config(rt: Runtime, request: Request) -> Response:
     source = rt.settings.source
     if source.startswith("<"):
         return json_response({"reloaded": False, "reason": "running on the embedded default"})
-    settings = load_settings(source)
+    settings = rt.reread()
     await rt.reload(settings, actor=principal_of(request).name)
     return json_response({"reloaded": True, "source": source, "models": sorted(settings.models)})
 

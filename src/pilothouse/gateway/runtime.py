@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from pilothouse.cache.response_cache import (
     ResponseCache,
 )
 from pilothouse.config.fingerprint import config_hash
+from pilothouse.config.load import load_settings
 from pilothouse.config.schema import Secret, Settings
 from pilothouse.costs.anomaly import SpendAnomalyDetector
 from pilothouse.costs.budget_alerts import BudgetAlerts
@@ -71,14 +73,12 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
 RESTART_SECTIONS: tuple[str, ...] = ("server", "store", "redis", "online_eval")
 
 
-# Set by `serve --host/--port/--workers` over the file: a re-read file does not carry them.
-COMMAND_LINE_SERVER_FIELDS = ("host", "port", "workers")
-
-
 def restart_sections(old: Settings, new: Settings) -> list[str]:
-    """The restart-only sections that differ between the running and the new config."""
-    kept = {f: getattr(old.server, f) for f in COMMAND_LINE_SERVER_FIELDS}
-    new = msgspec.structs.replace(new, server=msgspec.structs.replace(new.server, **kept))
+    """The restart-only sections that differ between the running and the new config.
+
+    ``new`` must carry the launch overrides (:attr:`Runtime.launch_overrides`), or
+    every value set on the command line would read as a change.
+    """
     return [
         name
         for name in RESTART_SECTIONS
@@ -96,9 +96,20 @@ def _canon(section: object) -> bytes:
     return msgspec.json.encode(section, enc_hook=hook, order="sorted")
 
 
+def _unchanged(settings: Settings) -> Settings:
+    return settings
+
+
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        launch_overrides: Callable[[Settings], Settings] = _unchanged,
+    ) -> None:
         self.settings = settings
+        # What `serve` set over the file at launch (--port, --dev's admin key, migrate off):
+        # applied again to every re-read file, so a reload neither drops nor "changes" them.
+        self.launch_overrides = launch_overrides
         self.engine: AsyncEngine = create_engine(settings.store.url)
         self.redis: Redis | None = (
             Redis.from_url(settings.redis.url) if settings.redis.url else None
@@ -304,6 +315,10 @@ class Runtime:
         task.add_done_callback(self.background.discard)
 
     # -- config reload ------------------------------------------------------------------
+
+    def reread(self) -> Settings:
+        """The config file as it is now, with the launch overrides applied again."""
+        return self.launch_overrides(load_settings(self.settings.source))
 
     async def reload(self, settings: Settings, *, actor: str = "signal") -> None:
         """Swap providers and routes for a new config; in-flight requests keep the old ones.
