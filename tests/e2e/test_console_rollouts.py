@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.integration.test_rollouts import chat, config
+from tests.integration.test_rollouts import chat, config, tick
 from tests.support.gateway import running_gateway
 
 from .conftest import shot
@@ -15,7 +15,9 @@ from .test_console_prompts import sign_in
 
 
 def test_rollouts_page_and_rollback(page: Page, browser: Browser, tmp_path: Path) -> None:
-    with running_gateway(config(f"sqlite:///{tmp_path}/r.db", tmp_path)) as gw:
+    cfg = config(f"sqlite:///{tmp_path}/r.db", tmp_path)
+    cfg["rollouts"]["history_interval_s"] = 0.001  # every test tick is its own trend point
+    with running_gateway(cfg) as gw:
         olga = gw.create_key(name="olga", role="operator")
         vera = gw.create_key(name="vera", role="viewer")
         app = gw.create_key(name="app")
@@ -27,8 +29,10 @@ def test_rollouts_page_and_rollback(page: Page, browser: Browser, tmp_path: Path
             )  # fmt: skip
             assert started.status_code == 201, started.text
         rollout_id = started.json()["id"]
-        for i in range(24):
-            assert chat(gw, app, user=f"u{i}").status_code == 200
+        for batch in range(6):
+            for i in range(batch * 4, batch * 4 + 4):
+                assert chat(gw, app, user=f"u{i}").status_code == 200
+            tick(gw)
 
         # A viewer reads the page but has no buttons, and a forged POST is refused.
         viewer = browser.new_context().new_page()
@@ -52,6 +56,14 @@ def test_rollouts_page_and_rollback(page: Page, browser: Browser, tmp_path: Path
         assert sum(counts) == 24 and min(counts) > 0, counts
         expect(arms.locator("tr", has_text="Error rate")).to_contain_text("[")  # an interval
         expect(page.locator("#srm")).to_contain_text("target share 0.5")
+        trends = page.locator("#guard-trends")
+        expect(trends.locator("figcaption", has_text="error_rate")).to_have_count(1)
+        expect(trends.locator("figcaption", has_text="latency_p95_s")).to_have_count(1)
+        line = trends.locator("figure", has_text="error_rate").locator("polyline")
+        assert len((line.get_attribute("points") or "").split()) >= 2  # at least two points
+        expect(
+            trends.locator("figure", has_text="error_rate").locator("line.boundary")
+        ).to_have_count(1)
         shot(page, "50-rollout")
 
         # A forged form changes nothing; the real one rolls back, audited under olga.

@@ -1,4 +1,4 @@
-"""Chart geometry for server-rendered inline SVG: stacked columns over days, ranked bars.
+"""Chart geometry for server-rendered inline SVG: stacked columns, ranked bars, trend lines.
 
 Only numbers and plain strings come out of here; the template turns them into
 SVG elements with autoescaping on, so a label such as ``<script>`` is text.
@@ -71,8 +71,14 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
+class Polyline:
+    points: str  # "x,y x,y ..." for <polyline points>
+    series: str
+
+
+@dataclass(frozen=True, slots=True)
 class Chart:
-    kind: str  # "columns" | "rows"
+    kind: str  # "columns" | "rows" | "trend"
     title: str
     width: float
     height: float
@@ -80,10 +86,12 @@ class Chart:
     labels: tuple[Label, ...]
     lines: tuple[Line, ...]
     legend: tuple[tuple[str, str], ...]
+    paths: tuple[Polyline, ...] = ()
+    empty_text: str = "No data in this range."
 
     @property
     def empty(self) -> bool:
-        return not self.rects
+        return not self.rects and not self.paths
 
 
 _STEPS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
@@ -213,3 +221,62 @@ def rows(title: str, points: Sequence[Point]) -> Chart:
         tuple(lines),
         _legend(points),
     )
+
+
+def trend(
+    title: str,
+    points: Sequence[tuple[str, float | None]],
+    fmt: Format,
+    *,
+    boundary: float | None = None,
+    series: str = "statistic",
+    boundary_name: str = "boundary",
+    empty_text: str = "No data in this range.",
+) -> Chart:
+    """A value over time (``(label, value)``, gaps where None) against a fixed boundary line.
+
+    The y axis spans the values and the boundary, so the distance between the two
+    (how close a guard is to firing) is what the eye reads.
+    """
+    plot_w = WIDTH - COL_LEFT - COL_RIGHT
+    plot_h = COL_HEIGHT - COL_TOP - COL_BOTTOM
+    base_y = COL_TOP + plot_h
+    known = [v for _, v in points if v is not None and math.isfinite(v)]
+    span = known + ([boundary] if boundary is not None else [])
+    lo, hi = (min(span), max(span)) if span else (0.0, 1.0)
+    pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
+    lo, hi = lo - pad, hi + pad
+
+    def y_of(value: float) -> float:
+        return round(base_y - plot_h * (value - lo) / (hi - lo), 2)
+
+    lines = [Line(COL_LEFT, base_y, WIDTH - COL_RIGHT, base_y, "axis")]
+    labels = [
+        Label(COL_LEFT - 8, y_of(lo + (hi - lo) * i / TICKS) + 4, fmt(lo + (hi - lo) * i / TICKS),
+              "end")
+        for i in range(TICKS + 1)
+    ]  # fmt: skip
+    count = len(points)
+    slot = plot_w / max(count - 1, 1)
+    every = max(1, math.ceil(count / MAX_X_LABELS))
+    rects: list[Rect] = []
+    runs: list[list[str]] = [[]]
+    for i, (label, value) in enumerate(points):
+        x = round(COL_LEFT + i * slot if count > 1 else COL_LEFT + plot_w / 2, 2)
+        if i % every == 0:
+            labels.append(Label(x, base_y + 18, label))
+        if value is None or not math.isfinite(value):
+            runs.append([])
+            continue
+        y = y_of(value)
+        runs[-1].append(f"{x},{y}")
+        rects.append(Rect(x - 2, y - 2, 4, 4, series, f"{label}: {fmt(value)}"))
+    paths = [Polyline(" ".join(run), series) for run in runs if len(run) > 1]
+    legend: list[tuple[str, str]] = [(series, series)]
+    if boundary is not None:
+        lines.append(Line(COL_LEFT, y_of(boundary), WIDTH - COL_RIGHT, y_of(boundary), "boundary"))
+        legend.append(("boundary", boundary_name))
+    return Chart(
+        "trend", title, WIDTH, COL_HEIGHT, tuple(rects), tuple(labels), tuple(lines),
+        tuple(legend) if known else (), tuple(paths), empty_text,
+    )  # fmt: skip

@@ -2,19 +2,21 @@
 
 The figures are exactly ``GET /admin/rollouts/{id}`` (``rollout.actions.status``):
 both arms with their anytime-valid intervals, each guard's statistic against its
-boundary, and the SRM check. Promote and roll back call ``rollout.actions`` with
-the signed-in principal as actor, so the release policy, the label move and the
-audit rows are the API's; both need ``rollouts.write`` and the session's CSRF token.
+boundary (now, and over time from ``rollout.history``), and the SRM check.
+Promote and roll back call ``rollout.actions`` with the signed-in principal as
+actor, so the release policy, the label move and the audit rows are the API's;
+both need ``rollouts.write`` and the session's CSRF token.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from pilothouse.console import charts
 from pilothouse.console.auth import Session, check_session_csrf
 from pilothouse.console.web import PREFIX, cross_site, read_form, redirect
 from pilothouse.errors import NotFoundError, PilothouseError
@@ -37,6 +39,24 @@ ARM_ROWS = (
     ("cost_per_request_usd", "Cost per request (USD)"),
 )
 GUARD_SHOWN = ("metric", "state", "samples", "alpha")
+
+
+def guard_trends(series: dict[str, list[dict[str, Any]]]) -> list[charts.Chart]:
+    """One chart per guard: its statistic at each recorded point against its boundary."""
+    out = []
+    for metric, points in series.items():
+        bounds = [p["boundary"] for p in points if p["boundary"] is not None]
+        boundary = bounds[-1] if bounds else None
+        out.append(
+            charts.trend(
+                f"{metric}: statistic against its boundary",
+                [(p["at"][11:19], p["statistic"]) for p in points],
+                lambda v: f"{v:.4g}",
+                boundary=boundary,
+                empty_text="No statistic yet: waiting for min_samples on both arms.",
+            )
+        )
+    return out
 
 
 class RolloutPages:
@@ -70,9 +90,10 @@ class RolloutPages:
             for g in figures["guards"]
         ]  # fmt: skip
         done = {"promoted": "Rollout promoted.", "rolled_back": "Rollout rolled back."}
+        trends = guard_trends(await rt.rollouts.history.series(ro.id))
         return self.console.render(
             request, "rollout.html", session, status, nav="rollouts", ro=figures,
-            arm_rows=ARM_ROWS, guards=guards, errors=errors or [],
+            arm_rows=ARM_ROWS, guards=guards, errors=errors or [], trends=trends,
             may_write=allows(session.principal.role, "rollouts.write"),
             notice=done.get(request.query_params.get("done") or "", ""),
         )  # fmt: skip

@@ -90,6 +90,8 @@ class RolloutsConfig(_Frozen, frozen=True):
     defaults: RolloutDefaults = msgspec.field(default_factory=RolloutDefaults)
     # How often each replica flushes its arm counts and evaluates the guards.
     evaluate_interval_s: Annotated[float, msgspec.Meta(gt=0.0, le=60.0)] = 0.25
+    # One point of each guard's statistic per bucket this long, for its trend over time.
+    history_interval_s: Annotated[float, msgspec.Meta(gt=0.0)] = 10.0
 
 
 OPTION_KEYS = ("guards", "min_samples", "alpha", "on_candidate_error")

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.rollout import arms, guards
 from pilothouse.rollout.config import RolloutsConfig
+from pilothouse.rollout.history import GuardHistory
 from pilothouse.rollout.model import Rollout
 from pilothouse.rollout.shared import ArmCounters, RedisArmCounters, StoreArmCounters, Totals
 from pilothouse.rollout.store import RolloutStore
@@ -47,6 +48,7 @@ class RolloutManager:
     ) -> None:
         self.config = config
         self.store = RolloutStore(engine)
+        self.history = GuardHistory(engine, config.history_interval_s)
         self.counters: ArmCounters = (
             RedisArmCounters(redis, prefix) if redis is not None else StoreArmCounters(engine)
         )
@@ -183,6 +185,10 @@ class RolloutManager:
                 nxt = ro.steps[ro.step_index + 1]
                 if await self.store.advance_step(ro.id, ro.step_index, share=nxt):
                     await self.changed()
+        try:  # after the rollback decision: a trend point must never delay or block it
+            await self.history.record(ro.id, verdicts, time.time(), force=bool(breached))
+        except Exception as exc:
+            log.warning("rollout %s: guard history not written: %s", ro.id, exc)
         return verdicts
 
     async def auto_rollback(self, ro: Rollout, verdict: guards.Verdict, totals: Totals) -> bool:

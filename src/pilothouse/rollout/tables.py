@@ -5,6 +5,9 @@ afterwards; its unique index is what makes "one running rollout per label or
 alias" hold across replicas without a lock. ``rollout_stats`` is the shared
 arm counters when no Redis is configured; ``rollout_marks`` holds values set
 once per rollout (a guard's frozen threshold), first writer wins.
+``rollout_guard_history`` (migration 0016) is each guard's statistic and boundary
+over time: one row per guard per ``rollouts.history_interval_s`` bucket, the
+latest evaluation in the bucket winning, so replicas share one series.
 """
 
 from __future__ import annotations
@@ -60,4 +63,17 @@ rollout_marks = Table(
     Column("rollout_id", String(32), primary_key=True),
     Column("name", String(120), primary_key=True),
     Column("value", JSON, nullable=False),
+)
+
+rollout_guard_history = Table(
+    "rollout_guard_history",
+    metadata,
+    Column("rollout_id", String(32), primary_key=True),
+    Column("metric", String(120), primary_key=True),
+    Column("bucket", Integer, primary_key=True),  # epoch seconds // history_interval_s
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("samples", JSON, nullable=False),
+    Column("statistic", Float, nullable=True),
+    Column("boundary", Float, nullable=True),
 )
