@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from ulid import ULID
 
@@ -116,6 +117,11 @@ def model_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-pilothouse-prompt"] = f"{ctx.prompt['name']}@{ctx.prompt['version']}"
     if ctx.guards is not None:
         headers["x-pilothouse-guards"] = ctx.guards.summary()
+    bundle_retrievals = [r for r in ctx.retrievals if r["source"] == "bundle"]
+    if bundle_retrievals:  # the documents a prompt bundle's retrieval put in the prompt
+        headers["x-pilothouse-retrieval"] = ",".join(
+            quote(h["id"], safe="/:._-~#@") for r in bundle_retrievals for h in r["hits"]
+        )
     if ctx.rollout is not None:
         headers.update(rollout_routing.arm_headers(ctx))
     if ctx.route is not None:

@@ -39,12 +39,9 @@ def _rag(rt: Runtime, request: Request) -> tuple[Any, list[str]] | None:
     collections = list(rt.settings.rag.collections)
     if not collections:
         return None
-    store = getattr(request.app.state, "rag_store", None)
-    if store is None:
-        from pilothouse.rag.store import open_store
+    from pilothouse.rag.bundle import store_of
 
-        store = request.app.state.rag_store = open_store(rt.settings.rag.store.url)
-    return store, collections
+    return store_of(rt), collections
 
 
 async def erase_subject(rt: Runtime, request: Request) -> Response:

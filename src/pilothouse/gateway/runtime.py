@@ -120,6 +120,10 @@ class Runtime:
         self.prompts = PromptRegistry(self.engine)
         self.responses = ResponseStore(self.engine, self.redis, prefix, self.spawn)
         self.prompt_cache = LabelCache(self.prompts)
+        self.rag_store: Any = None  # rag/bundle.py store_of: opened on first RAG request
+        from pilothouse.rag.bundle import retriever  # the rag package imports this module
+
+        self.prompt_cache.retriever = retriever(self)
         self.key_cache = KeyCache(self.keys)
         self.scopes = ScopeStore(self.engine)
         self.scope_cache = ScopeCache(self.scopes)
@@ -267,6 +271,8 @@ class Runtime:
         await self.ledger.stop()
         await _cancel(self._listener, self._key_watch)
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
+        if self.rag_store is not None:
+            await self.rag_store.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()

@@ -25,19 +25,10 @@ from pilothouse.gateway.runtime import Runtime
 from pilothouse.inputs import JsonLimits
 from pilothouse.providers.base import Usage
 from pilothouse.rag import trace as rag_trace
+from pilothouse.rag.acl import caller_groups
+from pilothouse.rag.bundle import store_of
 from pilothouse.rag.service import IncomingDocument, RagService
-from pilothouse.rag.store import Hit, RagStore, open_store, parse_filter
-
-
-def caller_groups(key: Any) -> list[str] | None:
-    """``None`` (reads everything) for admins, else the key's ``metadata.groups``."""
-    groups = (key.metadata or {}).get("groups") or []
-    if isinstance(groups, str):
-        groups = [groups]
-    groups = [str(g) for g in groups if isinstance(g, str | int)]
-    if key.role == "admin" or "admin" in key.scopes or "admin" in groups:
-        return None
-    return groups
+from pilothouse.rag.store import Hit, parse_filter
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
@@ -50,14 +41,6 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "source": hit.source,
         "metadata": hit.metadata,
     }
-
-
-def _store(request: Request, rt: Runtime) -> RagStore:
-    store: RagStore | None = getattr(request.app.state, "rag_store", None)
-    if store is None:
-        store = open_store(rt.settings.rag.store.url)
-        request.app.state.rag_store = store
-    return store
 
 
 async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[RagService, Any]:
@@ -88,7 +71,7 @@ async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[
         price_usage(rt, ctx, total)
         return np.asarray([d["embedding"] for d in result.body["data"]], dtype=np.float32)
 
-    return RagService(rt.settings, _store(request, rt), embed), ctx.key
+    return RagService(rt.settings, store_of(rt), embed), ctx.key
 
 
 async def _json(rt: Runtime, request: Request) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from pilothouse.errors import InvalidRequestError
+from pilothouse.releases import retrieval
 from pilothouse.releases.render import declared_names
 
 FIELDS = (
@@ -29,6 +30,7 @@ FIELDS = (
     "evals",
     "card",
     "guards",
+    "retrieval",
 )
 VAR_TYPES = ("string", "integer", "number", "boolean")
 VAR_FIELDS = ("type", "required", "default", "max_length", "description")
@@ -134,9 +136,22 @@ def normalize(raw: Any) -> dict[str, Any]:
     }
     if "messages" in bundle["params"] or "model" in bundle["params"]:
         raise _bad("may not set messages or model", "params")
+    # Only present when set: bundles pushed before retrieval existed keep their hashes.
+    provided: set[str] = set()
+    if raw.get("retrieval") is not None:
+        bundle["retrieval"] = retrieval.normalize(raw["retrieval"])
+        if retrieval.CONTEXT in bundle["variables"]:
+            raise _bad(
+                "is filled by the gateway from `retrieval`; do not declare it",
+                f"variables.{retrieval.CONTEXT}",
+            )
+        provided.add(retrieval.CONTEXT)
+        for used in declared_names(bundle["retrieval"]["query"], "retrieval.query"):
+            if used not in bundle["variables"]:
+                raise _bad(f"uses undeclared variable {used!r}", "retrieval.query")
     for i, message in enumerate(bundle["messages"]):
         for used in declared_names(message["content"], f"messages[{i}].content"):
-            if used not in bundle["variables"]:
+            if used not in bundle["variables"] and used not in provided:
                 raise _bad(f"uses undeclared variable {used!r}", f"messages[{i}].content")
     return bundle
 

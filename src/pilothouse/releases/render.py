@@ -90,23 +90,36 @@ def bind(variables: dict[str, dict[str, Any]], given: Any) -> dict[str, Any]:
     return values
 
 
-def render_messages(bundle: dict[str, Any], given: Any) -> list[dict[str, Any]]:
-    """The bundle's messages with variables bound; 400 for any bad input or unsafe template."""
+def render_text(source: str, values: dict[str, Any], field: str) -> str:
+    """One template with bound values; 400 naming ``field`` for an unsafe or failing one."""
+    try:
+        text: str = _template(source).render(values)
+    except SecurityError:
+        raise InvalidRequestError(
+            f"unsafe template in `{field}`: refused by the sandbox",
+            param=field,
+            code="unsafe_template",
+        ) from None
+    except (UndefinedError, TemplateSyntaxError, TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"template `{field}` failed to render: {exc}", param=field
+        ) from None
+    return text
+
+
+def render_messages(
+    bundle: dict[str, Any], given: Any, *, context: str | None = None
+) -> list[dict[str, Any]]:
+    """The bundle's messages with variables bound; 400 for any bad input or unsafe template.
+
+    ``context`` is the retrieved passages of a bundle with ``retrieval`` (empty
+    when previewing without a search).
+    """
     values = bind(bundle["variables"], given)
+    if bundle.get("retrieval") is not None:
+        values["context"] = context or ""
     out: list[dict[str, Any]] = []
     for i, message in enumerate(bundle["messages"]):
-        try:
-            content = _template(message["content"]).render(values)
-        except SecurityError:
-            raise InvalidRequestError(
-                f"unsafe template in `messages[{i}].content`: refused by the sandbox",
-                param=f"messages[{i}].content",
-                code="unsafe_template",
-            ) from None
-        except (UndefinedError, TemplateSyntaxError, TypeError, ValueError) as exc:
-            raise InvalidRequestError(
-                f"template `messages[{i}].content` failed to render: {exc}",
-                param=f"messages[{i}].content",
-            ) from None
+        content = render_text(message["content"], values, f"messages[{i}].content")
         out.append({**message, "content": content})
     return out

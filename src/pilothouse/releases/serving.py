@@ -14,8 +14,9 @@ from typing import Any
 
 from pilothouse.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
 from pilothouse.gateway.context import RequestContext
+from pilothouse.releases import retrieval
 from pilothouse.releases.registry import PromptRegistry, Version
-from pilothouse.releases.render import render_messages
+from pilothouse.releases.render import bind, render_messages, render_text
 
 PREFIX = "prompt:"
 _MAX_VERSIONS = 10_000
@@ -28,6 +29,8 @@ class LabelCache:
 
     def __init__(self, registry: PromptRegistry) -> None:
         self.registry = registry
+        # Searches a bundle's ``retrieval`` collection as the caller (set by the runtime).
+        self.retriever: retrieval.Retriever | None = None
         self._labels: dict[tuple[str, str], int] = {}
         self._versions: OrderedDict[tuple[str, int], Version] = OrderedDict()
         self._generation = 0
@@ -78,10 +81,18 @@ def is_prompt(body: dict[str, Any]) -> bool:
     return isinstance(model, str) and model.startswith(PREFIX)
 
 
-def rewrite(version: Version, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The upstream body (rendered messages first) and the params the request overrode."""
+def rewrite(
+    version: Version, body: dict[str, Any], context: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The upstream body (rendered messages first) and the params the request overrode.
+
+    ``context``: the retrieved passages, as ``{{ context }}`` or, when the
+    templates do not use it, a system message of their own.
+    """
     bundle = version.content
-    rendered = render_messages(bundle, body.get("prompt_variables"))
+    rendered = render_messages(bundle, body.get("prompt_variables"), context=context)
+    if context is not None and not retrieval.uses_context(bundle):
+        rendered = retrieval.inject(rendered, context)
     extra = body.get("messages") or []
     if not isinstance(extra, list):
         raise InvalidRequestError("`messages` must be an array", param="messages")
@@ -120,7 +131,8 @@ async def apply(
             version, label = await cache.resolve(name, ref)
     except NotFoundError as exc:
         raise ModelNotFoundError(exc.message, param="model") from None
-    out, overrides = rewrite(version, body)
+    context = await _retrieve(cache, ctx, version, body)
+    out, overrides = rewrite(version, body, context)
     ctx.prompt = {
         "name": version.name,
         "version": version.version,
@@ -130,3 +142,24 @@ async def apply(
         "guards": version.content.get("guards") or None,  # e.g. {"policy": "strict"}
     }
     return out
+
+
+async def _retrieve(
+    cache: LabelCache, ctx: RequestContext, version: Version, body: dict[str, Any]
+) -> str | None:
+    """The passages a bundle's ``retrieval`` block finds for this request (None: no block)."""
+    spec = version.content.get("retrieval")
+    if spec is None:
+        return None
+    if cache.retriever is None:
+        raise InvalidRequestError("this gateway cannot serve prompt bundles with `retrieval`")
+    values = bind(version.content["variables"], body.get("prompt_variables"))
+    query = render_text(spec["query"], values, "retrieval.query")
+    if not query.strip():
+        raise InvalidRequestError(
+            f"prompt {version.name!r}: the retrieval query rendered empty; "
+            "supply the prompt_variables it uses",
+            param="retrieval.query",
+        )
+    hits = await cache.retriever(ctx, spec, query)
+    return retrieval.format_context(hits)

@@ -74,6 +74,9 @@ class TraceRecorder:
         self.config = config
         self.redactor = Redactor(config.redaction)
         self.queue: asyncio.Queue[Item] = asyncio.Queue(config.queue_size)
+        # Held while a batch is built and written, so flush() also waits for the batch the
+        # background writer already took off the queue (an empty queue is not "written").
+        self._drain_lock = asyncio.Lock()
         self.dropped = 0
         self.written = 0
         self.exported = 0
@@ -138,8 +141,11 @@ class TraceRecorder:
 
     async def flush(self) -> None:
         """Write everything queued so far (tests and admin reads call this)."""
-        while not self.queue.empty():
-            await self._drain_once()
+        while True:
+            async with self._drain_lock:
+                if self.queue.empty():
+                    return
+                await self._drain_once()
 
     async def stop(self) -> None:
         """Write (or spool) what is queued, then stop. Never raises."""
@@ -164,7 +170,8 @@ class TraceRecorder:
             self.health.beat()
             first = await self.queue.get()
             self.health.beat()
-            await self._drain_once(first)
+            async with self._drain_lock:
+                await self._drain_once(first)
             self.health.beat()
             await asyncio.sleep(self.config.flush_interval_s)  # batch the next writes
 
