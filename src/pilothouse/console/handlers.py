@@ -27,10 +27,12 @@ from pilothouse.console.auth import (
 from pilothouse.console.eval_pages import EvalPages
 from pilothouse.console.export import ExportPages
 from pilothouse.console.key_pages import KeyPages
+from pilothouse.console.playground_pages import PlaygroundPages
 from pilothouse.console.prompt_pages import PromptPages
 from pilothouse.console.rollout_pages import RolloutPages
 from pilothouse.console.session_backends import SessionBackend, backend_for
 from pilothouse.console.session_pages import SessionPages
+from pilothouse.console.user_pages import UserPages
 from pilothouse.console.web import (
     LOGIN_COOKIE,
     PREFIX,
@@ -315,6 +317,7 @@ class Console:
         return self.render(
             request, "detail.html", session, nav="requests", view=view, lineage=found,
             may_annotate=bool(request_id) and allows(session.principal.role, "evals.review"),
+            may_replay=bool(request_id) and allows(session.principal.role, "playground.use"),
             notice=done,
         )  # fmt: skip
 
@@ -429,6 +432,8 @@ class Console:
             *RolloutPages(self).routes(),
             *SessionPages(self).routes(),
             *ExportPages(self).routes(),
+            *PlaygroundPages(self).routes(),
+            *UserPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 

@@ -148,8 +148,8 @@ def filter_conditions(f: LogFilters) -> list[ColumnElement[bool]]:
         conds.append(u.c.alias == f.alias)
     if f.status:
         conds.append(status_condition(f.status))
-    if f.user:
-        conds.append(meta_text(u.c.metadata, "user") == f.user)
+    if f.user:  # the user entity, else the metadata's `user` (as the users page groups)
+        conds.append(or_(u.c.user_id == f.user, meta_text(u.c.metadata, "user") == f.user))
     if f.feature:
         conds.append(meta_text(u.c.metadata, "feature") == f.feature)
     if f.session:

@@ -49,6 +49,7 @@ OPERATOR: frozenset[str] = frozenset(
         "evals.review",
         "routing.degrade",
         "console.read",
+        "playground.use",  # spends: sends requests as the operator's key (console playground)
     }
 )
 FINANCE: frozenset[str] = frozenset({"usage.read", "costs.read", "teams.read", "console.read"})

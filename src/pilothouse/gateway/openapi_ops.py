@@ -21,6 +21,7 @@ SOURCES: tuple[str, ...] = (
     "pilothouse.gateway.openapi_completions",
     "pilothouse.gateway.openapi_console",
     "pilothouse.gateway.openapi_moderations",
+    "pilothouse.gateway.openapi_playground",
     "pilothouse.gateway.openapi_privacy",
     "pilothouse.gateway.openapi_releases",
     "pilothouse.gateway.openapi_rollouts",
