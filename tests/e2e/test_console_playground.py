@@ -295,3 +295,36 @@ def test_users_page_and_what_a_viewer_may_not_do(
         assert refused.status == 403
         assert len(gw_requests(gw)) == before
         viewer.context.close()
+
+
+def test_replay_against_another_prompt_version_renders_that_version(
+    page: Page, tmp_path: Path
+) -> None:
+    v2 = {**GREETER, "messages": [{"role": "user", "content": "Q: {{ question }}"}]}
+    with running_gateway(config(tmp_path)) as gw:
+        ada = gw.create_key(name="ada", role="admin")
+        app = gw.create_key(name="app")
+        with gw.admin() as admin:
+            assert admin.post("/admin/prompts", json=GREETER).status_code == 201
+            assert admin.post("/admin/prompts", json=v2).status_code == 201
+        served = httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {app}"},
+            json={"model": "prompt:greeter@1", "prompt_variables": {"question": "what is it"}},
+            timeout=30,
+        )
+        assert served.status_code == 200, served.text
+        request_id = served.headers["x-request-id"]
+        sign_in(page, gw, ada, f"/console/requests/{request_id}/replay")
+        expect(page.locator("#original-text")).to_have_text("About pilothouse: what is it")
+        target = page.get_by_label("Model alias or prompt version")
+        expect(target).to_have_value("prompt:greeter@1")
+        target.fill("prompt:greeter@2")
+        page.get_by_label("Prompt variables (JSON)").fill('{"question": "what is it"}')
+        page.get_by_role("button", name="Replay").click()
+        expect(page.locator("#replay-answer-state")).to_have_text("Done.")
+        # v2's own template, not v1's rendered turns sent again after it.
+        expect(page.locator("#replay-answer")).to_have_text("Q: what is it")
+        served_by = page.locator("#replay-answer-result [data-field=served]")
+        expect(served_by).to_have_text("greeter@2 on chat")
+        shot(page, "66-replay-prompt-version")

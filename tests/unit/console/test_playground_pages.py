@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from pilothouse.config.load import parse_settings
 from pilothouse.console import playground
 from pilothouse.errors import InvalidRequestError
+from pilothouse.gateway.app import build_app
+from tests.support.gateway import base_config
 from tests.unit.console.sample import XSS_REQUEST
 from tests.unit.console.test_pages import ORIGIN, client, csrf_of, fill, sign_in, store_url
 
@@ -58,6 +63,39 @@ def test_the_playground_streams_console_events_and_checks_its_token(client: Test
         "/console/playground/run", data={**form, "target": "nosuch"}, headers={"origin": ORIGIN}
     )
     assert refused.status_code == 404 and "nosuch" in refused.json()["error"]["message"]
+
+
+def events_of(text: str) -> list[tuple[str, dict[str, object]]]:
+    return [
+        (frame.split("\n")[0].removeprefix("event: "), orjson.loads(frame.split("\n")[1][6:]))
+        for frame in text.split("\n\n")
+        if frame.startswith("event: ")
+    ]
+
+
+def test_a_cached_answer_replays_in_the_playground_and_frees_its_slots(tmp_path: Path) -> None:
+    config = base_config(
+        f"sqlite:///{tmp_path}/c.db", tmp_path,
+        models={"chat": {"targets": [{"provider": "chaos", "model": "gpt-4o-mini"}],
+                         "cache": {"ttl_s": 600}}},
+    )  # fmt: skip
+    app = build_app(parse_settings(config, source="<test>"))
+    with TestClient(app, base_url=ORIGIN, follow_redirects=False) as c:
+        sign_in(c)
+        token = csrf_of(c.get("/console/playground").text)
+        form = {"csrf_token": token, "target": "chat", "message": "same question"}
+        answers = []
+        for _ in range(2):
+            ran = c.post("/console/playground/run", data=form, headers={"origin": ORIGIN})
+            assert ran.status_code == 200
+            answers.append(events_of(ran.text))
+        rt = app.state.runtime
+        assert rt.in_flight == 0 and rt.key_slots.held("bootstrap") == 0
+    first, second = answers
+    text = ["".join(str(d["text"]) for n, d in ev if n == "delta") for ev in answers]
+    assert text == ["same question", "same question"]
+    assert first[-1][1]["cache_hit"] is False and second[-1][1]["cache_hit"] is True
+    assert second[-1][1]["cost"] == "$0.00"
 
 
 @pytest.mark.parametrize(
