@@ -121,7 +121,7 @@ class Runtime:
         self.responses = ResponseStore(self.engine, self.redis, prefix, self.spawn)
         self.prompt_cache = LabelCache(self.prompts)
         self.rag_store: Any = None  # rag/bundle.py store_of: opened on first RAG request
-        from pilothouse.rag.bundle import retriever  # the rag package imports this module
+        from pilothouse.rag.bundle import retriever, store_of  # rag imports this module
 
         self.prompt_cache.retriever = retriever(self)
         self.key_cache = KeyCache(self.keys)
@@ -175,6 +175,12 @@ class Runtime:
             self.engine, costs.budget_alert_thresholds, self.telemetry.alerts
         )
         self._cost_tasks: list[asyncio.Task[None]] = []
+        from pilothouse.rag.freshness import FreshnessMonitor
+
+        self.rag_freshness = FreshnessMonitor(
+            lambda: self.settings, lambda: store_of(self), self.telemetry.alerts,
+            self.telemetry.metrics,
+        )  # fmt: skip
         self.rollouts = RolloutManager(
             settings.rollouts,
             self.engine,
@@ -234,6 +240,10 @@ class Runtime:
                     self.budget_alerts.run_forever(costs.budget_alert_interval_s),
                     name="budget-alerts",
                 )
+            )
+        if self.settings.rag.collections:  # stale-document gauge and freshness alert
+            self._cost_tasks.append(
+                asyncio.create_task(self.rag_freshness.run_forever(), name="rag-freshness")
             )
         self._key_watch = asyncio.create_task(self._watch_revocations(), name="key-watch")
         self._lease_renewal = asyncio.create_task(self._renew_leases(), name="budget-leases")

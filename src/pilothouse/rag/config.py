@@ -77,3 +77,12 @@ class CollectionConfig(_Frozen, frozen=True):
 class RagConfig(_Frozen, frozen=True):
     store: RagStoreConfig = msgspec.field(default_factory=RagStoreConfig)
     collections: dict[str, CollectionConfig] = msgspec.field(default_factory=dict)
+    # How often the gateway counts stale documents (gauge) and fires the freshness alert.
+    freshness_check_interval_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.freshness_check_interval_s <= 86_400:
+            raise ValueError(
+                "freshness_check_interval_s must be between 1 and 86400, "
+                f"got {self.freshness_check_interval_s}"
+            )

@@ -277,14 +277,7 @@ class RagService:
         state = await self.store.collection(collection)
         docs = await self.store.documents(collection)
         stats = await self.store.stats(collection)
-        now = time.time()
-        max_age = coll.freshness.max_age_s
-        changed = await asyncio.to_thread(_changed_sources, docs)
-        stale = [
-            d.id
-            for d in docs
-            if d.id in changed or (max_age is not None and now - d.indexed_at > max_age)
-        ]
+        stale = await stale_documents(coll, docs, time.time())
         return {
             "collection": collection,
             "documents": len(docs),
@@ -299,6 +292,19 @@ class RagService:
             "index_bytes": stats["index_bytes"],
             "freshness_exceeded": bool(stale),
         }
+
+
+async def stale_documents(
+    coll: CollectionConfig, docs: list[DocumentRecord], now: float
+) -> list[str]:
+    """Ids whose source changed since indexing or that are older than ``freshness.max_age``."""
+    max_age = coll.freshness.max_age_s
+    changed = await asyncio.to_thread(_changed_sources, docs)
+    return [
+        d.id
+        for d in docs
+        if d.id in changed or (max_age is not None and now - d.indexed_at > max_age)
+    ]
 
 
 def _changed_sources(docs: list[DocumentRecord]) -> set[str]:

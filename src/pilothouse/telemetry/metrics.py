@@ -62,6 +62,7 @@ SLO_BURN_RATE: Final = "pilothouse_slo_burn_rate"
 SLO_BUDGET_REMAINING: Final = "pilothouse_slo_error_budget_remaining_ratio"
 RAG_SEARCHES: Final = "pilothouse_rag_searches_total"
 RAG_UNDERFILLED: Final = "pilothouse_rag_underfilled_total"
+RAG_STALE: Final = "pilothouse_rag_stale_documents"
 
 #: Buckets from 5 ms (a cache hit) to 120 s (a long non-streamed generation).
 DEFAULT_LATENCY_BUCKETS: Final[tuple[float, ...]] = (
@@ -206,6 +207,13 @@ class GatewayMetrics:
             RAG_UNDERFILLED,
             "RAG searches that returned fewer than k results (for the caller's groups and filter).",
             ("collection", "mode"),
+            registry=reg,
+        )
+        self.rag_stale = Gauge(
+            RAG_STALE,
+            "Documents per RAG collection whose source changed since indexing or that are "
+            "older than freshness.max_age (as `pilothouse rag status` counts them).",
+            ("collection",),
             registry=reg,
         )
         self.degraded = Counter(
@@ -391,6 +399,9 @@ class GatewayMetrics:
         """Exactly one series: replicas running different configs show as different hashes."""
         self.config_info.clear()
         self.config_info.labels(digest).set(1)
+
+    def set_rag_stale(self, collection: str, stale: int) -> None:
+        self.rag_stale.labels(collection).set(stale)
 
     def set_queue_depth(self, queue: str, depth: int) -> None:
         self.queue_depth.labels(queue).set(depth)
