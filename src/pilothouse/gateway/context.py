@@ -45,6 +45,8 @@ class RequestContext:
     cache_hit: bool = False
     # Semantic cache (gateway/semantic_stage.py): kind, similarity, entry_id, tokens_saved.
     cache_info: dict[str, Any] | None = None
+    # A cache hit: the usage the cached answer had upstream (gateway/cache_savings.py).
+    cache_saved: Usage | None = None
     metadata: dict[str, Any] | None = None
     reserved_pico: int = 0
     reserved_tokens: int = 0

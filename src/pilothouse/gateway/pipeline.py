@@ -16,7 +16,14 @@ from ulid import ULID
 
 from pilothouse.cache.response_cache import cache_key
 from pilothouse.errors import PilothouseError, UpstreamError
-from pilothouse.gateway import admission, cascade, rollout_routing, route_policy, semantic_stage
+from pilothouse.gateway import (
+    admission,
+    cache_savings,
+    cascade,
+    rollout_routing,
+    route_policy,
+    semantic_stage,
+)
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.money import pico_to_str
@@ -103,6 +110,7 @@ def usage_row(rt: Runtime, ctx: RequestContext) -> dict[str, Any]:
         **dict(zip(("rollout_id", "rollout_arm"), rollout_routing.usage_fields(ctx), strict=True)),
         **route_policy.usage_fields(ctx),
         **semantic_stage.usage_fields(ctx),
+        **cache_savings.usage_fields(rt, ctx),
     }
 
 
@@ -165,6 +173,7 @@ async def cached_completion(rt: Runtime, ctx: RequestContext, key: str) -> JSON 
     ctx.cache_hit = True
     ctx.provider, ctx.upstream_model = "cache", str(hit.get("model") or ctx.alias)
     ctx.usage = Usage()
+    ctx.cache_saved = cache_savings.saved_usage(hit)
     return hit
 
 

@@ -138,6 +138,7 @@ async def lookup(
     ctx.provider, ctx.upstream_model = "cache", str(entry.response.get("model") or ctx.alias)
     ctx.usage = Usage()
     ctx.cost_pico = 0
+    ctx.cache_saved = Usage.from_openai(entry.response.get("usage"))
     return entry.response, None
 
 

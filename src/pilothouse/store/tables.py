@@ -133,6 +133,8 @@ usage_records = Table(
     # Semantic cache (migration 0014): the tier that answered and the upstream tokens saved.
     Column("cache_kind", String(16), nullable=True),
     Column("cache_tokens_saved", Integer, nullable=True),
+    # Migration 0017: what a cache hit's answer cost when it was made (pico-USD saved).
+    Column("cache_saved_pico", BigInteger, nullable=True),
     # The team and user the request was charged to (their budgets and limits applied).
     Column("team_id", String(32), nullable=True),
     Column("user_id", String(32), nullable=True),
@@ -185,6 +187,17 @@ traces = Table(
     Index("ix_traces_user", "user_id"),
     Index("ix_traces_team", "team"),
     Index("ix_traces_task", "task_id"),
+)
+
+# SQLite only (migration 0017): the FTS5 rowid of each searchable trace. The FTS5 table
+# ``trace_search(body)`` and its triggers live in the migration; PostgreSQL searches
+# ``traces.content`` through a GIN index instead (console/search.py).
+trace_search_rows = Table(
+    "trace_search_rows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("trace_id", String(32), nullable=False, unique=True),
+    Column("request_id", String(64), nullable=True),
 )
 
 # Every span of a trace: the gateway's own and those applications send over OTLP.
