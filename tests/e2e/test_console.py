@@ -102,7 +102,8 @@ def test_console_end_to_end(page: Page, tmp_path: Path) -> None:
         )
         expect(log_rows(page)).to_have_count(4)
         page.get_by_label("Feature").fill("support-chat")
-        page.get_by_label("Since").fill("90m")
+        page.get_by_label("Time range").select_option("custom")
+        page.get_by_label("From (UTC)").fill("90m")
         page.get_by_role("button", name="Filter").click()
         expect(log_rows(page)).to_have_count(1)
 

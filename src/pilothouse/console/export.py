@@ -52,7 +52,8 @@ class ExportPages:
 
     async def export(self, rt: Runtime, request: Request, session: Session) -> Response:
         fmt = request.query_params.get("format", "csv")
-        parsed = queries.parse_filters(request.query_params)
+        may_search = session.principal.role != "viewer"  # no content search for viewers
+        parsed = queries.parse_filters(request.query_params, may_search=may_search)
         if fmt not in ("csv", "jsonl") or parsed.errors:
             errors = parsed.errors or [f"“format” must be csv or jsonl; got {fmt[:16]!r}."]
             return self.console.render(

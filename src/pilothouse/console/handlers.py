@@ -231,12 +231,13 @@ class Console:
     # -- pages ---------------------------------------------------------------------------------
 
     async def requests_page(self, rt: Runtime, request: Request, session: Session) -> Response:
-        parsed = queries.parse_filters(request.query_params)
+        may_search = session.principal.role != "viewer"  # console/search.py
+        parsed = queries.parse_filters(request.query_params, may_search=may_search)
         cursor = None
         raw_cursor = request.query_params.get("cursor")
         if raw_cursor:
             try:
-                cursor = queries.decode_cursor(raw_cursor)
+                cursor = queries.decode_position(parsed.filters, raw_cursor)
             except ValueError:
                 parsed.errors.append(
                     "That page link is no longer valid; showing the newest requests."
@@ -256,6 +257,9 @@ class Console:
             key_names={k.id: k.name for k in keys},
             aliases=sorted(rt.settings.models),
             status_choices=queries.STATUS_CHOICES,
+            range_presets=queries.RANGE_PRESETS,
+            may_search=may_search,
+            capture=rt.settings.telemetry.capture_content,
             paged=cursor is not None,
         )
 

@@ -7,6 +7,23 @@ document.addEventListener("DOMContentLoaded", () => {
     select.addEventListener("change", () => select.form.requestSubmit());
   }
 
+  // The time-range picker: a preset applies at once; "custom" shows its from/to fields.
+  for (const select of document.querySelectorAll("select[data-range]")) {
+    const custom = select.form.querySelectorAll("[data-custom-range]");
+    const show = () => {
+      for (const field of custom) {
+        field.hidden = select.value !== "custom";
+      }
+    };
+    show();
+    select.addEventListener("change", () => {
+      show();
+      if (select.value !== "custom") {
+        select.form.requestSubmit();
+      }
+    });
+  }
+
   // A span name in the waterfall opens that span's attributes below it.
   const openSpan = (hash) => {
     const target = hash && document.getElementById(decodeURIComponent(hash.slice(1)));
