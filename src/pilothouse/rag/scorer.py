@@ -29,20 +29,20 @@ class RetrievalConfig(ScorerConfig, frozen=True, forbid_unknown_fields=True, kw_
     groups: list[str] | None = None
 
 
-class RetrievalScorer(Scorer[RetrievalConfig]):
-    config_type = RetrievalConfig
+class CollectionSearch:
+    """A :class:`RagService` over the suite's config, opened on first use (scorers share it)."""
 
-    def __init__(self, config: RetrievalConfig, base_dir: Path) -> None:
-        super().__init__(config, base_dir)
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
         self.service: RagService | None = None
         self._stack: contextlib.AsyncExitStack | None = None
 
-    async def _service(self) -> RagService:
+    async def open(self) -> RagService:
         if self.service is None:
             from pilothouse.cli.rag import service_for
             from pilothouse.config.load import load_settings
 
-            settings = load_settings(self.base_dir / self.config.config)
+            settings = load_settings(self.config_path)
             self._stack = contextlib.AsyncExitStack()
             self.service = await self._stack.enter_async_context(service_for(settings, None, None))
         return self.service
@@ -51,6 +51,28 @@ class RetrievalScorer(Scorer[RetrievalConfig]):
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
+
+
+class RetrievalScorer(Scorer[RetrievalConfig]):
+    config_type = RetrievalConfig
+
+    def __init__(self, config: RetrievalConfig, base_dir: Path) -> None:
+        super().__init__(config, base_dir)
+        self.search = CollectionSearch(base_dir / config.config)
+
+    @property
+    def service(self) -> RagService | None:
+        return self.search.service
+
+    @service.setter
+    def service(self, value: RagService | None) -> None:
+        self.search.service = value
+
+    async def _service(self) -> RagService:
+        return await self.search.open()
+
+    async def aclose(self) -> None:
+        await self.search.aclose()
 
     async def evaluate(self, case: Case, output: str, ctx: ScoreContext) -> Verdict:
         relevant = _relevant(case.expected)

@@ -98,3 +98,31 @@ def test_rag_eval_reports_every_mode_with_intervals(
         assert set(mode) >= {"recall_at_10", "mrr"}
     dense = report["modes"][0]
     assert dense["recall_at_10"]["mean"] == 1.0  # 4 documents: each answer is in the top 10
+
+
+async def test_grounded_checks_the_answer_against_the_chunks_retrieved_for_the_case(
+    service: RagService, tmp_path: Path
+) -> None:
+    await service.ingest(
+        "handbook",
+        [
+            IncomingDocument("pto", "Staff get 25 days of paid leave a year.", acl=["staff"]),
+            IncomingDocument("exec", "Executives get unlimited paid leave.", acl=["exec"]),
+            *(IncomingDocument(k, v, acl=["staff"]) for k, v in CORPUS.items()),
+        ],
+    )
+    raw = {"type": "grounded", "retrieval": {"collection": "handbook", "k": 2, "groups": ["staff"]}}
+    scorer = build_scorer(raw, tmp_path, "s")
+    scorer.search.service = service  # type: ignore[attr-defined]
+    case = Case(id="1", input="how many days of paid leave do staff get")
+    good = await scorer.evaluate(case, "Staff get 25 days of paid leave a year.", ScoreContext())
+    assert good.passed and good.detail["retrieved"][0] == "pto"
+    invented = await scorer.evaluate(case, "Staff get 30 days of paid leave.", ScoreContext())
+    assert not invented.passed and invented.detail["unsupported"]
+    # True in the index, but not in what this caller's search could retrieve: unsupported.
+    hidden = await scorer.evaluate(case, "Executives get unlimited leave.", ScoreContext())
+    assert not hidden.passed and "exec" not in hidden.detail["retrieved"]
+    # A case's own context still counts alongside the retrieved chunks.
+    given = Case(id="2", input=case.input, context="Executives get unlimited paid leave.")
+    both = await scorer.evaluate(given, "Executives get unlimited leave.", ScoreContext())
+    assert both.passed

@@ -5,11 +5,23 @@ when enough of its content words (``threshold``) occur in one context passage
 and every number in it occurs there too — invented figures are the most
 common unsupported claim. It catches answers that drift away from the
 sources; paraphrase-heavy answers need a ``judge`` with a grounding rubric.
+
+The passages are the case's ``context`` or, with ``retrieval:
+{collection, k?, mode?, groups?, config?}``, the chunks that collection
+retrieves for the case's query (its input; the last user message of a chat
+input), searched through the RAG service over ``config`` the way a prompt
+bundle's ``retrieval`` block searches at serve time — give it the bundle's
+collection, k, mode and the caller's groups and the answer is checked against
+the very passages the model was shown. Both together: either may support.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
 
 from pilothouse.evals.model import Case, Verdict
 from pilothouse.evals.scorers.base import ScoreContext, Scorer, ScorerConfig
@@ -27,9 +39,18 @@ _STOPWORDS = frozenset(
 )
 
 
+class GroundedRetrieval(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    collection: str
+    config: str = "pilothouse.yaml"  # relative to the suite
+    k: int | None = None  # None: the collection's search.k
+    mode: Literal["dense", "keyword", "hybrid"] | None = None
+    groups: list[str] | None = None  # the caller's ACL groups; None reads everything
+
+
 class GroundedConfig(ScorerConfig, frozen=True, forbid_unknown_fields=True, kw_only=True):
     threshold: float = 0.6
     min_supported: float = 1.0
+    retrieval: GroundedRetrieval | None = None
 
     def __post_init__(self) -> None:
         for key in ("threshold", "min_supported"):
@@ -60,6 +81,31 @@ def sentences(text: str) -> list[str]:
 class GroundedScorer(Scorer[GroundedConfig]):
     config_type = GroundedConfig
 
+    def __init__(self, config: GroundedConfig, base_dir: Path) -> None:
+        super().__init__(config, base_dir)
+        self.search: Any = None
+        if config.retrieval is not None:
+            from pilothouse.rag.scorer import CollectionSearch
+
+            self.search = CollectionSearch(base_dir / config.retrieval.config)
+
+    async def aclose(self) -> None:
+        if self.search is not None:
+            await self.search.aclose()
+
+    async def _retrieved(self, case: Case) -> tuple[list[str], list[str]]:
+        """(chunk texts, their document ids) the configured collection finds for the case."""
+        spec = self.config.retrieval
+        assert spec is not None and self.search is not None
+        query = case.prompt_text()
+        if not query.strip():
+            return [], []
+        service = await self.search.open()
+        result = await service.search(
+            spec.collection, query, k=spec.k, mode=spec.mode, groups=spec.groups
+        )
+        return [h.text for h in result.hits], [h.document_id for h in result.hits]
+
     def supported(self, sentence: str, passages: list[set[str]]) -> bool:
         words = content_words(sentence)
         if not words:
@@ -73,9 +119,15 @@ class GroundedScorer(Scorer[GroundedConfig]):
         return False
 
     async def evaluate(self, case: Case, output: str, ctx: ScoreContext) -> Verdict:
-        if not case.context:
+        raw: list[str] = []
+        if case.context:
+            raw = [case.context] if isinstance(case.context, str) else list(case.context)
+        retrieved: list[str] | None = None
+        if self.config.retrieval is not None:
+            texts, retrieved = await self._retrieved(case)
+            raw += texts
+        elif not raw:
             return self.skip("the case has no `context`")
-        raw = [case.context] if isinstance(case.context, str) else list(case.context)
         passages = [content_words(p) for p in raw]
         claims = [s for s in sentences(output) if content_words(s)]
         if not claims:
@@ -93,5 +145,8 @@ class GroundedScorer(Scorer[GroundedConfig]):
             value=share,
             explanation=why,
             expected="every sentence supported by the context",
-            detail={"unsupported": unsupported[:10]},
+            detail={
+                "unsupported": unsupported[:10],
+                **({"retrieved": retrieved} if retrieved is not None else {}),
+            },
         )
