@@ -246,7 +246,9 @@ async def bench_holdback(repeats: int) -> dict[str, Any]:
         released_at = None
         for i, w in enumerate(words):
             t0 = time.perf_counter()
-            out = sg.feed({"choices": [{"index": 0, "delta": {"content": (" " if i else "") + w}}]})
+            out = await sg.feed(
+                {"choices": [{"index": 0, "delta": {"content": (" " if i else "") + w}}]}
+            )
             per_chunk.append((time.perf_counter() - t0) * 1000)
             if released_at is None and any(c["choices"][0]["delta"].get("content") for c in out):
                 released_at = i

@@ -35,6 +35,7 @@ from pilothouse.costs.ledger import UsageLedger
 from pilothouse.costs.pricing import PriceTable
 from pilothouse.errors import ConfigError, StoreError
 from pilothouse.evals.online import OnlineEvaluator, parse_online_config, store_sink
+from pilothouse.gateway.guard_calls import GatewayCaller
 from pilothouse.gateway.intake import KeySlots
 from pilothouse.gateway.responses_store import ResponseStore
 from pilothouse.guard.engine import GuardEngine
@@ -190,6 +191,7 @@ class Runtime:
         )
         self.online = self._online_evaluator(settings)
         self.guards = GuardEngine(settings, self.redis, self.telemetry.metrics.registry)
+        self.guards.bind(GatewayCaller(self))  # moderation / judge classifiers call through us
         self.semantic_cache: Any = None  # gateway/semantic_stage.py, built in start()
         self.in_flight = 0
         self.key_slots = KeySlots()

@@ -146,7 +146,8 @@ class ChatStream:
                         if self.output_filter is None:
                             out.append(event(forwarded))
                         else:
-                            out.extend(event(c) for c in self.output_filter.feed(forwarded))
+                            chunks = await self.output_filter.feed(forwarded)
+                            out.extend(event(c) for c in chunks)
                     try:
                         item = queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -159,10 +160,16 @@ class ChatStream:
                 if item is None:
                     break
                 while True:
+                    wait, held = self._wait_for()
                     try:
-                        item = await asyncio.wait_for(queue.get(), self.keepalive)
+                        item = await asyncio.wait_for(queue.get(), wait)
                         break
                     except TimeoutError:
+                        if held and self.output_filter.hold_deadline() is not None:
+                            released = await self.output_filter.expire()
+                            if released:
+                                yield b"".join(event(c) for c in released)
+                            continue
                         yield KEEPALIVE
         except GuardBlockedError as exc:
             fail(self.ctx, exc)
@@ -177,7 +184,7 @@ class ChatStream:
             return
         if self.output_filter is not None:
             try:
-                tail = self.output_filter.flush()
+                tail = await self.output_filter.flush()
             except GuardBlockedError as exc:
                 fail(self.ctx, exc)
                 yield sse_error_event(exc)
@@ -189,6 +196,15 @@ class ChatStream:
             yield event(self._usage_chunk(usage))
         self.completed = True
         yield DONE
+
+    def _wait_for(self) -> tuple[float, bool]:
+        """How long to wait for the upstream: the keep-alive interval, or less when the
+        output guard holds text with a ``holdback_timeout_s`` (True: that bound comes first)."""
+        deadline = self.output_filter.hold_deadline() if self.output_filter is not None else None
+        if deadline is None:
+            return self.keepalive, False
+        left = max(deadline - time.monotonic(), 0.0)
+        return (left, True) if left < self.keepalive else (self.keepalive, False)
 
     def _usage_chunk(self, usage: Usage) -> JSON:
         first = self.first_chunk or {}

@@ -30,6 +30,8 @@ class Finding:
 class Scan:
     findings: list[Finding] = field(default_factory=list)
     score: float | None = None  # a guard's overall score (injection, content)
+    # Extra receipt fields, never content: e.g. the classifier used, its alias and latency.
+    info: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +52,49 @@ class Guard(Protocol):
     heavy: bool  # True when a scan may cost more than the pattern tier (NER, models)
 
     def scan(self, segment: Segment) -> Scan: ...
+
+
+class ModelCaller(Protocol):
+    """How a guard asks a gateway alias (a moderation endpoint, an LLM judge).
+
+    The call is routed like any request (retries, fallbacks, breakers), costed and
+    recorded as its own usage row for the key being guarded, and never guarded
+    itself: a guard's own call cannot recurse into the guard."""
+
+    async def chat(
+        self, request: Any, alias: str, body: dict[str, Any], guard: str
+    ) -> tuple[dict[str, Any], str]:
+        """(the response body, the call's own request id)."""
+        ...
+
+    async def moderate(
+        self, request: Any, alias: str, body: dict[str, Any], guard: str
+    ) -> tuple[dict[str, Any], str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCall:
+    """What a remote guard's scan gets: the caller, bound to the request it guards."""
+
+    caller: ModelCaller
+    request: Any  # the gateway's RequestContext
+    guard: str
+
+    async def chat(self, alias: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return await self.caller.chat(self.request, alias, body, self.guard)
+
+    async def moderate(self, alias: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        return await self.caller.moderate(self.request, alias, body, self.guard)
+
+
+class RemoteGuard(Guard, Protocol):
+    """A guard whose scan is a network call: awaited on the loop (never a worker thread),
+    bounded by ``timeout_s`` (its own or the policy's), decided by ``on_error`` on failure."""
+
+    remote: bool
+    timeout_s: float | None
+
+    async def scan_remote(self, segment: Segment, call: RemoteCall) -> Scan: ...
 
 
 class GuardContext(Protocol):

@@ -68,8 +68,9 @@ CLASSIFIERS: dict[str, Callable[[ClassifierConfig], Any]] = {"onnx": OnnxClassif
 
 
 def build_classifier(config: ClassifierConfig) -> TextClassifier:
-    factory = CLASSIFIERS.get(config.type)
+    kind = config.type or "onnx"
+    factory = CLASSIFIERS.get(kind)
     if factory is None:
-        raise ValueError(f"classifier.type: unknown {config.type!r}; known: {sorted(CLASSIFIERS)}")
+        raise ValueError(f"classifier.type: unknown {kind!r}; known: {sorted(CLASSIFIERS)}")
     clf: TextClassifier = factory(config)
     return clf

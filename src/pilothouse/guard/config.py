@@ -31,12 +31,21 @@ class RecognizerConfig(_Strict, frozen=True):
 
 
 class ClassifierConfig(_Strict, frozen=True):
-    """An optional model behind the injection or content guard (plugin by ``type``)."""
+    """An optional model behind the injection or content guard (plugin by ``type``).
 
-    type: str = "onnx"
+    Injection: ``onnx`` (a local model file, ``path``). Content: ``pattern`` (the
+    default), ``moderation`` (the ``model`` alias's moderation endpoint) or ``judge``
+    (the ``model`` chat alias answers with JSON scores); ``type`` defaults to the
+    guard's own default when omitted."""
+
+    type: str | None = None
     path: str = ""
     threshold: float = 0.5
     weight: float = 1.0
+    # A gateway alias the classifier calls (moderation, judge); its call is its own usage row.
+    model: str | None = None
+    # Seconds the classifier may take on one segment (default: the policy's ``timeout_s``).
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 class GuardSpec(_Strict, frozen=True):
@@ -78,3 +87,6 @@ class GuardPolicy(_Strict, frozen=True):
     # A guard in the worker pool (NER, a model, a long text) that takes longer is an error,
     # decided by ``on_error`` like any other failure.
     timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # A streamed window held back longer than this (the upstream paused mid-value) is
+    # scanned as it stands and released; unset, held text waits for the next chunk.
+    holdback_timeout_s: Annotated[float, msgspec.Meta(gt=0)] | None = None

@@ -1,4 +1,4 @@
-"""Pattern-tier guards: secrets, site regexes, content categories and canary tokens."""
+"""Pattern-tier guards: secrets, site regexes and canary tokens (content: ``guard.content``)."""
 
 from __future__ import annotations
 
@@ -134,61 +134,6 @@ class RegexGuard:
                 if m.end() > m.start()
             ]
         )
-
-
-# A deliberately conservative baseline: explicit phrases, not single trigger words.
-CONTENT_PATTERNS: dict[str, str] = {
-    "violence": r"\b(?:how (?:do i|to|can i) (?:kill|murder|stab|shoot|poison) (?:a |my |the )?"
-    r"(?:person|people|someone|him|her|them|neighbou?r|wife|husband)"
-    r"|i will kill (?:you|him|her|them)"
-    r"|build (?:a |an )?(?:pipe )?bomb|make (?:a |an )?(?:explosive|bomb))\b",
-    "self_harm": r"\b(?:kill myself|end my life|commit suicide|ways to (?:self[- ]harm|die)"
-    r"|how (?:to|can i) (?:cut|hurt) myself)\b",
-    "sexual": r"\b(?:explicit sex(?:ual)? (?:scene|content|story)|porn(?:ographic)?"
-    r"|nude (?:photos?|images?) of)\b",
-    "hate": r"\b(?:(?:all|those) (?:\w+ )?"
-    r"(?:people|immigrants|jews|muslims|christians|blacks|whites)"
-    r" (?:are|should be) (?:vermin|animals|exterminated|killed|subhuman)"
-    r"|ethnic cleansing is good)\b",
-}
-
-
-class ContentClassifier:
-    """Plugin interface for content categories: category → score in [0, 1]."""
-
-    def classify(self, text: str, categories: list[str]) -> dict[str, float]:
-        raise NotImplementedError
-
-
-class PatternContentClassifier(ContentClassifier):
-    def __init__(self) -> None:
-        self.patterns = {k: re.compile(v, re.IGNORECASE) for k, v in CONTENT_PATTERNS.items()}
-
-    def spans(self, text: str, categories: list[str]) -> list[Finding]:
-        return [
-            Finding(cat.upper(), m.start(), m.end(), 0.9)
-            for cat in categories
-            if (p := self.patterns.get(cat)) is not None
-            for m in p.finditer(text)
-        ]
-
-
-class ContentGuard:
-    heavy = False
-
-    def __init__(self, spec: GuardSpec, ctx: GuardContext) -> None:
-        self.spec = spec
-        self.categories = spec.categories or list(CONTENT_PATTERNS)
-        unknown = [c for c in self.categories if c not in CONTENT_PATTERNS]
-        if unknown:
-            raise ValueError(
-                f"categories: unknown {unknown}; known: {', '.join(sorted(CONTENT_PATTERNS))}"
-            )
-        self.baseline = PatternContentClassifier()
-
-    def scan(self, segment: Segment) -> Scan:
-        found = self.baseline.spans(segment.text, self.categories)
-        return Scan(found, max((f.score for f in found), default=0.0))
 
 
 CANARY_PREFIX = "ph-canary-"

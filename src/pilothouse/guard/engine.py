@@ -24,7 +24,16 @@ from typing import Any
 
 from pilothouse.errors import ConfigError, GuardBlockedError, PilothouseError
 from pilothouse.gateway.context import RequestContext
-from pilothouse.guard.base import Finding, Guard, GuardRegistry, Scan, Segment, merge_spans
+from pilothouse.guard.base import (
+    Finding,
+    Guard,
+    GuardRegistry,
+    ModelCaller,
+    RemoteCall,
+    Scan,
+    Segment,
+    merge_spans,
+)
 from pilothouse.guard.config import GuardPolicy, GuardSpec
 from pilothouse.guard.metrics import GuardMetrics
 from pilothouse.guard.pseudonym import (
@@ -53,6 +62,22 @@ class GuardOverloadedError(PilothouseError):
     status = 503
     type = "overloaded_error"
     code = "guard_overloaded"
+
+
+class GuardUnavailableError(PilothouseError):
+    status = 503
+    type = "service_unavailable"
+    code = "guard_unavailable"
+
+
+def is_remote(guard: Guard) -> bool:
+    return bool(getattr(guard, "remote", False))
+
+
+def static_info(guard: Guard) -> dict[str, Any] | None:
+    """What a guard says about itself on every receipt entry (e.g. its classifier)."""
+    info = getattr(guard, "info", None)
+    return dict(info) if isinstance(info, dict) else None
 
 
 @dataclass(slots=True)
@@ -96,6 +121,7 @@ class GuardEngine:
             name: self._compile(name, policy, settings.source)
             for name, policy in settings.guards.items()
         }
+        self._check_classifier_models(settings)
         self.alias_policy: dict[str, str] = {}
         for alias, model in settings.models.items():
             if model.guards is not None:
@@ -121,6 +147,23 @@ class GuardEngine:
         self._threads = privacy.worker_threads
         self._queue_limit = privacy.worker_queue
         self._queued = 0
+        self.caller: ModelCaller | None = None  # bound by the runtime once its router exists
+
+    def bind(self, caller: ModelCaller) -> None:
+        """Give remote guards (moderation, judge classifiers) the gateway to call through."""
+        self.caller = caller
+
+    def _check_classifier_models(self, settings: Any) -> None:
+        for name, compiled in self.policies.items():
+            for stage, guards in (("input", compiled.input), ("output", compiled.output),
+                                  ("untrusted", compiled.untrusted)):  # fmt: skip
+                for i, (spec, _guard) in enumerate(guards):
+                    model = spec.classifier.model if spec.classifier is not None else None
+                    if model and model not in settings.models:
+                        raise ConfigError(
+                            f"{settings.source}: guards.{name}.{stage}[{i}].classifier.model: "
+                            f"no model alias {model!r}"
+                        )
 
     # -- building -----------------------------------------------------------------------
 
@@ -175,15 +218,25 @@ class GuardEngine:
         conv = meta.get("session") or meta.get("session_id") or meta.get("conversation_id")
         if not isinstance(conv, str) or not conv:
             conv = f"key:{ctx.key.id}" if ctx.key else "anonymous"
-        state = GuardState(compiled.name, conv)
+        state = GuardState(compiled.name, conv, request=ctx)
         ctx.guards = state
         return compiled, state
 
     # -- scanning ----------------------------------------------------------------------
 
-    async def _scan(self, guard: Guard, segment: Segment, timeout_s: float | None = None) -> Scan:
+    async def _scan(
+        self,
+        guard: Guard,
+        segment: Segment,
+        timeout_s: float | None = None,
+        state: GuardState | None = None,
+        label: str = "",
+    ) -> Scan:
         """Inline for the pattern tier; heavy guards and long texts run in the worker pool,
-        bounded by the policy's ``timeout_s`` (a hung guard is an error, not a hung request)."""
+        bounded by the policy's ``timeout_s`` (a hung guard is an error, not a hung request);
+        a remote guard's network call is awaited on the loop, bounded the same way."""
+        if is_remote(guard):
+            return await self.scan_remote(guard, segment, timeout_s, state, label)
         if not guard.heavy and len(segment.text) <= self.offload_chars:
             return guard.scan(segment)
         if self._queued >= self._queue_limit:
@@ -197,6 +250,21 @@ class GuardEngine:
             return await asyncio.wait_for(job, timeout_s)
         finally:
             self._queued -= 1
+
+    async def scan_remote(
+        self,
+        guard: Any,
+        segment: Segment,
+        timeout_s: float | None,
+        state: GuardState | None,
+        label: str,
+    ) -> Scan:
+        if self.caller is None or state is None or state.request is None:
+            raise GuardUnavailableError("this guard calls a gateway alias; none is bound")
+        call = RemoteCall(self.caller, state.request, label)
+        own = getattr(guard, "timeout_s", None)
+        scan: Scan = await asyncio.wait_for(guard.scan_remote(segment, call), own or timeout_s)
+        return scan
 
     def scan_sync(self, guard: Guard, segment: Segment) -> Scan:
         return guard.scan(segment)
@@ -216,9 +284,11 @@ class GuardEngine:
             seg = Segment(segment.provenance, segment.label, text)
             started = time.perf_counter()
             try:
-                scan = await self._scan(guard, seg, compiled.policy.timeout_s)
+                scan = await self._scan(guard, seg, compiled.policy.timeout_s, state, spec.label)
             except Exception as exc:
-                self.on_guard_error(compiled, state, spec, seg, stage, exc, started)
+                self.on_guard_error(
+                    compiled, state, spec, seg, stage, exc, started, static_info(guard)
+                )
                 continue
             text = self.apply(compiled, state, spec, seg, stage, scan, started)
         return text
@@ -232,6 +302,7 @@ class GuardEngine:
         stage: str,
         exc: BaseException,
         started: float,
+        info: dict[str, Any] | None = None,
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
         state.record(
@@ -241,6 +312,7 @@ class GuardEngine:
             segment=seg.label,
             verdict="error",
             latency_ms=latency,
+            info={**(info or {}), "error": type(exc).__name__},
         )
         self.metrics.observe(spec.label, stage, "error", {}, latency)
         state.nocache = True  # content no guard could vouch for is never cached
@@ -283,6 +355,7 @@ class GuardEngine:
             entities=counts,
             score=scan.score,
             latency_ms=latency,
+            info=scan.info,
         )
         self.metrics.observe(spec.label, stage, verdict, counts, latency)
         if not findings:

@@ -17,7 +17,7 @@ BUILTIN_TYPES: dict[str, str] = {
     "secrets": "pilothouse.guard.detectors:SecretsGuard",
     "injection": "pilothouse.guard.injection:InjectionGuard",
     "regex": "pilothouse.guard.detectors:RegexGuard",
-    "content": "pilothouse.guard.detectors:ContentGuard",
+    "content": "pilothouse.guard.content:ContentGuard",
     "canary": "pilothouse.guard.detectors:CanaryGuard",
 }
 

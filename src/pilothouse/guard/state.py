@@ -26,6 +26,7 @@ class GuardState:
     nocache: bool = False
     declared_tools: dict[str, Any] = field(default_factory=dict)
     output_done: bool = False
+    request: Any = None  # the RequestContext guarded: a remote classifier's call is billed to it
 
     def placeholder(self, entity: str, value: str) -> str:
         key = (entity, value)
@@ -47,6 +48,7 @@ class GuardState:
         entities: dict[str, int] | None = None,
         score: float | None = None,
         latency_ms: float = 0.0,
+        info: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         entry = {
             "guard": guard,
@@ -58,6 +60,8 @@ class GuardState:
             "score": score,
             "latency_ms": round(latency_ms, 3),
         }
+        if info:
+            entry.update(info)
         self.receipt.append(entry)
         return entry
 

@@ -8,6 +8,12 @@ that is not yet complete. Everything before that is scanned and released at
 once, so plain prose adds about one chunk of latency. The window is bounded:
 at most ``holdback_chars`` are ever held. Tool-call deltas are held until the
 call is complete, then validated against the tool policy.
+
+A remote guard (a moderation or judge classifier) has no spans to wait on and
+costs a call per scan, so with one in the policy text is released in windows of
+``holdback_chars``, each judged (with the left context) before the client sees
+it. ``holdback_timeout_s`` bounds how long text waits for the upstream's next
+chunk: past it, the held text is scanned as it stands and released.
 """
 
 from __future__ import annotations
@@ -16,8 +22,16 @@ import re
 import time
 from typing import Any
 
+from pilothouse.errors import GuardBlockedError
 from pilothouse.guard.base import Finding, Scan, Segment, merge_spans
-from pilothouse.guard.engine import CompiledPolicy, GuardEngine, restore, surrogate_spans
+from pilothouse.guard.engine import (
+    CompiledPolicy,
+    GuardEngine,
+    is_remote,
+    restore,
+    static_info,
+    surrogate_spans,
+)
 from pilothouse.guard.state import GuardState
 
 JSON = dict[str, Any]
@@ -55,20 +69,52 @@ class StreamGuard:
         self.calls: dict[int, dict[int, JSON]] = {}
         self.windows = 0
         self.clean: dict[str, tuple[int, float]] = {}  # guard -> (clean windows, total ms)
+        self.clean_info: dict[str, dict[str, Any]] = {}  # guard -> classifier, best score
         self.done = False
+        self.remote = any(is_remote(g) for _, g in compiled.output)
+        self.timeout_s = compiled.policy.holdback_timeout_s
+        self.held_at: float | None = None  # monotonic time the held text started waiting
+        self._released = False
+        self.base: JSON = {"object": "chat.completion.chunk"}
 
     # -- chunks ------------------------------------------------------------------------
 
-    def feed(self, chunk: JSON) -> list[JSON]:
+    async def feed(self, chunk: JSON) -> list[JSON]:
         choices = chunk.get("choices")
         if not choices:
             return [chunk]
+        self.base = {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
         out: list[JSON] = []
         for choice in choices:
-            out.extend(self._choice(chunk, choice))
+            out.extend(await self._choice(chunk, choice))
+        self._mark_held()
         return out
 
-    def _choice(self, chunk: JSON, choice: JSON) -> list[JSON]:
+    def _mark_held(self) -> None:
+        if not any(self.buffers.values()):
+            self.held_at = None
+        elif self.held_at is None or self._released:
+            self.held_at = time.monotonic()
+        self._released = False
+
+    def hold_deadline(self) -> float | None:
+        """When held text must be released without more upstream text (None: no bound)."""
+        if self.timeout_s is None or self.held_at is None:
+            return None
+        return self.held_at + self.timeout_s
+
+    async def expire(self) -> list[JSON]:
+        """The upstream paused past ``holdback_timeout_s``: scan what is held as it stands
+        and release it (a guard that acts on it still blocks or redacts)."""
+        out: list[JSON] = []
+        for idx in [i for i, buf in self.buffers.items() if buf]:
+            text = await self._release(idx, final=True)
+            if text:
+                out.append(_chunk(self.base, idx, {"content": text}, None))
+        self.held_at = None
+        return out
+
+    async def _choice(self, chunk: JSON, choice: JSON) -> list[JSON]:
         idx = int(choice.get("index", 0) or 0)
         delta = dict(choice.get("delta") or {})
         content = delta.pop("content", None)
@@ -80,7 +126,7 @@ class StreamGuard:
         if isinstance(content, str) and content:
             self.buffers[idx] = self.buffers.get(idx, "") + content
         if finish is not None or (isinstance(content, str) and content):
-            released = self._release(idx, final=finish is not None)
+            released = await self._release(idx, final=finish is not None)
         d = dict(delta)  # role and anything else a provider adds
         if released or content == "":
             d["content"] = released
@@ -93,11 +139,11 @@ class StreamGuard:
             out.append(_chunk(chunk, idx, {}, finish))
         return out
 
-    def flush(self) -> list[JSON]:
+    async def flush(self) -> list[JSON]:
         """End of stream without a finish chunk: release whatever is held."""
         out: list[JSON] = []
         for idx in list(self.buffers):
-            text = self._release(idx, final=True)
+            text = await self._release(idx, final=True)
             if text:
                 out.append(
                     {
@@ -112,10 +158,12 @@ class StreamGuard:
 
     # -- text --------------------------------------------------------------------------
 
-    def _release(self, idx: int, final: bool) -> str:
+    async def _release(self, idx: int, final: bool) -> str:
         buf = self.buffers.get(idx, "")
         if not buf:
             return ""
+        if self.remote and not final and len(buf) < self.limit:
+            return ""  # a remote classifier judges whole windows: one call per window
         surrogates = self.state.surrogates
         cut = len(buf) if final else hold_start(buf, surrogates, self.limit)
         if not final:
@@ -123,8 +171,9 @@ class StreamGuard:
         if cut <= 0:
             return ""
         raw, self.buffers[idx] = buf[:cut], buf[cut:]
+        self._released = True
         context = self.context.get(idx, "")
-        text = self._guard_window(raw, context)
+        text = await self._guard_window(raw, context)
         self.context[idx] = (context + raw)[-CONTEXT_CHARS:]
         text = restore(text, surrogates)
         self.emitted.setdefault(idx, []).append(text)
@@ -134,6 +183,8 @@ class StreamGuard:
         """Move the cut left of any finding or surrogate it would split."""
         spans = list(surrogate_spans(buf, self.state.surrogates))
         for _spec, guard in self.compiled.output:
+            if is_remote(guard):
+                continue  # no spans to keep whole; it judges the released window
             try:
                 scan = guard.scan(Segment("stream", "stream", buf))
             except Exception:  # noqa: S112 - the window scan below records the failure
@@ -147,7 +198,7 @@ class StreamGuard:
                     cut, moved = s, True
         return max(cut, len(buf) - self.limit)  # bounded: never hold more than the window
 
-    def _guard_window(self, raw: str, context: str) -> str:
+    async def _guard_window(self, raw: str, context: str) -> str:
         """Scan ``context + raw`` so phrases begun in released text are still seen; act on
         findings that reach into ``raw`` (a block ends the stream, a redaction covers the
         part not yet sent)."""
@@ -159,7 +210,13 @@ class StreamGuard:
             seg = Segment("stream", label, text)
             started = time.perf_counter()
             try:
-                found = guard.scan(Segment("stream", label, context + text))
+                whole = Segment("stream", label, context + text)
+                if is_remote(guard):
+                    found = await self.engine.scan_remote(
+                        guard, whole, self.compiled.policy.timeout_s, self.state, spec.label
+                    )
+                else:
+                    found = guard.scan(whole)
                 scan = Scan(
                     [
                         Finding(f.entity, max(f.start, n) - n, f.end - n, f.score)
@@ -167,36 +224,64 @@ class StreamGuard:
                         if f.end > n
                     ],
                     found.score,
+                    found.info,
                 )
             except Exception as exc:
                 self.engine.on_guard_error(
-                    self.compiled, self.state, spec, seg, "output", exc, started
+                    self.compiled, self.state, spec, seg, "output", exc, started, static_info(guard)
                 )
                 continue
             if not scan.findings:
-                n, ms = self.clean.get(spec.label, (0, 0.0))
-                self.clean[spec.label] = (n + 1, ms + (time.perf_counter() - started) * 1000)
+                windows, ms = self.clean.get(spec.label, (0, 0.0))
+                self.clean[spec.label] = (windows + 1, ms + (time.perf_counter() - started) * 1000)
+                if scan.info or scan.score:
+                    self._note_clean(spec.label, scan)
                 continue
-            text = self.engine.apply(self.compiled, self.state, spec, seg, "output", scan, started)
+            try:
+                text = self.engine.apply(
+                    self.compiled, self.state, spec, seg, "output", scan, started
+                )
+            except GuardBlockedError:
+                self._record_clean()  # the windows that passed before the block are proof too
+                raise
         return text
 
+    def _note_clean(self, label: str, scan: Scan) -> None:
+        info = self.clean_info.setdefault(label, {})
+        for k, v in (scan.info or {}).items():
+            if k == "classifier_ms":
+                info[k] = round(info.get(k, 0.0) + v, 3)
+            elif k == "classifier_request":
+                info["classifier_calls"] = info.get("classifier_calls", 0) + 1
+            else:
+                info[k] = v
+        if scan.score is not None:
+            info["score"] = max(info.get("score") or 0.0, scan.score)
+
     def finish_receipt(self) -> None:
+        self._record_clean()
+        self.state.output_done = True
+
+    def _record_clean(self) -> None:
         if self.done:
             return
         self.done = True
         types = {spec.label: spec.type for spec, _ in self.compiled.output}
         for guard, (n, ms) in self.clean.items():
+            info = dict(self.clean_info.get(guard, {}))
+            score = info.pop("score", None)
             entry = self.state.record(
                 guard=guard,
                 type_=types.get(guard, guard),
                 stage="output",
                 segment="stream",
                 verdict="pass",
+                score=score,
                 latency_ms=ms,
+                info=info,
             )
             entry["windows"] = n
             self.engine.metrics.observe(guard, "output", "pass", {}, ms)
-        self.state.output_done = True
 
     def text(self, idx: int = 0) -> str:
         return "".join(self.emitted.get(idx, []))

@@ -142,11 +142,11 @@ def test_stream_guard_redacts_a_card_split_across_chunks() -> None:
     sg = e.stream_guard(c)
     out = []
     for i, word in enumerate(["card", "4111", "1111", "1111", "1111", "ok"]):
-        for chunk in sg.feed(
-            {"choices": [{"index": 0, "delta": {"content": (" " if i else "") + word}}]}
+        for chunk in run(
+            sg.feed({"choices": [{"index": 0, "delta": {"content": (" " if i else "") + word}}]})
         ):
             out.append(chunk["choices"][0]["delta"].get("content", ""))
-    for chunk in sg.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}):
+    for chunk in run(sg.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})):
         out.append(chunk["choices"][0]["delta"].get("content", ""))
     assert "".join(out) == "card <CREDIT_CARD_1> ok"
     assert all("1111" not in piece for piece in out)
