@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from pilothouse.console import queries, usage, views
+from pilothouse.console import queries, receipts, usage, views
 from pilothouse.console.annotate import AnnotatePages
 from pilothouse.console.auth import (
     ABSOLUTE_TIMEOUT_S,
@@ -26,9 +26,11 @@ from pilothouse.console.auth import (
 )
 from pilothouse.console.eval_pages import EvalPages
 from pilothouse.console.export import ExportPages
+from pilothouse.console.guard_pages import GuardPages
 from pilothouse.console.key_pages import KeyPages
 from pilothouse.console.playground_pages import PlaygroundPages
 from pilothouse.console.prompt_pages import PromptPages
+from pilothouse.console.rag_pages import RagPages
 from pilothouse.console.rollout_pages import RolloutPages
 from pilothouse.console.session_backends import SessionBackend, backend_for
 from pilothouse.console.session_pages import SessionPages
@@ -303,6 +305,12 @@ class Console:
                 title="Not found",
                 message=f"There is no {what} in the store.",
             )
+        # The receipt and retrieval spans are read before the viewer's redaction below:
+        # a receipt holds no sensitive value; a retrieval's query (content) stays hidden.
+        receipt = receipts.receipt(record.spans)
+        retrievals = receipts.retrievals(
+            record.spans, show_query=session.principal.role != "viewer"
+        )
         if session.principal.role == "viewer":  # viewers read traces without content
             record = queries.RequestRecord(
                 record.usage,
@@ -322,7 +330,7 @@ class Console:
             request, "detail.html", session, nav="requests", view=view, lineage=found,
             may_annotate=bool(request_id) and allows(session.principal.role, "evals.review"),
             may_replay=bool(request_id) and allows(session.principal.role, "playground.use"),
-            notice=done,
+            notice=done, receipt=receipt, retrievals=retrievals,
         )  # fmt: skip
 
     async def _range(self, request: Request) -> tuple[Any, list[str], str, str]:
@@ -438,6 +446,8 @@ class Console:
             *ExportPages(self).routes(),
             *PlaygroundPages(self).routes(),
             *UserPages(self).routes(),
+            *GuardPages(self).routes(),
+            *RagPages(self).routes(),
             Route(f"{PREFIX}/{{rest:path}}", self.page(self.not_found), methods=["GET"]),
         ]
 

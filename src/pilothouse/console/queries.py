@@ -21,6 +21,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from pilothouse.console.guard_filter import VERDICTS, guard_condition
 from pilothouse.console.search import MAX_QUERY_CHARS, content_match, tag_match, words
 from pilothouse.costs.report import meta_text
 from pilothouse.costs.usage_query import parse_time
@@ -66,6 +67,9 @@ class LogFilters:
     provider: str | None = None
     prompt: str | None = None
     cache: str | None = None  # "hit" | "miss"
+    guard: str | None = None  # the guards page's drill-down (console/guard_filter.py)
+    verdict: str | None = None
+    entity: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     since_text: str = ""
@@ -101,6 +105,9 @@ class LogFilters:
             ("latency_max", _num(self.latency_max)),
             ("cost_min", self.cost_min or ""),
             ("cost_max", self.cost_max or ""),
+            ("guard", self.guard or ""),
+            ("verdict", self.verdict or ""),
+            ("entity", self.entity or ""),
             ("range", self.range),
             ("since", self.since_text if custom else ""),
             ("until", self.until_text if custom else ""),
@@ -257,6 +264,10 @@ def parse_filters(params: Mapping[str, str], *, may_search: bool = True) -> Pars
     lat_min = _number(params, "latency_min", errors)
     lat_max = _number(params, "latency_max", errors)
     cost_min, cost_max = _usd(params, "cost_min", errors), _usd(params, "cost_max", errors)
+    verdict = _text(params, "verdict", 16)
+    if verdict and verdict not in VERDICTS:
+        errors.append(f"“verdict” must be one of {', '.join(VERDICTS)}; got {verdict!r}.")
+        verdict = None
     filters = LogFilters(
         key_id=_text(params, "key", 32),
         alias=_text(params, "model"),
@@ -267,6 +278,9 @@ def parse_filters(params: Mapping[str, str], *, may_search: bool = True) -> Pars
         provider=_text(params, "provider"),
         prompt=_text(params, "prompt"),
         cache=cache,
+        guard=_text(params, "guard"),
+        verdict=verdict,
+        entity=_text(params, "entity", 64),
         since=since,
         until=until,
         since_text=since_text,
@@ -348,6 +362,8 @@ def filter_conditions(f: LogFilters) -> list[ColumnElement[bool]]:
             conds.append(u.c.prompt_version == int(version))
     if f.cache:
         conds.append(u.c.cache_hit.is_(f.cache == "hit"))
+    if f.guard or f.verdict or f.entity:
+        conds.append(guard_condition(f.guard, f.verdict, f.entity))
     if f.since:
         conds.append(u.c.created_at >= f.since)
     if f.until:

@@ -29,6 +29,7 @@ SOURCES: tuple[str, ...] = (
     "pilothouse.gateway.openapi_teams",
     "pilothouse.rag.openapi_ops",
     "pilothouse.batches.openapi_ops",
+    "pilothouse.console.openapi_ops",
 )
 
 _STR = {"type": "string"}

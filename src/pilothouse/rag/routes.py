@@ -27,7 +27,7 @@ from pilothouse.providers.base import Usage
 from pilothouse.rag import trace as rag_trace
 from pilothouse.rag.acl import caller_groups
 from pilothouse.rag.bundle import store_of
-from pilothouse.rag.service import IncomingDocument, RagService
+from pilothouse.rag.service import Embed, IncomingDocument, RagService
 from pilothouse.rag.store import Hit, parse_filter
 
 
@@ -50,8 +50,16 @@ async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[
     if coll is None:
         raise NotFoundError(f"unknown RAG collection {collection!r}")
     ctx.alias = coll.embedder
-    route = rt.router.route(coll.embedder)
     admission.authorize(ctx.key, coll.embedder)
+    embed = gateway_embed(rt, ctx, coll.embedder)
+    return RagService(rt.settings, store_of(rt), embed), ctx.key
+
+
+def gateway_embed(rt: Runtime, ctx: RequestContext, embedder: str) -> Embed:
+    """Embeddings for one gateway request ``ctx``: admitted once, guarded, routed and priced
+    on it (the console's search playground uses it too)."""
+    ctx.alias = embedder
+    route = rt.router.route(embedder)
     ctx.deadline = rt.router.deadline_for(route)
     admitted = False
     total = Usage()
@@ -71,7 +79,7 @@ async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[
         price_usage(rt, ctx, total)
         return np.asarray([d["embedding"] for d in result.body["data"]], dtype=np.float32)
 
-    return RagService(rt.settings, store_of(rt), embed), ctx.key
+    return embed
 
 
 async def _json(rt: Runtime, request: Request) -> dict[str, Any]:
