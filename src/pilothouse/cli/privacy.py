@@ -43,8 +43,10 @@ def erase_cmd(
 
     async def go() -> Any:
         from redis.asyncio import Redis
+        from sqlalchemy.ext.asyncio import AsyncEngine
 
         from pilothouse.guard.erase import erase
+        from pilothouse.telemetry.metadata_privacy import MetadataPrivacy
 
         redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
         rag = None
@@ -53,13 +55,19 @@ def erase_cmd(
 
             rag = (open_store(settings.rag.store.url), list(settings.rag.collections))
         try:
-            return await with_engine(
-                config,
-                lambda engine: erase(
+
+            async def erase_in(engine: AsyncEngine) -> Any:
+                stored_as = None
+                if user is not None:  # the user id as metadata privacy stored it
+                    privacy = await MetadataPrivacy.for_store(settings, engine)
+                    stored_as = (privacy.apply({"user": user}) or {}).get("user")
+                return await erase(
                     engine, user=user, key=key, request=request, redis=redis,
                     redis_prefix=settings.redis.prefix, actor=actor_name(actor), rag=rag,
-                ),
-            )  # fmt: skip
+                    stored_as=stored_as,
+                )  # fmt: skip
+
+            return await with_engine(config, erase_in)
         finally:
             if redis is not None:
                 await redis.aclose()

@@ -13,9 +13,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.cli.common import ConfigOption, console, run, settings_from, with_engine
 from pilothouse.costs.usage_query import parse_time
+from pilothouse.telemetry.metadata_privacy import MetadataPrivacy
 from pilothouse.telemetry.trace_query import get_trace, list_traces, prune
 
 app = typer.Typer(help="Inspect and prune request traces.", no_args_is_help=True)
@@ -38,19 +40,22 @@ def list_cmd(
 ) -> None:
     """Most recent traces first. Request ids are never shortened, whatever the width."""
     filters = {"model": model, "key_id": key_id, "user": user, "feature": feature, "team": team}
-    result = run(
-        lambda: with_engine(
-            config,
-            lambda e: list_traces(
-                e,
-                filters=filters,
-                status=status,
-                since=parse_time(since, "since"),
-                until=parse_time(until, "until"),
-                limit=limit,
-            ),
+    settings = settings_from(config)
+
+    async def query(engine: AsyncEngine) -> dict[str, Any]:
+        if user:  # stored as its pseudonym when it holds personal data
+            privacy = await MetadataPrivacy.for_store(settings, engine)
+            filters["user"] = privacy.stored_value("user", user)
+        return await list_traces(
+            engine,
+            filters=filters,
+            status=status,
+            since=parse_time(since, "since"),
+            until=parse_time(until, "until"),
+            limit=limit,
         )
-    )
+
+    result = run(lambda: with_engine(config, query))
     if as_json:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 import orjson
 from redis.asyncio import Redis
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.console.auth import (
@@ -33,7 +32,8 @@ from pilothouse.console.auth import (
     SessionStore,
     _digest,
 )
-from pilothouse.console.tables import console_secrets, console_sessions
+from pilothouse.console.tables import console_sessions
+from pilothouse.store.shared_secrets import shared_secret
 
 TOUCH_EVERY_S = 60.0  # a page view refreshes the idle timer at most this often (store writes)
 
@@ -209,20 +209,7 @@ class StoreSessions:
             )
 
     async def secret(self) -> bytes:
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(console_secrets).values(name="console", value=secrets.token_hex(32))
-                )
-        except IntegrityError:
-            pass  # another replica (or an earlier start) created it: use that one
-        async with self.engine.connect() as conn:
-            value = (
-                await conn.execute(
-                    select(console_secrets.c.value).where(console_secrets.c.name == "console")
-                )
-            ).scalar_one()
-        return bytes.fromhex(value)
+        return await shared_secret(self.engine, "console")
 
 
 def backend_for(engine: AsyncEngine, redis: Redis | None, prefix: str) -> SessionBackend:

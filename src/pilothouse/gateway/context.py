@@ -48,6 +48,9 @@ class RequestContext:
     # A cache hit: the usage the cached answer had upstream (gateway/cache_savings.py).
     cache_saved: Usage | None = None
     metadata: dict[str, Any] | None = None
+    # Set when the request ends (telemetry/metadata_privacy.py): metadata as it may be stored.
+    metadata_protected: bool = False
+    stored_key_metadata: dict[str, Any] | None = None
     reserved_pico: int = 0
     reserved_tokens: int = 0
     # Teams and users (gateway/scope_admission.py): whose limits applied, which budgets held.

@@ -55,6 +55,7 @@ def finish(rt: Runtime, ctx: RequestContext, *, ledger: bool = True) -> None:
     ``ledger=False`` is for callers that commit :func:`usage_row` themselves in
     their own transaction (batch lines: one result and one usage row, atomically).
     """
+    rt.metadata_privacy.protect(ctx)  # before the usage row and the trace read it
     for attempt in ctx.attempts:  # what spans store; the router already scrubbed it once
         if attempt.error:
             attempt.error = rt.scrubber.text(attempt.error)
@@ -73,6 +74,7 @@ def usage_row(rt: Runtime, ctx: RequestContext) -> dict[str, Any]:
     """The one usage record of a finished request, as the ledger stores it."""
     key = ctx.key
     prompt = ctx.prompt or {}
+    rt.metadata_privacy.protect(ctx)
     metadata = ctx.metadata
     if prompt.get("overrides"):
         metadata = {**(metadata or {}), "prompt_overrides": prompt["overrides"]}

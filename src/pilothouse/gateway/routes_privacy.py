@@ -53,9 +53,11 @@ async def erase_subject(rt: Runtime, request: Request) -> Response:
     await rt.ledger.flush()
     await rt.telemetry.traces.flush()
     memory = [s for s in (rt.cache, rt.guards.mappings) if hasattr(s, "erase_values")]
+    stored = rt.metadata_privacy.apply({"user": ident}) if kind == "user" else None
     receipt = await erase(
         rt.engine, **{kind: ident}, redis=rt.redis, redis_prefix=rt.settings.redis.prefix,
         actor=principal_of(request).name, memory=memory, rag=_rag(rt, request),
+        stored_as=stored["user"] if stored else None,
     )  # fmt: skip
     if not receipt.found:
         raise NotFoundError(f"nothing to erase: no data found for {kind} {ident!r}")

@@ -60,13 +60,16 @@ def _limit(raw: str | None) -> int:
 async def traces_list(rt: Runtime, request: Request) -> Response:
     q = request.query_params
     await rt.telemetry.traces.flush()
+    filters = {
+        name: q.get(name)
+        for name in ("key_id", "model", "user", "feature", "team", "task_id", "provider")
+        if q.get(name)
+    }
+    if "user" in filters:  # stored as its pseudonym when it holds personal data
+        filters["user"] = rt.metadata_privacy.stored_value("user", filters["user"])
     result = await list_traces(
         rt.engine,
-        filters={
-            name: q.get(name)
-            for name in ("key_id", "model", "user", "feature", "team", "task_id", "provider")
-            if q.get(name)
-        },
+        filters=filters,
         status=q.get("status") or None,
         since=parse_time(q.get("since"), "since"),
         until=parse_time(q.get("until"), "until"),

@@ -39,6 +39,7 @@ from pilothouse.gateway.guard_calls import GatewayCaller
 from pilothouse.gateway.intake import KeySlots
 from pilothouse.gateway.responses_store import ResponseStore
 from pilothouse.guard.engine import GuardEngine
+from pilothouse.guard.redact import Redactor
 from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.limits.auth_throttle import AuthThrottle, MemoryThrottle, RedisThrottle
 from pilothouse.limits.budget import BudgetBackend, MemoryBudgets, RedisBudgets, period_start
@@ -56,6 +57,7 @@ from pilothouse.routing.router import Router
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 from pilothouse.store.tables import usage_records
 from pilothouse.telemetry.hub import Telemetry
+from pilothouse.telemetry.metadata_privacy import MetadataPrivacy
 
 log = logging.getLogger("pilothouse.runtime")
 REVOCATIONS = "keys:revoked"
@@ -156,6 +158,9 @@ class Runtime:
         self.router = Router(settings, self.providers, scrubber=self.scrubber)
         self.degrade = DegradeSwitch(self.redis, prefix)  # POST /admin/degrade
         self.telemetry = Telemetry(settings, self.engine, self.redis)
+        self.metadata_privacy: MetadataPrivacy = MetadataPrivacy.from_settings(
+            settings, Redactor(settings.telemetry.redaction)
+        )
         self.ledger = UsageLedger(
             self.engine,
             settings.store.spool_path,
@@ -212,6 +217,7 @@ class Runtime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self._prepare_store()
+        await self.metadata_privacy.load_secret(self.engine)
         await self._record_routes("startup")
         if self.redis is not None:
             try:
@@ -356,6 +362,9 @@ class Runtime:
         self.settings = settings
         self.providers = providers
         self.scrubber = SecretScrubber.from_settings(settings)
+        self.metadata_privacy = self.metadata_privacy.with_settings(
+            settings, Redactor(settings.telemetry.redaction)
+        )
         self.router = Router(settings, providers, scrubber=self.scrubber)
         self.telemetry.breakers = self.router.breakers
         self.prices = PriceTable(settings.prices)

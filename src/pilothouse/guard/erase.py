@@ -95,10 +95,10 @@ def _contains(row_value: Any, values: list[str]) -> bool:
 
 
 async def _subject_traces(
-    conn: AsyncConnection, user: str | None, key: str | None, request: str | None
+    conn: AsyncConnection, users: list[str], key: str | None, request: str | None
 ) -> list[Any]:
     cond = (
-        traces.c.user_id == user if user is not None
+        traces.c.user_id.in_(users) if users
         else traces.c.key_id == key if key is not None
         else traces.c.request_id == request
     )  # fmt: skip
@@ -106,7 +106,7 @@ async def _subject_traces(
 
 
 async def _subject_usage(
-    conn: AsyncConnection, user: str | None, key: str | None, request: str | None, reqs: set[str]
+    conn: AsyncConnection, users: list[str], key: str | None, request: str | None, reqs: set[str]
 ) -> list[Any]:
     if key is not None:
         cond = usage_records.c.key_id == key
@@ -117,13 +117,13 @@ async def _subject_usage(
             usage_records.c.request_id.in_(reqs) if reqs else usage_records.c.metadata.isnot(None)
         )
     rows = list((await conn.execute(select(usage_records).where(cond))).mappings())
-    if user is not None:
-        rows = [r for r in rows if r["request_id"] in reqs or _names_user(r["metadata"], user)]
+    if users:
+        rows = [r for r in rows if r["request_id"] in reqs or _names_user(r["metadata"], users)]
     return rows
 
 
-def _names_user(meta: Any, user: str) -> bool:
-    return isinstance(meta, dict) and any(meta.get(k) == user for k in _SUBJECT_KEYS)
+def _names_user(meta: Any, users: list[str]) -> bool:
+    return isinstance(meta, dict) and any(meta.get(k) in users for k in _SUBJECT_KEYS)
 
 
 async def erase(
@@ -137,17 +137,20 @@ async def erase(
     actor: str = "cli",
     memory: list[Any] | None = None,
     rag: tuple[Any, list[str]] | None = None,
+    stored_as: str | None = None,
 ) -> Receipt:
     """``memory``: a running gateway's in-process stores (response cache, pseudonym
-    mappings); ``rag``: the RAG store and its collections."""
+    mappings); ``rag``: the RAG store and its collections; ``stored_as``: the user id
+    as metadata privacy stored it (its keyed pseudonym), erased and searched for too."""
     kind, ident = next((k, v) for k, v in (("user", user), ("key", key), ("request", request)) if v)
     receipt = Receipt(f"{kind}:{_fingerprint(ident)}")
     async with engine.begin() as conn:
-        subject = await _subject_traces(conn, user, key, request)
+        users = [u for u in (user, stored_as) if u] if user is not None else []
+        subject = await _subject_traces(conn, users, key, request)
         reqs = {r["request_id"] for r in subject if r["request_id"]}
         if request is not None:
             reqs.add(request)
-        usage = await _subject_usage(conn, user, key, request, reqs)
+        usage = await _subject_usage(conn, users, key, request, reqs)
         reqs |= {r["request_id"] for r in usage if r["request_id"]}
         found: set[str] = set()
         for row in subject:
@@ -168,8 +171,7 @@ async def erase(
         receipt.found = bool(subject or usage or found or owned_docs)
         if owned_docs:
             receipt.touched["rag_documents"] = owned_docs
-        if user is not None:
-            found.add(user)
+        found.update(users)
         values = sorted(found, key=len, reverse=True)
         receipt.values = len(values)
         if not receipt.found:

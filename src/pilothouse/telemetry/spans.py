@@ -76,7 +76,10 @@ def _finish_reasons(body: dict[str, Any] | None) -> list[str]:
 
 
 def _metadata(ctx: RequestContext) -> dict[str, Any]:
-    meta = dict(ctx.key.metadata) if ctx.key and ctx.key.metadata else {}
+    key_meta = ctx.key.metadata if ctx.key else None
+    if ctx.metadata_protected and ctx.stored_key_metadata is not None:
+        key_meta = ctx.stored_key_metadata
+    meta = dict(key_meta) if key_meta else {}
     meta.update(ctx.metadata or {})
     return meta
 
