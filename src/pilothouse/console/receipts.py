@@ -32,6 +32,13 @@ class GuardRun:
     entities: tuple[tuple[str, int], ...]
     score: float | None
     latency_ms: float | None
+    # What else the guard recorded (a classifier's name, model and time, the request its
+    # remote call made, an error's type): never a value found.
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def classifier_request(self) -> str | None:
+        return next((v for k, v in self.extra if k == "classifier_request"), None)
 
 
 @dataclass(slots=True)
@@ -93,7 +100,18 @@ def _entities(raw: Any) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+_RUN_FIELDS = frozenset(
+    G + k for k in ("guard", "type", "stage", "segment", "verdict", "entities", "score",
+                    "latency_ms")
+)  # fmt: skip
+
+
 def guard_run(attrs: Mapping[str, Any]) -> GuardRun:
+    extra = tuple(
+        (str(k)[len(G) :], str(v))
+        for k, v in sorted(attrs.items())
+        if str(k).startswith(G) and k not in _RUN_FIELDS and isinstance(v, str | int | float)
+    )
     return GuardRun(
         guard=str(attrs.get(G + "guard") or "?"),
         type=str(attrs.get(G + "type") or "?"),
@@ -103,6 +121,7 @@ def guard_run(attrs: Mapping[str, Any]) -> GuardRun:
         entities=_entities(attrs.get(G + "entities")),
         score=_float(attrs.get(G + "score")),
         latency_ms=_float(attrs.get(G + "latency_ms")),
+        extra=extra,
     )
 
 

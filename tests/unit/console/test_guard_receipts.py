@@ -138,3 +138,20 @@ async def test_log_filters_select_exactly_the_counted_requests(engine: AsyncEngi
     assert await matching(engine, verdict="redact", key="key_a") == {"r3", "r5"}
     bad = queries.parse_filters({"verdict": "maybe"})
     assert bad.errors and bad.filters.verdict is None
+
+
+def test_what_else_a_guard_recorded_is_shown_beside_its_run() -> None:
+    st = GuardState(policy="strict", conversation="c")
+    info = {"classifier": "judge", "classifier_ms": 2.5, "classifier_request": "req_01",
+            "error": "TimeoutError"}  # fmt: skip
+    st.record(guard="content", type_="content", stage="output", segment="output", verdict="error",
+              latency_ms=3.0, info=info)  # fmt: skip
+    got = receipts.receipt([span_row("1" * 32, st)])
+    assert got is not None
+    (run,) = got.runs
+    assert dict(run.extra) == {
+        "classifier": "judge", "classifier_ms": "2.5", "classifier_request": "req_01",
+        "error": "TimeoutError",
+    }  # fmt: skip
+    assert run.classifier_request == "req_01"
+    assert run.verdict == "error" and run.latency_ms == 3.0
