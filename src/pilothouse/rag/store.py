@@ -148,8 +148,25 @@ def open_store(url: str) -> RagStore:
     return PgRagStore(url)
 
 
+# The English stop words PostgreSQL's `english` text-search configuration drops (Snowball's
+# list): the pgvector engine never matched them, and the SQLite engine now skips them too,
+# so "how do I read a file" asks for `read`/`file` instead of ranking every chunk with "a".
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his
+    himself she her hers herself it its itself they them their theirs themselves what which
+    who whom this that these those am is are was were be been being have has had having do
+    does did doing a an the and but if or because as until while of at by for with about
+    against between into through during before after above below to from up down in out on
+    off over under again further then once here there when where why how all any both each
+    few more most other some such no nor not only own same so than too very s t can will
+    just don should now""".split()  # noqa: SIM905 - readable as prose
+)
+
+
 def keyword_terms(query: str) -> list[str]:
-    """Alphanumeric terms of a query (engines build their own OR-query from them)."""
+    """Alphanumeric terms of a query without stop words (all of them if nothing else is left);
+    engines build their own OR-query from them."""
     import re
 
-    return [t for t in re.findall(r"[A-Za-z0-9]+", query.lower()) if t][:64]
+    terms = [t for t in re.findall(r"[A-Za-z0-9]+", query.lower()) if t]
+    return ([t for t in terms if t not in STOP_WORDS] or terms)[:64]

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,6 +88,19 @@ class _Matrix:
     docs: np.ndarray
     vectors: np.ndarray
     acl: list[frozenset[str]]
+    # readable-rows mask per caller group set, built once per generation: a Python pass
+    # over 100k ACL sets cost more than the matrix product itself
+    masks: dict[frozenset[str], np.ndarray] = field(default_factory=dict)
+
+    def readable(self, groups: list[str]) -> np.ndarray:
+        key = frozenset(groups)
+        mask = self.masks.get(key)
+        if mask is None:
+            if len(self.masks) >= 256:
+                self.masks.clear()
+            mask = np.fromiter((not a.isdisjoint(key) for a in self.acl), bool, len(self.acl))
+            self.masks[key] = mask
+        return mask
 
 
 class SqliteRagStore:
@@ -311,8 +324,7 @@ class SqliteRagStore:
         scores = m.vectors @ np.asarray(vector, dtype=np.float32)
         mask: np.ndarray | None = None
         if groups is not None:
-            allowed = set(groups)
-            mask = np.fromiter((not a.isdisjoint(allowed) for a in m.acl), bool, len(m.acl))
+            mask = m.readable(groups)
         if where:
             matching = await self._matching_documents(collection, where)
             meta_mask = np.isin(m.docs, np.array(sorted(matching), dtype=object))
