@@ -31,6 +31,8 @@ class ResponseCache(Protocol):
 
     async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None: ...
 
+    async def delete(self, key: str) -> bool: ...
+
 
 class MemoryResponseCache:
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -55,6 +57,9 @@ class MemoryResponseCache:
         self._data.move_to_end(key)
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
+
+    async def delete(self, key: str) -> bool:
+        return self._data.pop(key, None) is not None
 
     label = "response_cache_memory"
 
@@ -82,3 +87,6 @@ class RedisResponseCache:
 
     async def set(self, key: str, value: dict[str, Any], ttl_s: float) -> None:
         await self.redis.set(self.prefix + key, orjson.dumps(value), px=max(int(ttl_s * 1000), 1))
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self.redis.delete(self.prefix + key))

@@ -44,6 +44,8 @@ class VectorIndex(Protocol):
 
     async def add(self, partition: str, vector: np.ndarray, entry: Entry) -> None: ...
 
+    async def remove(self, partition: str, entry_id: str) -> bool: ...
+
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
     """Rows of the k best scores, best first, without sorting the whole partition."""
@@ -154,6 +156,14 @@ class MemoryVectorIndex:
         while len(self._entries) > self.max_entries:
             self._drop(next(iter(self._entries)))
 
+    async def remove(self, partition: str, entry_id: str) -> bool:
+        """Drop one entry now (a document it cited was deleted)."""
+        item = self._entries.get(entry_id)
+        if item is None or item[0] != partition:
+            return False
+        self._drop(entry_id)
+        return True
+
 
 class RedisVectorIndex:
     """Shared by replicas: per partition a hash of vectors (bytes), one of entries, and a
@@ -240,3 +250,17 @@ class RedisVectorIndex:
             oldest = [m for m, _ in await self.redis.zpopmin(zkey, excess)]
             await self.redis.hdel(vkey, *oldest)
             await self.redis.hdel(ekey, *oldest)
+
+    async def remove(self, partition: str, entry_id: str) -> bool:
+        """Drop one entry now (a document it cited was deleted)."""
+        vkey, ekey, zkey, tkey = self._keys(partition)
+        blob = await self.redis.hget(ekey, entry_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(vkey, entry_id).hdel(ekey, entry_id).zrem(zkey, entry_id)
+            if blob is not None:
+                text = orjson.loads(blob)["text"]
+                pipe.hget(tkey, text)
+            results = await pipe.execute()
+        if blob is not None and results[-1] is not None and results[-1].decode() == entry_id:
+            await self.redis.hdel(tkey, orjson.loads(blob)["text"])
+        return blob is not None

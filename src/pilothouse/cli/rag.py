@@ -18,6 +18,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pilothouse.cache.citations import purge_shared
 from pilothouse.cli.common import ConfigOption, console, fail, run, settings_from
 from pilothouse.config.schema import Settings
 from pilothouse.errors import PilothouseError
@@ -160,6 +161,7 @@ def ingest(
                     under = src is not None and any(src.startswith(r) for r in roots)
                     if under and known.id not in seen:
                         await service.delete(collection, known.id)
+                        await purge_shared(settings, collection, [known.id])
                         counts["deleted"] += 1
         return counts
 

@@ -20,6 +20,7 @@ from pilothouse.gateway import (
     admission,
     cache_savings,
     cascade,
+    citation_stage,
     rollout_routing,
     route_policy,
     semantic_stage,
@@ -208,10 +209,8 @@ async def chat_completion(
     if steps is not None:  # cheap alias first, escalated when a validator rejects its answer
         _result, body = await cascade.chat(rt, ctx, request, steps)
         ctx.response_body, ctx.ttft_s = body, ctx.elapsed()
-        if key is not None and ttl is not None:
-            await rt.cache.set(key, body, ttl)
-        if pending is not None:
-            await semantic_stage.store(pending, body, ctx.usage)
+        if ttl is not None:
+            await store_answer(rt, ctx, request, key, ttl, pending, body, ctx.usage)
         return body
     try:
         result = await rt.router.chat(ctx, request)
@@ -228,11 +227,26 @@ async def chat_completion(
     price_usage(rt, ctx, usage)
     ctx.ttft_s = ctx.elapsed()
     body = await rt.guards.check_chat_output(ctx, result.body)
-    if key is not None and ttl is not None:
-        await rt.cache.set(key, body, ttl)
-    if pending is not None:
-        await semantic_stage.store(pending, body, usage)
+    if ttl is not None:
+        await store_answer(rt, ctx, request, key, ttl, pending, body, usage)
     return body
+
+
+async def store_answer(
+    rt: Runtime,
+    ctx: RequestContext,
+    request: JSON,
+    key: str | None,
+    ttl: float,
+    pending: semantic_stage.Pending | None,
+    body: JSON,
+    usage: Usage,
+) -> None:
+    """Into the exact cache (``key``) and the semantic tier (``pending``), citations noted."""
+    if key is not None:
+        await rt.cache.set(key, body, ttl)
+    semantic = await semantic_stage.store(pending, body, usage) if pending is not None else None
+    await citation_stage.remember(rt, ctx, request, key, semantic, ttl)
 
 
 def guard_refuses_cache(ctx: RequestContext) -> bool:

@@ -218,10 +218,12 @@ async def _stream(
         cacheable = completed is not None and (
             completed["choices"][0]["finish_reason"] != "tool_calls"
         )
-        if key is not None and ttl is not None and completed is not None and cacheable:
-            rt.spawn(rt.cache.set(key, completed, ttl))
-        if pending is not None and completed is not None and cacheable:
-            rt.spawn(semantic_stage.store(pending, completed, done_ctx.usage))
+        if ttl is not None and completed is not None and cacheable:
+            rt.spawn(
+                pipeline.store_answer(
+                    rt, done_ctx, body, key, ttl, pending, completed, done_ctx.usage
+                )
+            )
         pipeline.finish(rt, done_ctx)
         intake.release(rt, done_ctx)
 

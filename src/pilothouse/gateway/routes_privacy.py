@@ -39,9 +39,10 @@ def _rag(rt: Runtime, request: Request) -> tuple[Any, list[str]] | None:
     collections = list(rt.settings.rag.collections)
     if not collections:
         return None
+    from pilothouse.gateway.citation_stage import DeletionLog
     from pilothouse.rag.bundle import store_of
 
-    return store_of(rt), collections
+    return DeletionLog(store_of(rt)), collections
 
 
 async def erase_subject(rt: Runtime, request: Request) -> Response:
@@ -54,11 +55,17 @@ async def erase_subject(rt: Runtime, request: Request) -> Response:
     await rt.telemetry.traces.flush()
     memory = [s for s in (rt.cache, rt.guards.mappings) if hasattr(s, "erase_values")]
     stored = rt.metadata_privacy.apply({"user": ident}) if kind == "user" else None
+    rag = _rag(rt, request)
     receipt = await erase(
         rt.engine, **{kind: ident}, redis=rt.redis, redis_prefix=rt.settings.redis.prefix,
-        actor=principal_of(request).name, memory=memory, rag=_rag(rt, request),
+        actor=principal_of(request).name, memory=memory, rag=rag,
         stored_as=stored["user"] if stored else None,
     )  # fmt: skip
+    if rag is not None:  # answers cached from an erased document go with it
+        from pilothouse.gateway.citation_stage import purge
+
+        for collection, doc_id in rag[0].deleted:
+            await purge(rt, collection, [doc_id])
     if not receipt.found:
         raise NotFoundError(f"nothing to erase: no data found for {kind} {ident!r}")
     return json_response(receipt.public())

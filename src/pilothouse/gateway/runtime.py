@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse import audit
+from pilothouse.cache.citations import Citations, MemoryCitations, RedisCitations
 from pilothouse.cache.response_cache import (
     MemoryResponseCache,
     RedisResponseCache,
@@ -152,6 +153,12 @@ class Runtime:
             self.cache = RedisResponseCache(self.redis, prefix)
         else:
             self.cache = MemoryResponseCache(settings.cache.max_entries)
+        # Which cached answers cite which RAG documents (shared when the caches are).
+        self.citations: Citations = (
+            RedisCitations(self.redis, prefix)
+            if settings.cache.backend == "redis" and self.redis is not None
+            else MemoryCitations()
+        )
         self.prices = PriceTable(settings.prices)
         self.providers = build_providers(settings)
         self.scrubber = SecretScrubber.from_settings(settings)

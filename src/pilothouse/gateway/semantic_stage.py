@@ -114,6 +114,11 @@ async def lookup(
     if parts is None:
         return None, None
     query, rest = parts
+    from pilothouse.gateway.citation_stage import bundle_cites
+
+    retrieved = bundle_cites(ctx)
+    if retrieved:  # the documents a bundle's retrieval injected decide the answer too
+        rest["retrieved"] = retrieved
     prompt = ctx.prompt or {}
     version = {
         "prompt": [prompt.get("name"), prompt.get("version")],
@@ -152,9 +157,10 @@ def cacheable_answer(body: JSON) -> bool:
     return choice.get("finish_reason") == "stop" and not message.get("tool_calls")
 
 
-async def store(pending: Pending, body: JSON, usage: Usage) -> None:
+async def store(pending: Pending, body: JSON, usage: Usage) -> tuple[str, str] | None:
+    """Store the answer; returns (partition, entry id), or None when it is not cacheable."""
     if not cacheable_answer(body):
-        return
+        return None
     entry = Entry(
         id="sem_" + str(ULID()).lower(),
         text=pending.lookup.text,
@@ -164,6 +170,7 @@ async def store(pending: Pending, body: JSON, usage: Usage) -> None:
         tokens=usage.input_tokens + usage.output_tokens,
     )
     await pending.cache.store(pending.lookup, pending.config.embedder, pending.query, entry)
+    return pending.lookup.partition, entry.id
 
 
 def usage_fields(ctx: RequestContext) -> dict[str, Any]:

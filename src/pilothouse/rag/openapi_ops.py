@@ -69,7 +69,22 @@ OPERATIONS: list[Operation] = [
         "rag",
         "key",
         params=[_COLLECTION, _DOC],
-        ok={200: content({"type": "object", "required": ["id", "deleted"]})},
+        ok={
+            200: content(
+                {
+                    "type": "object",
+                    "required": ["id", "deleted", "cached_answers_deleted"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "deleted": {"type": "boolean"},
+                        "cached_answers_deleted": {
+                            "type": "integer",
+                            "description": "Cached answers citing the document, deleted with it.",
+                        },
+                    },
+                }
+            )
+        },
         errors=_ERRORS,
     ),
     Operation(

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pilothouse.errors import InvalidRequestError, NotFoundError
-from pilothouse.gateway import admission, validate
+from pilothouse.gateway import admission, citation_stage, validate
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.pipeline import model_headers, price_usage
 from pilothouse.gateway.routes_openai import json_response, model_endpoint, read_body
@@ -131,6 +131,9 @@ async def post_documents(rt: Runtime, ctx: RequestContext, request: Request) -> 
     body = await _json(rt, request)
     collection = request.path_params["collection"]
     results = await service.ingest(collection, _documents(body))
+    # Answers cached from the old text of a changed document go with it.
+    changed = [doc_id for doc_id, status in results.items() if status == "updated"]
+    await citation_stage.purge(rt, collection, changed)
     data = [{"id": doc_id, "status": status} for doc_id, status in results.items()]
     return json_response({"object": "list", "data": data}, model_headers(ctx))
 
@@ -168,7 +171,10 @@ async def delete_document(rt: Runtime, ctx: RequestContext, request: Request) ->
     if doc is None or (groups is not None and not set(doc.acl) & {*groups, "*"}):
         raise NotFoundError(f"no document {doc_id!r} in collection {collection!r}")
     await service.delete(collection, doc_id)
-    return json_response({"id": doc_id, "deleted": True}, model_headers(ctx))
+    purged = await citation_stage.purge(rt, collection, [doc_id])
+    return json_response(
+        {"id": doc_id, "deleted": True, "cached_answers_deleted": purged}, model_headers(ctx)
+    )
 
 
 async def search(rt: Runtime, ctx: RequestContext, request: Request) -> Response:
