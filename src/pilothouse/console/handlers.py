@@ -24,6 +24,7 @@ from pilothouse.console.auth import (
     Session,
     check_session_csrf,
 )
+from pilothouse.console.dashboard_pages import DashboardPages
 from pilothouse.console.eval_pages import EvalPages
 from pilothouse.console.export import ExportPages
 from pilothouse.console.guard_pages import GuardPages
@@ -444,6 +445,7 @@ class Console:
             *RolloutPages(self).routes(),
             *SessionPages(self).routes(),
             *ExportPages(self).routes(),
+            *DashboardPages(self).routes(),
             *PlaygroundPages(self).routes(),
             *UserPages(self).routes(),
             *GuardPages(self).routes(),
