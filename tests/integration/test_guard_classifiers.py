@@ -8,9 +8,11 @@ receipt on the trace (classifier, score, latency, the classifier call's request)
 and that the classifier's own call is a usage row billed to the same key.
 """
 
+# ruff: noqa: E501
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,16 @@ def test_moderation_blocks_flagged_input_and_its_call_is_billed_to_the_key(
     # the classifier call's own trace names the request it guarded, and holds no content
     child = receipt_trace(gw, entry["classifier_request"])
     assert FLAG not in json.dumps(child)
+    with gw.admin() as admin:
+        metrics = admin.get("/metrics").text
+    assert re.search(
+        r'pilothouse_guard_verdicts_total\{action="block",guard="content",stage="input"\} [1-9]',
+        metrics,
+    )
+    assert re.search(
+        r'pilothouse_guard_entities_total\{action="block",entity_type="HARASSMENT",guard="content"\} [1-9]',
+        metrics,
+    )
 
 
 def receipt_trace(gw: ThreadedGateway, request_id: str) -> dict[str, Any]:
