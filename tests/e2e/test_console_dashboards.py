@@ -157,6 +157,17 @@ def test_search_filters_sorting_time_range_and_dashboards(
         expect(page.locator("#budgets-team")).to_contain_text("payments")
         expect(page.locator("#budgets-team")).to_contain_text("$5.00")
         shot(page, "72-dashboards")
+        page.get_by_label("Time range").select_option("7d")  # longer ranges go per day
+        expect(page).to_have_url(re.compile(r"range=7d"))
+        expect(page.locator(".page-head")).to_contain_text("per day")
+        expect(page.locator("#error-rate")).to_contain_text("16.7%")
+        page.get_by_label("Time range").select_option("custom")
+        page.get_by_label("From (UTC)").fill("2020-01-01T10:30")
+        page.get_by_label("To (UTC)").fill("2020-01-01T16:00")
+        page.get_by_role("button", name="Apply").click()
+        expect(page.locator("#empty-dashboards")).to_be_visible()
+        expect(page.locator(".page-head")).to_contain_text("2020-01-01 10:00:00")  # to the hour
+        expect(page.locator(".page-head")).to_contain_text("per hour")
 
         # A viewer reads the dashboards and filters the log, but never searches content.
         viewer = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()

@@ -148,6 +148,9 @@ usage_records = Table(
 )
 
 # One row per request (or per application trace): the filterable summary.
+# On SQLite, triggers from migration 0017 keep the search index in step with ``content``: a
+# later migration that rebuilds this table (op.batch_alter_table recreating it) must
+# recreate them (0017_console_search.SQLITE), or search silently stops seeing new traces.
 traces = Table(
     "traces",
     metadata,
