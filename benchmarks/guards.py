@@ -31,6 +31,7 @@ from pilothouse.config.load import parse_settings
 from pilothouse.gateway.context import RequestContext
 from pilothouse.guard.base import Segment
 from pilothouse.guard.engine import GuardEngine
+from pilothouse.routing.train import wilson
 
 DATA = Path(__file__).parent / "data"
 ENTITIES = [
@@ -55,6 +56,13 @@ def engine(policy: dict[str, Any]) -> GuardEngine:
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return round(values[min(len(values) - 1, int(q * len(values)))], 4)
+
+
+def rate(k: int, n: int) -> dict[str, Any]:
+    """A rate with its counts and Wilson 95% interval: every rate has an interval."""
+    low, high = wilson(k, n)
+    return {"k": k, "n": n, "rate": round(k / n, 4) if n else None,
+            "ci95": [round(low, 4), round(high, 4)]}  # fmt: skip
 
 
 def pii_samples(n: int) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -142,6 +150,8 @@ async def bench_pii(n: int) -> dict[str, Any]:
             "tp": tp[k],
             "fn": fn[k],
             "fp": fp[k],
+            "precision_ci95": rate(tp[k], tp[k] + fp[k])["ci95"],
+            "recall_ci95": rate(tp[k], tp[k] + fn[k])["ci95"],
         }
     negatives = person_negatives(n)
     person_fp = sum(
@@ -150,9 +160,11 @@ async def bench_pii(n: int) -> dict[str, Any]:
     )
     return {
         "samples": n, "ner": guard.ner is not None, "per_entity": per,
-        "upstream_leakage": {"values": total_values, "leaked": leaked},
+        "upstream_leakage": {"values": total_values, "leaked": leaked,
+                             "ci95": rate(leaked, total_values)["ci95"]},
         "person_fp_on_numeric_log_negatives": {"n": len(negatives), "fp": person_fp,
-                                               "rate": round(person_fp / len(negatives), 4)},
+                                               "rate": round(person_fp / len(negatives), 4),
+                                               "ci95": rate(person_fp, len(negatives))["ci95"]},
     }  # fmt: skip
 
 
@@ -173,9 +185,13 @@ def bench_injection() -> dict[str, Any]:
     return {
         "attacks": len(attacks), "benign": len(benign),
         "detection_rate": round(sum(all_hits) / len(all_hits), 4),
+        "detection": rate(sum(all_hits), len(all_hits)),
         "false_positive_rate": round(sum(all_fp) / len(all_fp), 4),
-        "by_kind": {k: {"n": len(v), "detected": round(sum(v) / len(v), 4)} for k, v in by_kind.items()},
-        "fp_by_kind": {k: {"n": len(v), "fp_rate": round(sum(v) / len(v), 4)} for k, v in fps.items()},
+        "false_positives": rate(sum(all_fp), len(all_fp)),
+        "by_kind": {k: {"n": len(v), "detected": round(sum(v) / len(v), 4),
+                        "ci95": rate(sum(v), len(v))["ci95"]} for k, v in by_kind.items()},
+        "fp_by_kind": {k: {"n": len(v), "fp_rate": round(sum(v) / len(v), 4),
+                           "ci95": rate(sum(v), len(v))["ci95"]} for k, v in fps.items()},
     }  # fmt: skip
 
 
