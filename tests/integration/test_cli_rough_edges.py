@@ -180,7 +180,14 @@ def test_usage_traces_and_slo_output(store_url: str, tmp_path: Path) -> None:
         assert refused.returncode == 1 and "no SLOs configured" in refused.stderr
     by_team = cli("usage", "--group-by", "team", "--json", "-c", str(path))
     assert by_team.returncode == 0, by_team.stderr
-    assert [r["requests"] for r in orjson.loads(by_team.stdout)["data"]] == [1]
+    # The key's metadata team, as `report costs --by team` attributes it: the two agree.
+    teams = [(r["team"], r["requests"]) for r in orjson.loads(by_team.stdout)["data"]]
+    assert teams == [("search", 1)], by_team.stdout
+    report = cli("report", "costs", "--by", "team", "-c", str(path))
+    assert report.returncode == 0, report.stderr
+    assert "search" in report.stdout
+    only = cli("usage", "--team-id", "search", "--json", "-c", str(path))
+    assert only.returncode == 0 and orjson.loads(only.stdout)["total"]["requests"] == 1
     by_user = cli("usage", "--group-by", "user", "-c", str(path))
     assert by_user.returncode == 0 and "None" not in by_user.stdout
     assert re.search(r"│ -\s+│ 1\s", by_user.stdout), by_user.stdout

@@ -15,7 +15,11 @@ from pilothouse.costs.usage_query import GROUPS, parse_time, usage_summary
 
 def usage(
     key_id: str | None = typer.Option(None, "--key-id", help="Only this key id."),
-    team_id: str | None = typer.Option(None, "--team-id", help="Only this team's usage."),
+    team_id: str | None = typer.Option(
+        None,
+        "--team-id",
+        help="Only this team's usage (team entity id, else the team in request or key metadata).",
+    ),
     user_id: str | None = typer.Option(None, "--user-id", help="Only this user's usage."),
     model: str | None = typer.Option(None, "--model", help="Model alias."),
     since: str | None = typer.Option(None, help="ISO time or span like 7d, 12h."),

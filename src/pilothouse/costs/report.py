@@ -31,7 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
 
-from pilothouse.costs.usage_query import day_bucket, usage_aggregates, usage_counts
+from pilothouse.costs.usage_query import day_bucket, usage_aggregates, usage_counts, user_expr
+from pilothouse.costs.usage_query import meta_text as meta_text  # re-exported
+from pilothouse.costs.usage_query import team_expr as team_expr  # re-exported
 from pilothouse.errors import InvalidRequestError
 from pilothouse.limits.money import pico_to_str
 from pilothouse.store.tables import api_keys as k
@@ -72,21 +74,9 @@ def parse_groups(text: str | Sequence[str] | None) -> list[str]:
     return groups
 
 
-def meta_text(table_column: Any, field: str) -> ColumnElement[Any]:
-    """A metadata JSON field as text (``NULL`` when absent), on SQLite and PostgreSQL."""
-    return table_column[field].as_string()  # type: ignore[no-any-return]
-
-
 def prompt_expr() -> ColumnElement[Any]:
     """``NAME@VERSION`` of the registry prompt that served a request (NULL for plain aliases)."""
     return u.c.prompt_name + "@" + cast(u.c.prompt_version, String)
-
-
-def team_expr() -> ColumnElement[Any]:
-    """The team a request is charged to: its team entity, its own metadata, then its key's."""
-    return func.coalesce(
-        u.c.team_id, meta_text(u.c["metadata"], "team"), meta_text(k.c["metadata"], "team")
-    )
 
 
 def task_expr() -> ColumnElement[Any]:
@@ -100,8 +90,7 @@ def _group_columns(engine: AsyncEngine, group: str) -> list[ColumnElement[Any]]:
     if group == "team":
         return [team_expr().label("team"), tm.c.name.label("team_name")]
     if group == "user":
-        user = func.coalesce(u.c.user_id, meta_text(u.c["metadata"], "user"))
-        return [user.label("user"), us.c.name.label("user_name")]
+        return [user_expr().label("user"), us.c.name.label("user_name")]
     expr: ColumnElement[Any] = {
         "feature": meta_text(u.c["metadata"], "feature"),
         "model": u.c.alias,

@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from pilothouse.errors import InvalidRequestError
 from pilothouse.limits.money import pico_to_str
+from pilothouse.store.tables import api_keys as k
 from pilothouse.store.tables import usage_records as u
 
 GROUPS = ("key", "team", "user", "model", "provider", "day", "upstream_model")
@@ -75,11 +76,33 @@ def usage_counts(row: Any) -> dict[str, int]:
     }
 
 
+def meta_text(table_column: Any, field: str) -> ColumnElement[Any]:
+    """A metadata JSON field as text (``NULL`` when absent), on SQLite and PostgreSQL."""
+    return table_column[field].as_string()  # type: ignore[no-any-return]
+
+
+def team_expr() -> ColumnElement[Any]:
+    """The team a request is charged to: its team entity, its own metadata, then its key's.
+
+    Needs ``api_keys`` joined (outer) on the key id; every report that groups by
+    team uses this one rule, so `usage --group-by team` and `report costs --by
+    team` agree.
+    """
+    return func.coalesce(
+        u.c.team_id, meta_text(u.c["metadata"], "team"), meta_text(k.c["metadata"], "team")
+    )
+
+
+def user_expr() -> ColumnElement[Any]:
+    """The user a request is charged to: its user entity, else its metadata ``user``."""
+    return func.coalesce(u.c.user_id, meta_text(u.c["metadata"], "user"))
+
+
 def _group_column(engine: AsyncEngine, group_by: str) -> ColumnElement[Any]:
     return {
         "key": u.c.key_id,
-        "team": u.c.team_id,
-        "user": u.c.user_id,
+        "team": team_expr(),
+        "user": user_expr(),
         "model": u.c.alias,
         "provider": u.c.provider,
         "upstream_model": u.c.upstream_model,
@@ -110,10 +133,10 @@ async def usage_summary(
     filters = []
     if key_id:
         filters.append(u.c.key_id == key_id)
-    if team_id:
-        filters.append(u.c.team_id == team_id)
+    if team_id:  # the same attribution as grouping: entity, then metadata
+        filters.append(team_expr() == team_id)
     if user_id:
-        filters.append(u.c.user_id == user_id)
+        filters.append(user_expr() == user_id)
     if model:
         filters.append(u.c.alias == model)
     if since:
@@ -121,11 +144,20 @@ async def usage_summary(
     if until:
         filters.append(u.c.created_at < until)
     data: list[dict[str, Any]] = []
+    joined = u.outerjoin(k, k.c.id == u.c.key_id)  # team_expr reads the key's metadata
     async with engine.connect() as conn:
-        total_row = (await conn.execute(select(*aggregates).where(*filters))).one()
+        total_row = (
+            await conn.execute(select(*aggregates).select_from(joined).where(*filters))
+        ).one()
         if group_by is not None:
             column = _group_column(engine, group_by).label("group")
-            query = select(column, *aggregates).where(*filters).group_by(column).order_by(column)
+            query = (
+                select(column, *aggregates)
+                .select_from(joined)
+                .where(*filters)
+                .group_by(column)
+                .order_by(column)
+            )
             for row in await conn.execute(query):
                 data.append({group_by: row.group, **_totals(row)})
     return {"data": data, "total": _totals(total_row)}
