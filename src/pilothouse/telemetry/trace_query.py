@@ -152,7 +152,10 @@ async def get_trace(engine: AsyncEngine, ident: str) -> dict[str, Any]:
         trace_id = row.trace_id if row is not None else ident
         span_rows = (
             await conn.execute(
-                select(spans).where(spans.c.trace_id == trace_id).order_by(spans.c.start_ns)
+                select(spans)
+                .where(spans.c.trace_id == trace_id)
+                # Spans starting in the same nanosecond: the root (no parent) first.
+                .order_by(spans.c.start_ns, spans.c.parent_span_id.is_not(None))
             )
         ).fetchall()
         if row is None and not span_rows:

@@ -62,6 +62,10 @@ def test_stale_documents_are_a_gauge_and_one_alert_across_replicas(
         with replicas(config, 2) as gateways:
             scraper = gateways[0].create_key(scopes=["metrics"])
             admin = gateways[0].create_key(metadata={"groups": ["admin"]})
+            deadline = time.monotonic() + 60
+            while any(stale_gauge(gw, scraper, "handbook") is None for gw in gateways):
+                # Each replica's own first sweep (at start) has run: it cannot land after ours.
+                assert time.monotonic() < deadline, "no replica exported the stale gauge"
             auth = {"Authorization": f"Bearer {admin}"}
             for name in ("handbook", "wiki"):
                 resp = httpx.post(
