@@ -5,31 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from pilothouse.store.db import _alembic_config, create_engine, migrate
+from pilothouse.store.db import create_engine, migrate
+from tests.support.migrations import columns, downgrade_past, table_names
 
 pytestmark = pytest.mark.integration
 
 
 def _columns(connection: Connection) -> dict[str, Any]:
-    insp = inspect(connection)
-    tables = set(insp.get_table_names())
     return {
-        "tables": {"teams", "users"} & tables,
-        "keys": {c["name"] for c in insp.get_columns("api_keys")} & {"team_id", "user_id"},
-        "usage": {c["name"] for c in insp.get_columns("usage_records")} & {"team_id", "user_id"},
+        "tables": {"teams", "users"} & table_names(connection),
+        "keys": columns(connection, "api_keys") & {"team_id", "user_id"},
+        "usage": columns(connection, "usage_records") & {"team_id", "user_id"},
     }
-
-
-def _downgrade_0012(connection: Connection) -> None:
-    config = _alembic_config(connection)
-    previous = ScriptDirectory.from_config(config).get_revision("0012_teams_users").down_revision
-    assert isinstance(previous, str)
-    command.downgrade(config, previous)
 
 
 async def test_upgrade_downgrade_upgrade(store_url: str) -> None:
@@ -43,7 +32,7 @@ async def test_upgrade_downgrade_upgrade(store_url: str) -> None:
                 "usage": {"team_id", "user_id"},
             }
         async with engine.begin() as conn:
-            await conn.run_sync(_downgrade_0012)
+            await conn.run_sync(downgrade_past, "0012_teams_users")
         async with engine.connect() as conn:
             assert await conn.run_sync(_columns) == {"tables": set(), "keys": set(), "usage": set()}
         await migrate(engine)

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from alembic import command
 from redis.asyncio import Redis
-from sqlalchemy import inspect
 
 from pilothouse.errors import ConflictError
 from pilothouse.rollout.config import RolloutDefaults
 from pilothouse.rollout.shared import RedisArmCounters, StoreArmCounters
 from pilothouse.rollout.store import RolloutStore, parse_request
-from pilothouse.store.db import _alembic_config, create_engine, migrate
+from pilothouse.store.db import create_engine, migrate
+from tests.support.migrations import columns, downgrade_past, table_names
 
 pytestmark = pytest.mark.integration
-
-
-def _columns(connection: Any, table: str) -> set[str]:
-    return {c["name"] for c in inspect(connection).get_columns(table)}
 
 
 async def _migrations(url: str) -> None:
@@ -28,17 +22,15 @@ async def _migrations(url: str) -> None:
     try:
         await migrate(engine)
         async with engine.begin() as conn:
-            assert {"rollout_id", "rollout_arm"} <= await conn.run_sync(_columns, "usage_records")
-            assert {"rollout_id", "rollout_arm"} <= await conn.run_sync(_columns, "traces")
-            await conn.run_sync(
-                lambda c: command.downgrade(_alembic_config(c), "0008_usage_reservation")
-            )
-            assert "rollout_id" not in await conn.run_sync(_columns, "usage_records")
-            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            assert {"rollout_id", "rollout_arm"} <= await conn.run_sync(columns, "usage_records")
+            assert {"rollout_id", "rollout_arm"} <= await conn.run_sync(columns, "traces")
+            await conn.run_sync(downgrade_past, "0009_rollouts")
+            assert "rollout_id" not in await conn.run_sync(columns, "usage_records")
+            tables = await conn.run_sync(table_names)
             assert "rollouts" not in tables and "rollout_stats" not in tables
         await migrate(engine)
         async with engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            tables = await conn.run_sync(table_names)
             assert {"rollouts", "rollout_stats", "rollout_marks"} <= tables
     finally:
         await engine.dispose()

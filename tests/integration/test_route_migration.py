@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-from typing import Any
 
 import pytest
-from alembic import command
-from sqlalchemy import inspect
 
-from pilothouse.store.db import _alembic_config, create_engine, migrate
+from tests.support.migrations import column_round_trip
 
 pytestmark = pytest.mark.integration
 COLUMNS = {
@@ -21,28 +17,7 @@ COLUMNS = {
     "route_degraded",
     "route_steps",
 }
-MIGRATION = importlib.import_module("pilothouse.store.migrations.versions.0013_route_decisions")
-
-
-def _columns(connection: Any) -> set[str]:
-    return {c["name"] for c in inspect(connection).get_columns("usage_records")}
-
-
-async def _round_trip(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await migrate(engine)
-        async with engine.begin() as conn:
-            assert await conn.run_sync(_columns) >= COLUMNS
-            previous = MIGRATION.down_revision
-            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), previous))
-            assert not COLUMNS & await conn.run_sync(_columns)
-        await migrate(engine)
-        async with engine.connect() as conn:
-            assert await conn.run_sync(_columns) >= COLUMNS
-    finally:
-        await engine.dispose()
 
 
 def test_migration_0013_upgrades_and_downgrades(store_url: str) -> None:
-    asyncio.run(_round_trip(store_url))
+    asyncio.run(column_round_trip(store_url, "0013_route_decisions", "usage_records", COLUMNS))
