@@ -28,13 +28,13 @@ premium (1.25x), which the gateway's input/cached price pair cannot express.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import orjson
 
 from pilothouse.errors import InvalidRequestError, ProviderError
+from pilothouse.providers import openai_messages as walk
 from pilothouse.providers.base import JSON, Usage
 
 FINISH_REASONS = {
@@ -51,8 +51,6 @@ JSON_OBJECT_INSTRUCTION = (
     "Respond with a single valid JSON object and nothing else: "
     "no prose before or after it and no code fences."
 )
-
-_DATA_URL = re.compile(r"data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 
 
 def to_anthropic(request: JSON, model: str, default_max_tokens: int) -> JSON:
@@ -73,11 +71,8 @@ def to_anthropic(request: JSON, model: str, default_max_tokens: int) -> JSON:
     for key in ("temperature", "top_p"):
         if request.get(key) is not None:
             body[key] = request[key]
-    stop = request.get("stop")
+    stop = walk.stop_sequences(request)
     if stop:
-        stop = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise InvalidRequestError("`stop` must be a string or a list of strings", param="stop")
         body["stop_sequences"] = stop
     if request.get("tools"):
         body["tools"] = [_tool(t, i) for i, t in enumerate(request["tools"])]
@@ -98,40 +93,9 @@ def _max_tokens(request: JSON, default: int) -> int:
 
 def _conversation(messages: Any) -> tuple[list[str], list[JSON]]:
     """Split out system text and turn the rest into alternating Anthropic turns."""
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequestError("`messages` must be a non-empty list", param="messages")
-    system: list[str] = []
-    turns: list[JSON] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise InvalidRequestError(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = message.get("role")
-        if role in ("system", "developer"):
-            text = _plain_text(message.get("content"), i)
-            if text:
-                system.append(text)
-            continue
-        if role == "user":
-            role, blocks = "user", _blocks(message.get("content"), i)
-        elif role == "assistant":
-            role, blocks = "assistant", _assistant_blocks(message, i)
-        elif role == "tool":
-            role, blocks = "user", [_tool_result(message, i)]
-        else:
-            raise InvalidRequestError(
-                f"messages[{i}].role {role!r} is not supported", param=f"messages[{i}].role"
-            )
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    if not turns:
-        raise InvalidRequestError(
-            "`messages` needs at least one user or assistant message", param="messages"
-        )
-    return system, turns
+    return walk.conversation(
+        messages, system=_plain_text, user=_blocks, assistant=_assistant_blocks, tool=_tool_result
+    )
 
 
 def _plain_text(content: Any, i: int) -> str:
@@ -142,36 +106,20 @@ def _plain_text(content: Any, i: int) -> str:
 
 def _blocks(content: Any, i: int) -> list[JSON]:
     """OpenAI content (string or parts) → Anthropic blocks; empty text is dropped."""
-    if content is None or isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
-    if not isinstance(content, list):
-        raise InvalidRequestError(
-            f"messages[{i}].content must be a string or a list", param=f"messages[{i}].content"
-        )
-    blocks: list[JSON] = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("text", "refusal"):
-            text = part.get("text") or part.get("refusal")
-            block: JSON | None = {"type": "text", "text": text} if text else None
-        elif kind == "image_url":
-            block = _image(part.get("image_url"), i)
-        else:
-            raise InvalidRequestError(
-                f"messages[{i}]: content part {kind!r} is not supported for Anthropic models",
-                param=f"messages[{i}].content",
-            )
-        if block is not None:
-            if "cache_control" in part:
-                block["cache_control"] = part["cache_control"]
-            blocks.append(block)
-    return blocks
+    return walk.content_blocks(
+        content,
+        i,
+        provider="Anthropic",
+        text=lambda text: {"type": "text", "text": text},
+        image=_image,
+        keep=("cache_control",),
+    )
 
 
 def _image(spec: Any, i: int) -> JSON:
-    url = spec.get("url") if isinstance(spec, dict) else spec
+    url = walk.image_url(spec)
     if isinstance(url, str):
-        match = _DATA_URL.fullmatch(url)
+        match = walk.DATA_URL.fullmatch(url)
         if match:
             source = {"type": "base64", "media_type": match["media"], "data": match["data"]}
             return {"type": "image", "source": source}
@@ -185,35 +133,13 @@ def _image(spec: Any, i: int) -> JSON:
 
 def _assistant_blocks(message: JSON, i: int) -> list[JSON]:
     blocks = _blocks(message.get("content"), i)
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not call.get("id") or not function.get("name"):
-            raise InvalidRequestError(
-                f"messages[{i}].tool_calls entries need id and function.name",
-                param=f"messages[{i}].tool_calls",
-            )
-        try:
-            arguments = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            arguments = None
-        if not isinstance(arguments, dict):
-            raise InvalidRequestError(
-                f"messages[{i}].tool_calls: arguments must be a JSON object string",
-                param=f"messages[{i}].tool_calls",
-            )
-        blocks.append(
-            {"type": "tool_use", "id": call["id"], "name": function["name"], "input": arguments}
-        )
+    for call_id, name, arguments in walk.tool_calls(message, i):
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": arguments})
     return blocks
 
 
 def _tool_result(message: JSON, i: int) -> JSON:
-    tool_call_id = message.get("tool_call_id")
-    if not isinstance(tool_call_id, str) or not tool_call_id:
-        raise InvalidRequestError(
-            f"messages[{i}] (role tool) needs tool_call_id", param=f"messages[{i}].tool_call_id"
-        )
-    block: JSON = {"type": "tool_result", "tool_use_id": tool_call_id}
+    block: JSON = {"type": "tool_result", "tool_use_id": walk.tool_call_id(message, i)}
     content = message.get("content")
     if isinstance(content, list):
         content = _blocks(content, i)
@@ -223,11 +149,7 @@ def _tool_result(message: JSON, i: int) -> JSON:
 
 
 def _tool(tool: Any, i: int) -> JSON:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
-        raise InvalidRequestError(
-            f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]"
-        )
+    function = walk.function_tool(tool, i)
     out: JSON = {
         "name": function["name"],
         "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
@@ -246,12 +168,8 @@ def _tool_choice(choice: Any, parallel: Any) -> JSON | None:
         return {"type": "none"}
     elif choice == "required":
         out = {"type": "any"}
-    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
-        out = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        raise InvalidRequestError(
-            "`tool_choice` must be auto, none, required or a named function", param="tool_choice"
-        )
+        out = {"type": "tool", "name": walk.named_tool_choice(choice)}
     if out is not None and parallel is False:
         out["disable_parallel_tool_use"] = True
     return out

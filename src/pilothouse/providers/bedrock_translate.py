@@ -21,13 +21,13 @@ gateway's ``input_tokens`` adds ``cacheReadInputTokens`` and
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import orjson
 
 from pilothouse.errors import InvalidRequestError, ProviderError
+from pilothouse.providers import openai_messages as walk
 from pilothouse.providers.base import JSON, Usage
 
 FINISH_REASONS = {
@@ -40,8 +40,6 @@ FINISH_REASONS = {
     "content_filtered": "content_filter",
 }
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
-
-_DATA_URL = re.compile(r"data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 
 
 def to_converse(request: JSON) -> JSON:
@@ -58,11 +56,8 @@ def to_converse(request: JSON) -> JSON:
     for key, name in (("temperature", "temperature"), ("top_p", "topP")):
         if request.get(key) is not None:
             inference[name] = request[key]
-    stop = request.get("stop")
+    stop = walk.stop_sequences(request)
     if stop:
-        stop = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise InvalidRequestError("`stop` must be a string or a list of strings", param="stop")
         inference["stopSequences"] = stop
     if inference:
         body["inferenceConfig"] = inference
@@ -76,69 +71,24 @@ def to_converse(request: JSON) -> JSON:
 
 
 def _conversation(messages: Any) -> tuple[list[str], list[JSON]]:
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequestError("`messages` must be a non-empty list", param="messages")
-    system: list[str] = []
-    turns: list[JSON] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise InvalidRequestError(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = message.get("role")
-        if role in ("system", "developer"):
-            text = "".join(b.get("text", "") for b in _blocks(message.get("content"), i))
-            if text:
-                system.append(text)
-            continue
-        if role == "user":
-            blocks = _blocks(message.get("content"), i)
-        elif role == "assistant":
-            blocks = _assistant_blocks(message, i)
-        elif role == "tool":
-            role, blocks = "user", [_tool_result(message, i)]
-        else:
-            raise InvalidRequestError(
-                f"messages[{i}].role {role!r} is not supported", param=f"messages[{i}].role"
-            )
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    if not turns:
-        raise InvalidRequestError(
-            "`messages` needs at least one user or assistant message", param="messages"
-        )
-    return system, turns
+    return walk.conversation(
+        messages, system=_text, user=_blocks, assistant=_assistant_blocks, tool=_tool_result
+    )
 
 
 def _blocks(content: Any, i: int) -> list[JSON]:
-    if content is None or isinstance(content, str):
-        return [{"text": content}] if content else []
-    if not isinstance(content, list):
-        raise InvalidRequestError(
-            f"messages[{i}].content must be a string or a list", param=f"messages[{i}].content"
-        )
-    blocks: list[JSON] = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("text", "refusal"):
-            text = part.get("text") or part.get("refusal")
-            if text:
-                blocks.append({"text": text})
-        elif kind == "image_url":
-            blocks.append(_image(part.get("image_url"), i))
-        else:
-            raise InvalidRequestError(
-                f"messages[{i}]: content part {kind!r} is not supported for Bedrock models",
-                param=f"messages[{i}].content",
-            )
-    return blocks
+    return walk.content_blocks(
+        content, i, provider="Bedrock", text=lambda text: {"text": text}, image=_image
+    )
+
+
+def _text(content: Any, i: int) -> str:
+    return "".join(b.get("text", "") for b in _blocks(content, i))
 
 
 def _image(spec: Any, i: int) -> JSON:
-    url = spec.get("url") if isinstance(spec, dict) else spec
-    match = _DATA_URL.fullmatch(url) if isinstance(url, str) else None
+    url = walk.image_url(spec)
+    match = walk.DATA_URL.fullmatch(url) if isinstance(url, str) else None
     fmt = IMAGE_FORMATS.get(match["media"]) if match else None
     if match is None or fmt is None:
         raise InvalidRequestError(
@@ -150,50 +100,23 @@ def _image(spec: Any, i: int) -> JSON:
 
 def _assistant_blocks(message: JSON, i: int) -> list[JSON]:
     blocks = _blocks(message.get("content"), i)
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not call.get("id") or not function.get("name"):
-            raise InvalidRequestError(
-                f"messages[{i}].tool_calls entries need id and function.name",
-                param=f"messages[{i}].tool_calls",
-            )
-        try:
-            arguments = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            arguments = None
-        if not isinstance(arguments, dict):
-            raise InvalidRequestError(
-                f"messages[{i}].tool_calls: arguments must be a JSON object string",
-                param=f"messages[{i}].tool_calls",
-            )
-        use = {"toolUseId": call["id"], "name": function["name"], "input": arguments}
-        blocks.append({"toolUse": use})
+    for call_id, name, arguments in walk.tool_calls(message, i):
+        blocks.append({"toolUse": {"toolUseId": call_id, "name": name, "input": arguments}})
     return blocks
 
 
 def _tool_result(message: JSON, i: int) -> JSON:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise InvalidRequestError(
-            f"messages[{i}] (role tool) needs tool_call_id", param=f"messages[{i}].tool_call_id"
-        )
+    call_id = walk.tool_call_id(message, i)
     content = message.get("content")
     if isinstance(content, list):
-        content = "".join(b.get("text", "") for b in _blocks(content, i))
-    try:
-        parsed = orjson.loads(content) if isinstance(content, str) and content else None
-    except orjson.JSONDecodeError:
-        parsed = None
-    block = {"json": parsed} if isinstance(parsed, dict) else {"text": content or ""}
+        content = _text(content, i)
+    parsed = walk.json_object(content)
+    block = {"json": parsed} if parsed is not None else {"text": content or ""}
     return {"toolResult": {"toolUseId": call_id, "content": [block]}}
 
 
 def _tool(tool: Any, i: int) -> JSON:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
-        raise InvalidRequestError(
-            f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]"
-        )
+    function = walk.function_tool(tool, i)
     schema = function.get("parameters") or {"type": "object", "properties": {}}
     spec: JSON = {"name": function["name"], "inputSchema": {"json": schema}}
     if function.get("description"):
@@ -208,11 +131,7 @@ def _tool_choice(choice: Any) -> JSON | None:
         return {"auto": {}}
     if choice == "required":
         return {"any": {}}
-    if isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
-        return {"tool": {"name": choice["function"]["name"]}}
-    raise InvalidRequestError(
-        "`tool_choice` must be auto, none, required or a named function", param="tool_choice"
-    )
+    return {"tool": {"name": walk.named_tool_choice(choice)}}
 
 
 # -- responses ------------------------------------------------------------------------

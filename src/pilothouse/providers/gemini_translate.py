@@ -24,13 +24,14 @@ instead of an empty answer. Usage: ``promptTokenCount`` includes cached tokens
 
 from __future__ import annotations
 
-import re
 import time
+from functools import partial
 from typing import Any
 
 import orjson
 
 from pilothouse.errors import InvalidRequestError, ProviderError
+from pilothouse.providers import openai_messages as walk
 from pilothouse.providers.base import JSON, Usage
 
 FINISH_REASONS = {
@@ -44,8 +45,6 @@ FINISH_REASONS = {
     "IMAGE_SAFETY": "content_filter",
 }
 BLOCKED = frozenset(k for k, v in FINISH_REASONS.items() if v == "content_filter")
-
-_DATA_URL = re.compile(r"data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 
 
 class ContentBlockedError(ProviderError):
@@ -97,11 +96,8 @@ def _generation_config(request: JSON) -> JSON:
     n = request.get("n")
     if n not in (None, 1):
         config["candidateCount"] = n
-    stop = request.get("stop")
+    stop = walk.stop_sequences(request)
     if stop:
-        stop = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-            raise InvalidRequestError("`stop` must be a string or a list of strings", param="stop")
         config["stopSequences"] = stop
     fmt = request.get("response_format")
     kind = fmt.get("type") if isinstance(fmt, dict) else None
@@ -114,80 +110,48 @@ def _generation_config(request: JSON) -> JSON:
 
 
 def _conversation(messages: Any) -> tuple[list[str], list[JSON]]:
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequestError("`messages` must be a non-empty list", param="messages")
-    system: list[str] = []
-    contents: list[JSON] = []
     call_names: dict[str, str] = {}
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise InvalidRequestError(f"messages[{i}] must be an object", param=f"messages[{i}]")
-        role = message.get("role")
-        if role in ("system", "developer"):
-            text = "".join(p.get("text", "") for p in _parts(message.get("content"), i))
-            if text:
-                system.append(text)
-            continue
-        if role == "user":
-            turn, parts = "user", _parts(message.get("content"), i)
-        elif role == "assistant":
-            turn, parts = "model", _assistant_parts(message, i, call_names)
-        elif role == "tool":
-            turn, parts = "user", [_function_response(message, i, call_names)]
-        else:
-            raise InvalidRequestError(
-                f"messages[{i}].role {role!r} is not supported", param=f"messages[{i}].role"
-            )
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == turn:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": turn, "parts": parts})
-    if not contents:
-        raise InvalidRequestError(
-            "`messages` needs at least one user or assistant message", param="messages"
-        )
-    return system, contents
+    return walk.conversation(
+        messages,
+        system=_text,
+        user=_parts,
+        assistant=partial(_assistant_parts, call_names=call_names),
+        tool=partial(_function_response, call_names=call_names),
+        assistant_role="model",
+        key="parts",
+    )
 
 
 def _parts(content: Any, i: int) -> list[JSON]:
-    if content is None or isinstance(content, str):
-        return [{"text": content}] if content else []
-    if not isinstance(content, list):
+    return walk.content_blocks(
+        content,
+        i,
+        provider="Gemini",
+        text=lambda text: {"text": text},
+        image=_image,
+        others={"input_audio": _audio},
+    )
+
+
+def _text(content: Any, i: int) -> str:
+    return "".join(p.get("text", "") for p in _parts(content, i))
+
+
+def _audio(part: JSON, i: int) -> JSON:
+    audio = part.get("input_audio") or {}
+    fmt = audio.get("format") if isinstance(audio, dict) else None
+    if not isinstance(fmt, str) or not isinstance(audio.get("data"), str):
         raise InvalidRequestError(
-            f"messages[{i}].content must be a string or a list", param=f"messages[{i}].content"
+            f"messages[{i}]: input_audio needs data and format",
+            param=f"messages[{i}].content",
         )
-    parts: list[JSON] = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("text", "refusal"):
-            text = part.get("text") or part.get("refusal")
-            if text:
-                parts.append({"text": text})
-        elif kind == "image_url":
-            parts.append(_image(part.get("image_url"), i))
-        elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            fmt = audio.get("format") if isinstance(audio, dict) else None
-            if not isinstance(fmt, str) or not isinstance(audio.get("data"), str):
-                raise InvalidRequestError(
-                    f"messages[{i}]: input_audio needs data and format",
-                    param=f"messages[{i}].content",
-                )
-            parts.append({"inlineData": {"mimeType": f"audio/{fmt}", "data": audio["data"]}})
-        else:
-            raise InvalidRequestError(
-                f"messages[{i}]: content part {kind!r} is not supported for Gemini models",
-                param=f"messages[{i}].content",
-            )
-    return parts
+    return {"inlineData": {"mimeType": f"audio/{fmt}", "data": audio["data"]}}
 
 
 def _image(spec: Any, i: int) -> JSON:
-    url = spec.get("url") if isinstance(spec, dict) else spec
+    url = walk.image_url(spec)
     if isinstance(url, str):
-        match = _DATA_URL.fullmatch(url)
+        match = walk.DATA_URL.fullmatch(url)
         if match:
             return {"inlineData": {"mimeType": match["media"], "data": match["data"]}}
         if url.startswith(("https://", "http://", "gs://")):
@@ -205,25 +169,10 @@ def _guess_image_type(url: str) -> str:
 
 def _assistant_parts(message: JSON, i: int, call_names: dict[str, str]) -> list[JSON]:
     parts = _parts(message.get("content"), i)
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not function.get("name"):
-            raise InvalidRequestError(
-                f"messages[{i}].tool_calls entries need function.name",
-                param=f"messages[{i}].tool_calls",
-            )
-        try:
-            arguments = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            arguments = None
-        if not isinstance(arguments, dict):
-            raise InvalidRequestError(
-                f"messages[{i}].tool_calls: arguments must be a JSON object string",
-                param=f"messages[{i}].tool_calls",
-            )
-        if isinstance(call.get("id"), str):
-            call_names[call["id"]] = function["name"]
-        parts.append({"functionCall": {"name": function["name"], "args": arguments}})
+    for call_id, name, arguments in walk.tool_calls(message, i, need_id=False):
+        if isinstance(call_id, str):
+            call_names[call_id] = name
+        parts.append({"functionCall": {"name": name, "args": arguments}})
     return parts
 
 
@@ -237,21 +186,14 @@ def _function_response(message: JSON, i: int, call_names: dict[str, str]) -> JSO
         )
     content = message.get("content")
     if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in _parts(content, i))
-    try:
-        parsed = orjson.loads(content) if isinstance(content, str) and content else None
-    except orjson.JSONDecodeError:
-        parsed = None
-    response = parsed if isinstance(parsed, dict) else {"content": content or ""}
+        content = _text(content, i)
+    parsed = walk.json_object(content)
+    response = parsed if parsed is not None else {"content": content or ""}
     return {"functionResponse": {"name": name, "response": response}}
 
 
 def _tool(tool: Any, i: int) -> JSON:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
-        raise InvalidRequestError(
-            f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]"
-        )
+    function = walk.function_tool(tool, i)
     out: JSON = {"name": function["name"]}
     if function.get("description"):
         out["description"] = function["description"]
@@ -267,11 +209,7 @@ def _tool_config(choice: Any) -> JSON | None:
         return {"mode": "NONE"}
     if choice == "required":
         return {"mode": "ANY"}
-    if isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
-        return {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
-    raise InvalidRequestError(
-        "`tool_choice` must be auto, none, required or a named function", param="tool_choice"
-    )
+    return {"mode": "ANY", "allowedFunctionNames": [walk.named_tool_choice(choice)]}
 
 
 # -- responses ------------------------------------------------------------------------
