@@ -7,7 +7,7 @@ For each worker count, on a fresh index and a fresh Redis prefix: write
 ``pilothouse rag ingest pydoc DIR --queue``, start N ``pilothouse worker
 --burst`` processes at once and time until the last one exits (the queue is
 empty). Reports wall time, chunks/s and the speed-up; checks that the index
-holds every document exactly once.
+holds one document per file.
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ def run(workers: int, files: int, redis: str) -> dict[str, Any]:
         if any(p.returncode for p in procs):
             raise SystemExit(f"a worker failed: {errors}")
         status = json.loads(cli(["rag", "status", "pydoc", "--json"], cfg))
+        if status["documents"] != len(rows):
+            raise SystemExit(f"{status['documents']} documents indexed from {len(rows)} files")
     return {
         "workers": workers,
         "files": len(rows),
