@@ -20,7 +20,7 @@ _EXTRA_SECRETS: tuple[tuple[str, str], ...] = (
     ("API_KEY", r"(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}"
         r"|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|glpat-[A-Za-z0-9_-]{20,}"
         r"|(?:AKIA|ASIA)[A-Z0-9]{16})"),
-    ("CONNECTION_STRING", r"\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@]{1,128}:[^/\s@]{1,128}@[^\s/]+"),
+    ("CONNECTION_STRING", r"\b[a-z][a-z0-9+.-]{1,20}://[^/\s:@]{0,128}:[^/\s@]{1,128}@[^\s/]+"),
     ("BEARER_TOKEN", r"(?i:\bbearer)\s+[A-Za-z0-9._~+/=-]{16,}"),
     ("PASSWORD", r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token)\b"
         r"\s*[:=]\s*['\"]?[^\s'\"]{6,}"),

@@ -311,4 +311,17 @@ class PiiGuard:
                     label = "PERSON"
                 if label in self.entities and plausible_person(ent.text):
                     findings.append(Finding(label, ent.start_char, ent.end_char, 0.85))
-        return Scan(findings)
+        return Scan(prefer_specific(findings))
+
+
+# Presidio's phone matcher also accepts an SSN's 3-2-4 digits (at a higher score), so
+# without this an SSN would get a <PHONE_NUMBER_n> placeholder; a value with a stricter,
+# format- or checksum-checked type is labelled with that type.
+_SPECIFIC_OVER_PHONE = frozenset({"US_SSN", "CREDIT_CARD", "IBAN_CODE"})
+
+
+def prefer_specific(findings: list[Finding]) -> list[Finding]:
+    specific = {(f.start, f.end) for f in findings if f.entity in _SPECIFIC_OVER_PHONE}
+    if not specific:
+        return findings
+    return [f for f in findings if f.entity != "PHONE_NUMBER" or (f.start, f.end) not in specific]

@@ -208,3 +208,24 @@ def _spec(type_: str, **kw: Any) -> Any:
 class _Res:
     def resource(self, name: str, build: Any) -> Any:
         return build()
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgres://admin:S3cr3tP4ss@10.1.2.3/db",
+        "redis://:Passw0rdXyz@cache:6379/0",  # Redis URLs carry a password and no user
+    ],
+)
+def test_connection_strings_with_passwords_are_secrets(dsn: str) -> None:
+    e = engine({"type": "secrets", "action": "block"})
+    with pytest.raises(GuardBlockedError) as err:
+        run(e.check_chat_input(ctx(), user(f"connect with {dsn}")))
+    assert "CONNECTION_STRING" in err.value.message and "Passw0rd" not in err.value.message
+    assert "S3cr3t" not in err.value.message
+
+
+def test_an_ssn_gets_an_ssn_placeholder_not_a_phone_one() -> None:
+    e = engine({"type": "pii", "action": "redact", "ner": False})
+    body = run(e.check_chat_input(ctx(), user("SSN 536-22-1234, phone +1 415 555 2671")))
+    assert body["messages"][0]["content"] == "SSN <US_SSN_1>, phone <PHONE_NUMBER_1>"

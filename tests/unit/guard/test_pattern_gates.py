@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from pilothouse.guard.base import Segment
+from pilothouse.guard.base import Finding, Segment
 from pilothouse.guard.config import GuardSpec
 from pilothouse.guard.detectors import SecretsGuard
 from pilothouse.guard.injection import InjectionGuard
-from pilothouse.guard.pii import PiiGuard, name_shaped
+from pilothouse.guard.pii import PiiGuard, name_shaped, prefer_specific
 
 DATA = Path(__file__).parents[3] / "benchmarks" / "data"
 
@@ -38,12 +38,12 @@ def _pii() -> PiiGuard:
 
 
 def _ungated(guard: PiiGuard, text: str) -> set[tuple[str, int, int]]:
-    out = set()
+    out = []
     for rec in guard.recognizers:
         for r in rec.analyze(text, rec.supported_entities, None):
             if r.score >= guard.min_score and r.end > r.start:
-                out.add((r.entity_type, r.start, r.end))
-    return out
+                out.append(Finding(r.entity_type, r.start, r.end, float(r.score)))
+    return {(f.entity, f.start, f.end) for f in prefer_specific(out)}
 
 
 POSITIVES = [
