@@ -195,7 +195,7 @@ def test_a_crashed_writer_restarts_and_a_dead_one_fails_readiness(tmp_path: Path
             with __import__("contextlib").suppress(asyncio.CancelledError):
                 await task
 
-        on_loop(gw, kill())
+        on_loop(gw, gw.runtime.writer.call(kill()))  # the writer task lives on the writer loop
         ready = httpx.get(gw.url + "/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["usage_writer"].startswith("dead")

@@ -1,10 +1,11 @@
 """The usage ledger: one row per request, written off the hot path, never lost.
 
 Rows go into a bounded in-memory queue and are inserted in batches by one
-supervised background task. When the store is unreachable a batch is
-appended to a local spool file (JSON lines) and replayed once the store
-answers again; inserts are idempotent (row id is the primary key), so a
-replay after a partial failure cannot double-count money.
+supervised background task, on the dedicated writer thread when one is given
+(``store/writer_thread.py``): the request loop only appends the row. When
+the store is unreachable a batch is appended to a local spool file (JSON
+lines) and replayed once the store answers again; inserts are idempotent
+(row id is the primary key), so a replay after a partial failure cannot double-count money.
 
 One bad row never costs more than itself: a batch the store refuses is split
 until only the bad row fails; that row is quarantined (kept with its reason
@@ -28,6 +29,7 @@ from pilothouse.store.batch import WriterHealth, store_answers, supervise, write
 from pilothouse.store.journal import Journal
 from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import usage_records
+from pilothouse.store.writer_thread import Handoff, InlineWriter, WriterLoop
 
 log = logging.getLogger("pilothouse.ledger")
 WRITE_CHUNK = 50  # rows per INSERT statement
@@ -58,6 +60,11 @@ def salvage(row: Row, reason: str) -> Row:
     return {**row, "metadata": kept}
 
 
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _plain(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" not in value and len(value) <= 1000
@@ -81,18 +88,21 @@ class UsageLedger:
         quarantine: Quarantine | None = None,
         stall_after_s: float = 30.0,
         journal: bool = False,
+        writer: WriterLoop | None = None,
     ) -> None:
         self.engine = engine
+        # Where batches are written: the writer thread's loop and engine, or this loop's.
+        self.writer: WriterLoop = writer or InlineWriter(engine)
         self.spool_path = Path(spool_path)
         self.quarantine = quarantine or Quarantine(quarantine_path(spool_path))
         self.spool = Spool(self.spool_path, QUEUE, self.quarantine)
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.replay_interval_s = replay_interval_s
-        self.queue: asyncio.Queue[Row | asyncio.Future[None]] = asyncio.Queue(queue_size)
+        self.queue: Handoff[Row | asyncio.Future[None]] = Handoff(queue_size)
         self.written = 0
         self.store_ok = True
-        self.health = WriterHealth("usage", stall_after_s)
+        self.health = WriterHealth("usage", stall_after_s, alive=self.writer.alive)
         self._taken: list[Row] = []  # out of the queue, not yet committed
         self._waiters: list[asyncio.Future[None]] = []
         self._replay_task: asyncio.Task[None] | None = None
@@ -108,13 +118,18 @@ class UsageLedger:
 
     def record(self, row: Row) -> None:
         """Queue a row; never blocks, never drops (a full queue spools to disk)."""
-        try:
-            self.queue.put_nowait(row)
-        except asyncio.QueueFull:
-            self._spool_now([row])
+        journal = self.journal
+        if journal is None:
+            if not self.queue.put_nowait(row):
+                self._spool_now([row])
             return
-        if self.journal is not None:
-            self.journal.append(row)
+        # Under the journal's lock: the writer thread's made_durable() must not
+        # count this row before it is journaled (the journal counts FIFO).
+        with journal.lock:
+            if self.queue.put_nowait(row):
+                journal.append(row)
+                return
+        self._spool_now([row])
 
     @property
     def depth(self) -> int:
@@ -130,9 +145,14 @@ class UsageLedger:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.writer.call(self._start())
+
+    async def _start(self) -> None:
+        self.queue.bind()
+        self._replay_lock = asyncio.Lock()
         if self.journal is not None:
             await asyncio.to_thread(self._adopt_orphans)
-        await self.replay()  # rows spooled by a previous run that ended while the store was down
+        await self._replay()  # rows spooled by a previous run that ended while the store was down
         self.health.stopping = False
         self.health.task = asyncio.create_task(
             supervise(self.health, self._run, self._on_crash), name="ledger-writer"
@@ -141,17 +161,43 @@ class UsageLedger:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (or spooled)."""
+        if not self.writer.alive():
+            return
+        await self.writer.call(self._flush())
+
+    async def _flush(self) -> None:
         task = self.health.task
         if task is None or task.done():
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self.queue.put(done)
+        self.queue.put_urgent(done)
         await done
 
     async def stop(self) -> None:
         """Drain the queue, write or spool everything, then stop. Never raises."""
         try:
-            await asyncio.wait_for(self.flush(), 60)
+            await self.writer.call(self._stop())
+        except Exception:
+            log.exception("usage writer unavailable at shutdown; spooling the queue here")
+            self._spool_now(self._take_all())
+            if self.journal is not None:
+                self.journal.close(delete=True)
+
+    def _take_all(self) -> list[Row]:
+        rows = list(self._taken)
+        self._taken = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, dict):
+                rows.append(item)
+            elif not item.done():
+                with contextlib.suppress(RuntimeError):  # its loop is gone: nobody waits
+                    item.get_loop().call_soon_threadsafe(_resolve, item)
+        return rows
+
+    async def _stop(self) -> None:
+        try:
+            await asyncio.wait_for(self._flush(), 60)
         except Exception as exc:
             log.error("usage writer did not drain (%s); writing the queue directly", exc)
         self.health.stopping = True
@@ -163,19 +209,12 @@ class UsageLedger:
         self._replay_task = None
         # Rows the writer had taken but not yet committed when it was cancelled:
         # inserts are idempotent, so writing them again is safe.
-        leftovers = list(self._taken)
-        self._taken = []
-        while not self.queue.empty():
-            item = self.queue.get_nowait()
-            if isinstance(item, dict):
-                leftovers.append(item)
-            elif not item.done():
-                item.set_result(None)
+        leftovers = self._take_all()
         self._release_waiters()
         try:
             if leftovers:
                 await self._write(leftovers)
-            await self.replay()
+            await self._replay()
         except Exception:
             log.exception("usage drain failed; spooling %d rows", len(leftovers))
             self._spool_now(leftovers)
@@ -185,27 +224,22 @@ class UsageLedger:
     # -- writer -------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             self.health.beat()
-            item = await self.queue.get()
+            await self.queue.wait(1)
             self.health.beat()
+            # Sleep through the batch window (a flush marker or a full batch ends it):
+            # producers wake this loop once per batch, not once per row.
+            await self.queue.wait(self.batch_size, self.flush_interval_s)
+            self.queue.take_urgent()
             batch: list[Row] = []
             self._taken = batch  # visible to stop() and the supervisor mid-batch
             self._waiters = []
-            self._take(item, batch)
-            until = loop.time() + self.flush_interval_s
             while len(batch) < self.batch_size and not self._waiters:
                 try:
                     item = self.queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    left = until - loop.time()
-                    if left <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self.queue.get(), left)
-                    except TimeoutError:
-                        break
+                    break
                 self._take(item, batch)
             if batch:
                 await self._write(batch)
@@ -236,14 +270,14 @@ class UsageLedger:
         self._release_waiters()
 
     async def _insert_rows(self, rows: list[Row]) -> None:
-        async with self.engine.begin() as conn:
+        async with self.writer.engine.begin() as conn:
             # One transaction, small statements: parameters are prepared on the
             # event loop, and a single huge executemany would stall requests.
             for start in range(0, len(rows), WRITE_CHUNK):
                 await conn.execute(self._insert, rows[start : start + WRITE_CHUNK])
 
     async def _probe(self) -> bool:
-        return await store_answers(self.engine)
+        return await store_answers(self.writer.engine)
 
     async def _write(self, batch: list[Row]) -> None:
         """Insert a batch; bad rows are quarantined and salvaged, an outage spools."""
@@ -313,11 +347,15 @@ class UsageLedger:
             await asyncio.sleep(self.replay_interval_s)
             if self.spool.pending():
                 try:
-                    await self.replay()
+                    await self._replay()
                 except Exception:
                     log.exception("usage spool replay failed; will retry")
 
     async def replay(self) -> int:
+        """Insert spooled rows (on the writer's loop); see :meth:`_replay`."""
+        return await self.writer.call(self._replay())
+
+    async def _replay(self) -> int:
         """Insert spooled rows; a file is removed only once all its rows are stored.
 
         Undecodable lines (a torn tail after a hard kill) are quarantined and

@@ -57,6 +57,7 @@ from pilothouse.routing.degrade import DegradeSwitch
 from pilothouse.routing.router import Router
 from pilothouse.store.db import create_engine, migrate, pending_migrations, redact_url
 from pilothouse.store.tables import usage_records
+from pilothouse.store.writer_thread import WriterThread, writer_loop
 from pilothouse.telemetry.hub import Telemetry
 from pilothouse.telemetry.metadata_privacy import MetadataPrivacy
 
@@ -164,7 +165,8 @@ class Runtime:
         self.scrubber = SecretScrubber.from_settings(settings)
         self.router = Router(settings, self.providers, scrubber=self.scrubber)
         self.degrade = DegradeSwitch(self.redis, prefix)  # POST /admin/degrade
-        self.telemetry = Telemetry(settings, self.engine, self.redis)
+        self.writer = writer_loop(settings.store, self.engine)
+        self.telemetry = Telemetry(settings, self.engine, self.redis, writer=self.writer)
         self.metadata_privacy: MetadataPrivacy = MetadataPrivacy.from_settings(
             settings, Redactor(settings.telemetry.redaction)
         )
@@ -177,6 +179,7 @@ class Runtime:
             quarantine=self.telemetry.quarantine,
             stall_after_s=settings.store.writer_stall_s,
             journal=settings.store.journal,
+            writer=self.writer,
         )
         self.ledger.health.on_restart = lambda: self.telemetry.metrics.writer_restarted("usage")
         self.telemetry.breakers = self.router.breakers
@@ -239,6 +242,8 @@ class Runtime:
         from pilothouse.gateway import semantic_stage
 
         await semantic_stage.prepare(self)
+        if isinstance(self.writer, WriterThread):
+            self.writer.start()
         await self.ledger.start()
         await self.telemetry.start()
         await self.rollouts.start()
@@ -294,6 +299,8 @@ class Runtime:
         self.guards.close()
         await self.telemetry.stop()
         await self.ledger.stop()
+        if isinstance(self.writer, WriterThread):
+            await self.writer.stop()
         await _cancel(self._listener, self._key_watch)
         await asyncio.gather(*(p.aclose() for p in self.providers.values()))
         if self.rag_store is not None:

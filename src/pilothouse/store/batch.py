@@ -101,8 +101,11 @@ async def write_isolated(
 class WriterHealth:
     """Liveness of one writer task, read by ``/readyz``."""
 
-    def __init__(self, name: str, stall_after_s: float) -> None:
+    def __init__(
+        self, name: str, stall_after_s: float, alive: Callable[[], bool] | None = None
+    ) -> None:
         self.name = name
+        self.alive = alive  # the thread the writer runs on, when it has one
         self.stall_after_s = stall_after_s
         self.last_progress = time.monotonic()
         self.restarts = 0
@@ -116,6 +119,8 @@ class WriterHealth:
     def check(self, depth: int) -> str:
         """``ok``, ``dead: ...`` or ``stalled: ...`` (queued work and no progress)."""
         task = self.task
+        if self.alive is not None and not self.alive() and not self.stopping:
+            return "dead: writer thread exited"
         if task is None or task.done():
             if self.stopping:
                 return "stopped"

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class Journal:
         self.segments: list[_Segment] = []
         self._counter = 0
         self.broken = False
+        # The ledger appends on the request thread and the writer thread reports
+        # durability: a row must be counted appended before it can be durable.
+        self.lock = threading.Lock()
 
     def orphans(self) -> list[Path]:
         """Segments of dead processes (nobody holds their lock), oldest first."""
@@ -105,12 +109,20 @@ class Journal:
 
     def made_durable(self, rows: int) -> None:
         """The writer stored or spooled the next ``rows`` rows; delete segments wholly behind."""
+        with self.lock:
+            self._made_durable(rows)
+
+    def _made_durable(self, rows: int) -> None:
         self.durable = min(self.durable + rows, self.appended)
         while self.segments and self.segments[0].end <= self.durable:
             _close(self.segments.pop(0), delete=True)  # the current one too, once all is durable
 
     def close(self, *, delete: bool) -> None:
         """At shutdown: delete the segments when everything is durable, else leave them."""
+        with self.lock:
+            self._close_all(delete=delete)
+
+    def _close_all(self, *, delete: bool) -> None:
         for segment in self.segments:
             _close(segment, delete=delete)
         self.segments = []

@@ -22,6 +22,7 @@ from pilothouse.gateway.context import RequestContext
 from pilothouse.limits.money import pico_to_usd
 from pilothouse.routing.breaker import CircuitBreaker
 from pilothouse.store.spool import Quarantine, quarantine_path
+from pilothouse.store.writer_thread import WriterLoop
 from pilothouse.telemetry.alert_claims import RedisAlertClaims
 from pilothouse.telemetry.alerts import AlertManager, WebhookNotifier
 from pilothouse.telemetry.metrics import GatewayMetrics
@@ -34,7 +35,13 @@ LOOP_LAG_INTERVAL_S = 0.1  # event-loop lag sample period (10 wake-ups a second)
 
 
 class Telemetry:
-    def __init__(self, settings: Settings, engine: AsyncEngine, redis: Redis | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        redis: Redis | None = None,
+        writer: WriterLoop | None = None,
+    ) -> None:
         self.settings = settings
         slo = settings.slo
         self.metrics = GatewayMetrics(
@@ -64,6 +71,7 @@ class Telemetry:
             spool_path=settings.telemetry.spool_path or trace_spool_path(settings.store.spool_path),
             quarantine=self.quarantine,
             stall_after_s=settings.store.writer_stall_s,
+            writer=writer,
         )
         self.traces.health.on_restart = lambda: self.metrics.writer_restarted("traces")
         self.trace_enabled = settings.telemetry.traces

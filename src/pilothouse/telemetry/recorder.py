@@ -1,9 +1,10 @@
 """The trace writer: requests become traces and spans off the hot path.
 
 ``record`` only appends to a bounded queue (a full queue drops the trace and
-counts it — never silently). One supervised background task redacts content,
-writes batches to the store and hands them to the OTLP exporter in a worker
-thread, so a slow collector never slows a request.
+counts it — never silently). One supervised background task, on the
+dedicated writer thread when one is given (``store/writer_thread.py``),
+builds and redacts the rows, writes batches to the store and hands them to
+the OTLP exporter in a worker thread, so a slow collector never slows a request.
 
 Each trace (its row plus its spans) is written or refused as a unit: a batch
 the store refuses is split until only the bad trace fails, and that one is
@@ -31,6 +32,7 @@ from pilothouse.guard.redact import Redactor
 from pilothouse.store.batch import WriterHealth, store_answers, supervise, write_isolated
 from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import spans, traces
+from pilothouse.store.writer_thread import Handoff, InlineWriter, WriterLoop
 from pilothouse.telemetry.otlp_export import OtlpExporter
 from pilothouse.telemetry.spans import build_spans, trace_row
 
@@ -69,14 +71,13 @@ class TraceRecorder:
         quarantine: Quarantine | None = None,
         stall_after_s: float = 30.0,
         replay_interval_s: float = 2.0,
+        writer: WriterLoop | None = None,
     ) -> None:
         self.engine = engine
+        self.writer: WriterLoop = writer or InlineWriter(engine)
         self.config = config
         self.redactor = Redactor(config.redaction)
-        self.queue: asyncio.Queue[Item] = asyncio.Queue(config.queue_size)
-        # Held while a batch is built and written, so flush() also waits for the batch the
-        # background writer already took off the queue (an empty queue is not "written").
-        self._drain_lock = asyncio.Lock()
+        self.queue: Handoff[Item] = Handoff(config.queue_size)
         self.dropped = 0
         self.written = 0
         self.exported = 0
@@ -91,10 +92,13 @@ class TraceRecorder:
             max_bytes=config.spool_max_bytes,
             on_drop=lambda _queue, n: self._count_drop(n),
         )
-        self.health = WriterHealth("traces", stall_after_s)
+        self.health = WriterHealth("traces", stall_after_s, alive=self.writer.alive)
         self.replay_interval_s = replay_interval_s
         self._replay_task: asyncio.Task[None] | None = None
         self._replay_lock = asyncio.Lock()
+        # Held while a batch is built and written, so flush() also waits for the batch the
+        # background writer already took off the queue (an empty queue is not "written").
+        self._drain_lock = asyncio.Lock()
         self._exporter: OtlpExporter | None = None
         if config.otlp_endpoint:
             headers = {k: v.get() for k, v in config.otlp_headers.items()}
@@ -117,9 +121,7 @@ class TraceRecorder:
         self._put(rows)
 
     def _put(self, item: Item) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if not self.queue.put_nowait(item):
             self._count_drop(1)
 
     def _count_drop(self, n: int) -> None:
@@ -133,6 +135,12 @@ class TraceRecorder:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.writer.call(self._start())
+
+    async def _start(self) -> None:
+        self.queue.bind()
+        self._replay_lock = asyncio.Lock()
+        self._drain_lock = asyncio.Lock()
         self.health.stopping = False
         self.health.task = asyncio.create_task(
             supervise(self.health, self._run, self._on_crash), name="trace-writer"
@@ -141,7 +149,11 @@ class TraceRecorder:
 
     async def flush(self) -> None:
         """Write everything queued so far (tests and admin reads call this)."""
-        while True:
+        if self.writer.alive():
+            await self.writer.call(self._flush())
+
+    async def _flush(self) -> None:
+        while True:  # the lock is let go between batches, so the writer task can run
             async with self._drain_lock:
                 if self.queue.empty():
                     return
@@ -149,6 +161,14 @@ class TraceRecorder:
 
     async def stop(self) -> None:
         """Write (or spool) what is queued, then stop. Never raises."""
+        try:
+            await self.writer.call(self._stop())
+        except Exception:
+            log.exception(
+                "trace writer unavailable at shutdown; %d traces left unwritten", self.queue.qsize()
+            )
+
+    async def _stop(self) -> None:
         self.health.stopping = True
         for task in (self.health.task, self._replay_task):
             if task is not None:
@@ -157,8 +177,8 @@ class TraceRecorder:
                     await task
         self._replay_task = None
         try:
-            await self.flush()
-            await self.replay()
+            await self._flush()
+            await self._replay()
         except Exception:
             log.exception("trace drain failed; %d traces left unwritten", self.queue.qsize())
         if self._exporter is not None:
@@ -168,10 +188,10 @@ class TraceRecorder:
     async def _run(self) -> None:
         while True:
             self.health.beat()
-            first = await self.queue.get()
+            await self.queue.wait(1)
             self.health.beat()
             async with self._drain_lock:
-                await self._drain_once(first)
+                await self._drain_once()
             self.health.beat()
             await asyncio.sleep(self.config.flush_interval_s)  # batch the next writes
 
@@ -262,7 +282,7 @@ class TraceRecorder:
     async def _insert_groups(self, groups: list[Group]) -> None:
         trace_rows = [g["trace"] for g in groups if g["trace"] is not None]
         span_rows = [s for g in groups for s in g["spans"]]
-        async with self.engine.begin() as conn:
+        async with self.writer.engine.begin() as conn:
             # Small statements: SQLAlchemy prepares parameters on the event loop,
             # so one huge executemany would stall requests for milliseconds.
             for statement, rows in (
@@ -273,7 +293,7 @@ class TraceRecorder:
                     await conn.execute(statement, rows[start : start + WRITE_CHUNK])
 
     async def _probe(self) -> bool:
-        return await store_answers(self.engine)
+        return await store_answers(self.writer.engine)
 
     async def _write(self, groups: list[Group]) -> list[Group]:
         """Store groups; quarantine the ones the store refuses, spool on an outage.
@@ -304,12 +324,16 @@ class TraceRecorder:
         while True:
             if self.spool.pending():
                 try:
-                    await self.replay()
+                    await self._replay()
                 except Exception:
                     log.exception("trace spool replay failed; will retry")
             await asyncio.sleep(self.replay_interval_s)
 
     async def replay(self) -> int:
+        """Store spooled traces on the writer's loop; see :meth:`_replay`."""
+        return await self.writer.call(self._replay())
+
+    async def _replay(self) -> int:
         """Store spooled traces (idempotent); bad lines and rows are quarantined."""
         total = 0
         async with self._replay_lock:
