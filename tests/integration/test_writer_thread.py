@@ -136,6 +136,6 @@ def test_handoff_is_bounded_and_wakes_its_consumer_from_another_thread() -> None
         producer.start()
         await asyncio.wait_for(waiting, 30)
         producer.join()
-        return got + [queue.get_nowait(), queue.get_nowait()]
+        return [*got, queue.get_nowait(), queue.get_nowait()]
 
     assert asyncio.run(main()) == [0, 1, 2, 7, 8]
