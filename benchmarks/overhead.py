@@ -139,8 +139,11 @@ def run_phase(
     quiet = servers.wait_for_quiet(everyone, args.quiet_threshold, args.quiet_wait)
     before = servers.upstream_total(mock)
     meter = servers.CpuMeter(mock, server)
+    lag_before = servers.loop_lag_buckets(server) if server.name == "pilothouse" else {}
     result = run_client(loadgen_cmd(args, server, stream, **kw), args.phase_seconds)
     upstream = servers.upstream_total(mock) - before
+    if server.name == "pilothouse":  # its request loop's lag during this phase
+        result["loop_lag_p99_ms"] = servers.lag_p99_ms(lag_before, servers.loop_lag_buckets(server))
     result["cpu"] = meter.stop(upstream) | {"quiet_gate": quiet}
     result["upstream_requests"] = upstream
     result["client_requests"] = min(args.warmup, pattern.requests) + result.get("completed", 0)

@@ -91,6 +91,7 @@ def compact(run: dict[str, Any]) -> dict[str, Any]:
         "elapsed_s",
         "cpu",
         "error_examples",
+        "loop_lag_p99_ms",
     )
     out = {k: run[k] for k in keep if k in run}
     out["upstream_matches_client"] = run.get("upstream_requests") == run.get("client_requests")

@@ -196,6 +196,36 @@ def mock_stats(mock: Server) -> dict[str, int]:
     return http_json("GET", mock.base_url + "/_stats")[1]  # type: ignore[no-any-return]
 
 
+def loop_lag_buckets(server: Server) -> dict[float, float]:
+    """Cumulative ``pilothouse_event_loop_lag_seconds`` buckets (``le`` -> count)."""
+    req = urllib.request.Request(
+        server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode()
+    except (urllib.error.URLError, OSError):
+        return {}
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("pilothouse_event_loop_lag_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = out.get(float(le), 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def lag_p99_ms(before: dict[float, float], after: dict[float, float]) -> float | None:
+    """p99 of the loop-lag samples taken between two scrapes (a bucket's upper bound)."""
+    delta = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    if not delta or delta[-1][1] <= 0:
+        return None
+    total = delta[-1][1]
+    for le, count in delta:
+        if count >= 0.99 * total:
+            return le * 1000
+    return None
+
+
 def upstream_total(mock: Server, settle_s: float = 0.3, timeout: float = 10.0) -> int:
     """Requests the mock has answered, once the count stops moving.
 
