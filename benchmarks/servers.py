@@ -199,7 +199,7 @@ def mock_stats(mock: Server) -> dict[str, int]:
 def loop_lag_buckets(server: Server) -> dict[float, float]:
     """Cumulative ``pilothouse_event_loop_lag_seconds`` buckets (``le`` -> count)."""
     req = urllib.request.Request(
-        server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        server.base_url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
