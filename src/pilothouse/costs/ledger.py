@@ -159,6 +159,19 @@ class UsageLedger:
         )
         self._replay_task = asyncio.create_task(self._replay_loop(), name="ledger-replay")
 
+    async def restart(self) -> None:
+        """The writer thread died and a new one runs: keep the batch it held, start again."""
+        await self.writer.call(self._restart())
+
+    async def _restart(self) -> None:
+        rows, self._taken = self._taken, []
+        if rows:  # perhaps already committed: replay skips stored ids
+            self._spool_now(rows)
+            if self.journal is not None:
+                self.journal.made_durable(len(rows))
+        self._waiters = []  # futures of the dead loop: their flush() calls were cancelled
+        await self._start()
+
     async def flush(self) -> None:
         """Wait until everything queued so far is written (or spooled)."""
         if not self.writer.alive():

@@ -216,6 +216,7 @@ class Runtime:
         self._listener: asyncio.Task[None] | None = None
         self._key_watch: asyncio.Task[None] | None = None
         self._lease_renewal: asyncio.Task[None] | None = None
+        self._writer_watch: asyncio.Task[None] | None = None
         self.route_version = release_routes.route_hash(settings.models)
         self.config_hash = config_hash(settings)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -267,6 +268,10 @@ class Runtime:
             )
         self._key_watch = asyncio.create_task(self._watch_revocations(), name="key-watch")
         self._lease_renewal = asyncio.create_task(self._renew_leases(), name="budget-leases")
+        if isinstance(self.writer, WriterThread):
+            self._writer_watch = asyncio.create_task(
+                self.writer.watch(self._writers_restarted), name="writer-watch"
+            )
 
     async def _prepare_store(self) -> None:
         url = redact_url(self.settings.store.url)
@@ -297,6 +302,9 @@ class Runtime:
         if self.online is not None:
             await self.online.stop()
         self.guards.close()
+        if isinstance(self.writer, WriterThread):
+            self.writer.stopping = True  # the watchdog must not restart it now
+            await _cancel(self._writer_watch)
         await self.telemetry.stop()
         await self.ledger.stop()
         if isinstance(self.writer, WriterThread):
@@ -308,6 +316,13 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+
+    async def _writers_restarted(self) -> None:
+        """A new writer thread runs: start both writers on it and count the restarts."""
+        await self.ledger.restart()
+        await self.telemetry.traces.restart()
+        self.telemetry.metrics.writer_restarted("usage")
+        self.telemetry.metrics.writer_restarted("traces")
 
     def _online_evaluator(self, settings: Settings) -> OnlineEvaluator | None:
         """Score a sample of live traffic with suite scorers (``online_eval:`` section)."""

@@ -72,6 +72,7 @@ class WriterThread:
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self.stopping = False
+        self.restarts = 0
 
     @property
     def engine(self) -> AsyncEngine:
@@ -128,6 +129,26 @@ class WriterThread:
             coro.close()
             raise RuntimeError(f"writer thread {self.name} is not running")
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def watch(
+        self, on_restart: Callable[[], Coroutine[Any, Any, None]], interval_s: float = 1.0
+    ) -> None:
+        """On the request loop: start a new thread (and writers) if this one died.
+
+        The handoff queues are plain deques, so rows queued meanwhile wait for
+        the new thread; ``on_restart`` re-starts the writers on its loop.
+        """
+        while not self.stopping:
+            await asyncio.sleep(interval_s)
+            if self.stopping or self.alive():
+                continue
+            self.restarts += 1
+            log.error("writer thread %s died; starting a new one", self.name)
+            try:
+                self.start()
+                await on_restart()
+            except Exception:
+                log.exception("writer thread %s restart failed; will retry", self.name)
 
     async def stop(self, timeout_s: float = 60.0) -> None:
         """Dispose of the engine and end the thread (after the writers drained)."""

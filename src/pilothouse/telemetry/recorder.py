@@ -147,6 +147,10 @@ class TraceRecorder:
         )
         self._replay_task = asyncio.create_task(self._replay_loop(), name="trace-replay")
 
+    async def restart(self) -> None:
+        """The writer thread died and a new one runs (a batch it was building is lost)."""
+        await self.writer.call(self._start())
+
     async def flush(self) -> None:
         """Write everything queued so far (tests and admin reads call this)."""
         if self.writer.alive():
