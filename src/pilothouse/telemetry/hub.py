@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,6 +76,8 @@ class Telemetry:
         )
         self.traces.health.on_restart = lambda: self.metrics.writer_restarted("traces")
         self.trace_enabled = settings.telemetry.traces
+        self._request_loop: asyncio.AbstractEventLoop | None = None  # set by start()
+        self._request_thread = threading.get_ident()
         self._loop_task: asyncio.Task[None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
@@ -82,6 +85,8 @@ class Telemetry:
         self.breakers: dict[str, CircuitBreaker] = {}
 
     async def start(self) -> None:
+        self._request_loop = asyncio.get_running_loop()
+        self._request_thread = threading.get_ident()
         await self.traces.start()
         if self.notifier is not None:
             await self.notifier.start()
@@ -101,8 +106,20 @@ class Telemetry:
         self.metrics.close()
 
     def _quarantined(self, queue: str, count: int) -> None:
-        """Count a quarantined row and raise one alert per queue (deduplicated)."""
+        """Count a quarantined row and raise one alert per queue (deduplicated).
+
+        Called from the writer thread too: the alert manager and its webhook
+        queue belong to the request loop, so the alert is raised there.
+        """
         self.metrics.rows_quarantined_inc(queue, count)
+        loop = self._request_loop
+        if loop is not None and threading.get_ident() != self._request_thread:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
+                loop.call_soon_threadsafe(self._quarantine_alert, queue, count)
+            return
+        self._quarantine_alert(queue, count)
+
+    def _quarantine_alert(self, queue: str, count: int) -> None:
         total = self.quarantine.counts.get(queue, count)
         self.alerts.update(
             kind="rows_quarantined",
