@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,19 @@ def stored_traces(store_url: str) -> dict[str, dict[str, Any]]:
     return asyncio.run(fetch())
 
 
+WRITER_THREAD = {"on": False}
+
+
+@pytest.fixture(params=["request-loop", "writer-thread"], autouse=True)
+def writer_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs with the writers on the request loop and on their own thread."""
+    WRITER_THREAD["on"] = request.param == "writer-thread"
+    yield
+    WRITER_THREAD["on"] = False
+
+
 def gateway(store_url: str, tmp_path: Path, **extra: Any) -> ThreadedGateway:
+    extra["store"] = {"writer_thread": WRITER_THREAD["on"], **extra.get("store", {})}
     return ThreadedGateway(parse_settings(base_config(store_url, tmp_path, **extra))).start()
 
 

@@ -16,19 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from pilothouse.config.load import parse_settings
 from pilothouse.store.batch import WriterHealth
 from pilothouse.store.writer_thread import Handoff, WriterThread
-from tests.adversarial.test_writers import chat, metric, on_loop, stored_traces, usage_row
+from tests.adversarial.test_writers import (
+    chat,
+    metric,
+    nested,
+    on_loop,
+    stored_traces,
+    usage_row,
+)
 from tests.support.gateway import ThreadedGateway, base_config
 from tests.support.ledger import stored_rows, usage_rows
+from tests.support.receivers import http_sink
 
 pytestmark = pytest.mark.integration
 
 
 def gateway(store_url: str, tmp_path: Path, **extra: Any) -> ThreadedGateway:
+    extra["store"] = {"writer_thread": True, **extra.get("store", {})}
     return ThreadedGateway(parse_settings(base_config(store_url, tmp_path, **extra))).start()
 
 
@@ -121,6 +131,33 @@ def test_a_dead_writer_thread_is_restarted_and_loses_no_usage(
         assert metric(gw, 'pilothouse_writer_restarts_total{queue="usage"}') >= 1
     finally:
         gw.stop()
+
+
+def test_rows_quarantined_on_the_writer_thread_alert_the_webhook_once(
+    store_url: str, tmp_path: Path
+) -> None:
+    with http_sink("/hook") as (sink, received):
+        gw = gateway(store_url, tmp_path, slo={"webhook": {"url": sink + "/hook"}})
+        try:
+            assert gw.runtime is not None
+            bad = [usage_row(metadata={"user": nested(300)}) for _ in range(3)]
+
+            async def queue_all() -> None:
+                for row in bad:
+                    gw.runtime.ledger.record(row)  # type: ignore[union-attr]
+
+            on_loop(gw, queue_all())
+            ids = {r["request_id"] for r in usage_rows(gw)}
+            assert {r["request_id"] for r in bad} <= ids  # salvaged
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not received.bodies:
+                received.arrived.wait(0.1)
+            on_loop(gw, gw.runtime.ledger.flush())
+        finally:
+            gw.stop()  # the webhook queue is drained at shutdown
+    alerts = [orjson.loads(b) for b in received.bodies]
+    quarantined = [a for a in alerts if "rows_quarantined" in str(a)]
+    assert len(quarantined) == 1, alerts
 
 
 def test_readiness_names_a_dead_writer_thread() -> None:

@@ -108,10 +108,11 @@ class StoreConfig(_Frozen, frozen=True):
     # Write-ahead journal of queued usage rows next to the spool, so a SIGKILL loses none
     # (store/journal.py); costs one write() per request.
     journal: bool = True
-    # Usage and trace writers run on a dedicated thread with their own event loop and
-    # engine (store/writer_thread.py), so the request loop only enqueues. false: on the
-    # request loop. An in-memory SQLite store always writes on the request loop.
-    writer_thread: bool = True
+    # true: usage and trace writers run on a dedicated thread with their own event loop
+    # and engine (store/writer_thread.py), so the request loop only enqueues. Off by
+    # default: on one shared core it did not lower the tail (docs/benchmarks.md).
+    # An in-memory SQLite store always writes on the request loop.
+    writer_thread: bool = False
 
 
 class RedisConfig(_Frozen, frozen=True):

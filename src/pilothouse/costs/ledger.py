@@ -244,7 +244,6 @@ class UsageLedger:
             # Sleep through the batch window (a flush marker or a full batch ends it):
             # producers wake this loop once per batch, not once per row.
             await self.queue.wait(self.batch_size, self.flush_interval_s)
-            self.queue.take_urgent()
             batch: list[Row] = []
             self._taken = batch  # visible to stop() and the supervisor mid-batch
             self._waiters = []
@@ -265,6 +264,7 @@ class UsageLedger:
         if isinstance(item, dict):
             batch.append(item)
         else:
+            self.queue.urgent_taken()
             self._waiters.append(item)
 
     def _release_waiters(self) -> None:

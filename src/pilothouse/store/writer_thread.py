@@ -193,7 +193,7 @@ class Handoff(Generic[T]):
         self._loop_thread = 0
         self._wake: asyncio.Event | None = None
         self._want = 0  # the consumer sleeps until this many are queued; 0: awake
-        self._urgent = False
+        self._urgent = 0  # urgent items queued and not yet taken
 
     def bind(self) -> None:
         """Make the running loop the consumer (called again after a restart)."""
@@ -213,7 +213,7 @@ class Handoff(Generic[T]):
     def put_urgent(self, item: T) -> None:
         """Queue past the bound and wake the consumer now (flush markers)."""
         self._items.append(item)
-        self._urgent = True
+        self._urgent += 1
         if self._want:
             self._notify()
 
@@ -238,12 +238,15 @@ class Handoff(Generic[T]):
         try:
             return self._items.popleft()
         except IndexError:
+            # Nothing queued, so nothing urgent: a count the two threads raced on
+            # (it is not locked) cannot stay wrong. A flush missed that way waits
+            # one batch window at most.
+            self._urgent = 0
             raise asyncio.QueueEmpty from None
 
-    def take_urgent(self) -> bool:
-        """Whether an urgent item arrived since the last call (and forget it)."""
-        urgent, self._urgent = self._urgent, False
-        return urgent
+    def urgent_taken(self) -> None:
+        """The consumer took an urgent item off the queue."""
+        self._urgent = max(0, self._urgent - 1)
 
     async def wait(self, count: int = 1, timeout_s: float | None = None) -> None:
         """Until ``count`` items are queued, an urgent one arrived, or ``timeout_s`` passed."""
