@@ -22,7 +22,7 @@ from pilothouse.gateway.authz import allows
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.releases import gates
 from pilothouse.releases.promote import promote
-from pilothouse.releases.registry import Version
+from pilothouse.releases.versions import Version
 
 if TYPE_CHECKING:
     from pilothouse.console.handlers import Console

@@ -7,14 +7,28 @@ with; the baseline's own target says which version that was.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import desc, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.evals.tables import eval_runs
-from pilothouse.releases.registry import _matching_suite
+
+
+def matching_suite(path: str, suites: list[str]) -> str | None:
+    """The bundle's suite entry a run's suite path is (same file, or same relative tail)."""
+    if not path:
+        return None
+    for suite in suites:
+        if path == suite or path.endswith("/" + suite.lstrip("./")):
+            return suite
+        with contextlib.suppress(OSError):
+            if Path(path).resolve() == Path(suite).resolve():
+                return suite
+    return None
 
 
 def target_of(name: str, version: int) -> str:
@@ -61,7 +75,7 @@ async def latest_completed(engine: AsyncEngine, name: str, version: int, suite: 
         for row in rows:
             info = row.info or {}
             path = str(info.get("suite_path") or "")
-            if _model(info) == wanted and _matching_suite(path, [suite]):
+            if _model(info) == wanted and matching_suite(path, [suite]):
                 return str(row.id)
     return None
 

@@ -22,7 +22,8 @@ from pilothouse.evals.store import EvalStore
 from pilothouse.evals.suite import Suite, load_suite
 from pilothouse.evals.targets import ModelTarget
 from pilothouse.releases import evalruns, gates
-from pilothouse.releases.registry import PromptRegistry, Version
+from pilothouse.releases.registry import PromptRegistry
+from pilothouse.releases.versions import Version
 
 
 @dataclass(frozen=True, slots=True)

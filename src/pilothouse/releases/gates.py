@@ -17,7 +17,8 @@ from typing import Any
 from pilothouse.config.schema import LabelPolicy
 from pilothouse.errors import ConfigError, GateNotMetError
 from pilothouse.releases import evalruns
-from pilothouse.releases.registry import PromptRegistry, Version
+from pilothouse.releases.registry import PromptRegistry
+from pilothouse.releases.versions import Version
 
 __all__ = ["GateNotMetError", "baseline_version", "check", "eval_evidence", "parse_age"]
 

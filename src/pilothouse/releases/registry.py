@@ -7,10 +7,7 @@ rollouts all go through it); policy checks happen before it is called.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
@@ -22,6 +19,7 @@ from pilothouse.audit.log import LOCK_ID
 from pilothouse.errors import InvalidRequestError, NotFoundError
 from pilothouse.evals.tables import eval_runs
 from pilothouse.releases.bundle import NAME, content_hash, normalize
+from pilothouse.releases.evalruns import matching_suite
 from pilothouse.releases.tables import (
     label_history,
     labels,
@@ -30,85 +28,9 @@ from pilothouse.releases.tables import (
     prompt_versions,
     prompts,
 )
+from pilothouse.releases.versions import Version, history_entry, iso, version_from_row
 
 LABEL = NAME
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def _iso(value: datetime | None) -> str | None:
-    v = _utc(value)
-    return v.isoformat() if v is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One immutable prompt version (the bundle plus who/when/why)."""
-
-    name: str
-    version: int
-    hash: str
-    content: dict[str, Any]
-    author: str
-    reason: str | None
-    parent: int | None
-    created_at: datetime
-
-    def public(self) -> dict[str, Any]:
-        return {
-            **self.content,
-            "version": self.version,
-            "hash": self.hash,
-            "author": self.author,
-            "reason": self.reason,
-            "parent": self.parent,
-            "created_at": _iso(self.created_at),
-        }
-
-
-def _version(row: Any) -> Version:
-    return Version(
-        row.name,
-        row.version,
-        row.hash,
-        row.content,
-        row.author,
-        row.reason,
-        row.parent,
-        _utc(row.created_at) or datetime.now(UTC),
-    )
-
-
-def _history(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "label": row.label,
-        "action": row.action,
-        "from": row.from_version,
-        "to": row.to_version,
-        "who": row.actor,
-        "when": _iso(row.at),
-        "why": row.reason,
-        "forced": bool(row.forced),
-        "evidence": row.evidence or [],
-    }
-
-
-def _matching_suite(path: str, suites: list[str]) -> str | None:
-    """The bundle's suite entry a run's suite path is (same file, or same relative tail)."""
-    if not path:
-        return None
-    for suite in suites:
-        if path == suite or path.endswith("/" + suite.lstrip("./")):
-            return suite
-        with contextlib.suppress(OSError):
-            if Path(path).resolve() == Path(suite).resolve():
-                return suite
-    return None
 
 
 async def _lock(conn: AsyncConnection) -> None:
@@ -149,7 +71,7 @@ class PromptRegistry:
                 )
             ).first()
             if same is not None:
-                return _version(same), False
+                return version_from_row(same), False
             latest = (
                 await conn.execute(
                     select(func.max(prompt_versions.c.version)).where(
@@ -193,7 +115,7 @@ class PromptRegistry:
             ).first()
         if row is None:
             raise NotFoundError(f"prompt {name!r} has no version {number}")
-        return _version(row)
+        return version_from_row(row)
 
     async def label_version(self, name: str, label: str) -> int | None:
         async with self.engine.connect() as conn:
@@ -252,7 +174,7 @@ class PromptRegistry:
                 "author": r.author,
                 "reason": r.reason,
                 "parent": r.parent,
-                "created_at": _iso(r.created_at),
+                "created_at": iso(r.created_at),
                 "labels": sorted(lbl for lbl, v in held.items() if v == r.version),
             }
             for r in rows
@@ -375,7 +297,7 @@ class PromptRegistry:
             query = query.where(label_history.c.label == label)
         async with self.engine.connect() as conn:
             rows = await conn.execute(query.order_by(label_history.c.id))
-            return [_history(r) for r in rows]
+            return [history_entry(r) for r in rows]
 
     async def moved_since(self, since: datetime) -> tuple[list[tuple[str, str]], datetime]:
         """(name, label) pairs moved or deleted at/after ``since`` (the poll safety net)."""
@@ -420,7 +342,7 @@ class PromptRegistry:
                 target=f"{name}@{version}",
                 details={"label": label, "hash": target.hash, "reason": reason},
             )
-        return {**row, "at": _iso(now)}
+        return {**row, "at": iso(now)}
 
     async def approvals(self, name: str, version: int, label: str) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
@@ -431,7 +353,7 @@ class PromptRegistry:
                     prompt_approvals.c.label == label,
                 )
             )
-            return [{"who": r.actor, "when": _iso(r.at), "why": r.reason} for r in rows]
+            return [{"who": r.actor, "when": iso(r.at), "why": r.reason} for r in rows]
 
     async def record_evidence(
         self, version: Version, *, run_id: str, suite: str, passed: bool, gates: Any
@@ -450,7 +372,7 @@ class PromptRegistry:
         }
         async with self.engine.begin() as conn:
             await conn.execute(prompt_evidence.insert().values(**row))
-        return {**row, "at": _iso(row["at"])}
+        return {**row, "at": iso(row["at"])}
 
     async def collect_runs(self, version: Version) -> list[dict[str, Any]]:
         """Record finished eval runs that targeted exactly this version as evidence.
@@ -469,7 +391,7 @@ class PromptRegistry:
         for row in rows:
             info = row.info or {}
             target = (info.get("target") or {}).get("model")
-            suite = _matching_suite(str(info.get("suite_path") or ""), suites)
+            suite = matching_suite(str(info.get("suite_path") or ""), suites)
             if target not in wanted or suite is None or row.id in known:
                 continue
             gates = (row.summary or {}).get("gates") if isinstance(row.summary, dict) else None
@@ -498,7 +420,7 @@ class PromptRegistry:
                     "hash": r.hash,
                     "passed": bool(r.passed),
                     "gates": r.gates,
-                    "at": _iso(r.at),
+                    "at": iso(r.at),
                 }
                 for r in rows
             ]

@@ -15,8 +15,9 @@ from typing import Any
 from pilothouse.errors import InvalidRequestError, ModelNotFoundError, NotFoundError
 from pilothouse.gateway.context import RequestContext
 from pilothouse.releases import retrieval
-from pilothouse.releases.registry import PromptRegistry, Version
+from pilothouse.releases.registry import PromptRegistry
 from pilothouse.releases.render import bind, render_messages, render_text
+from pilothouse.releases.versions import Version
 
 PREFIX = "prompt:"
 _MAX_VERSIONS = 10_000
