@@ -367,3 +367,47 @@ def test_reload_refuses_and_names_sections_that_need_a_restart(tmp_path: Path) -
             assert models.status_code == 200 and "chat2" in models.json()["models"]
     finally:
         gw.stop()
+
+
+def test_doctor_fails_on_a_provider_library_that_does_not_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.chaos_upstream import chaos_upstream
+
+    monkeypatch.setenv("PH_TEST_KEY", "sk-test")
+
+    # A botocore that cannot be imported, first on the path: what an install without the
+    # `bedrock` extra looks like to the bedrock provider.
+    shadow = tmp_path / "shadow" / "botocore"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named botocore')\n")
+    with chaos_upstream() as url:
+        cfg = base_config(
+            f"sqlite:///{tmp_path}/doc.db",
+            tmp_path,
+            providers={
+                "chaos": {"type": "chaos"},
+                "aws": {"type": "bedrock", "region": "us-east-1"},
+                "claude": {"type": "anthropic", "base_url": url, "api_key": "env:PH_TEST_KEY"},
+            },
+        )
+        path = write_config(tmp_path / "doc.yaml", cfg)
+        env = {
+            **os.environ,
+            "COLUMNS": "200",
+            "TERM": "dumb",
+            "PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")]),
+        }
+        run = [sys.executable, "-m", "pilothouse.cli.main", "doctor", "-c", str(path)]
+        broken = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env)
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert "FAIL provider aws (bedrock): bedrock providers need botocore: pip install " in (
+            broken.stdout
+        )
+        assert "'pilothouse[bedrock]'" in broken.stdout
+        assert re.search(
+            r"ok\s+upstream claude: .*/v1/models answered 200 in \d+ ms", broken.stdout
+        )
+        fixed = cli("doctor", "-c", str(path), columns=200)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert re.search(r"ok\s+provider aws \(bedrock\)", fixed.stdout)

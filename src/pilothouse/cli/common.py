@@ -11,6 +11,7 @@ from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.config.load import load_settings
@@ -52,7 +53,8 @@ def settings_from(path: Path | None) -> Settings:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message is text, not markup: "pip install 'pilothouse[bedrock]'" must keep its extra.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

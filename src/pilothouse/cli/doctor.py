@@ -6,30 +6,42 @@ import time
 
 import httpx
 from redis.asyncio import Redis
+from rich.markup import escape
 from sqlalchemy import text
 
 from pilothouse.cli.common import console
 from pilothouse.config.schema import Settings
+from pilothouse.errors import PilothouseError
+from pilothouse.providers.base import provider_class
 from pilothouse.store.db import create_engine, pending_migrations, redact_url
 
 
 def _line(ok: bool, what: str, detail: str) -> bool:
     mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-    console.print(f"{mark} {what}: {detail}", highlight=False)
+    console.print(f"{mark} {escape(what)}: {escape(detail)}", highlight=False)
     return ok
 
 
+def _listing(config: object) -> tuple[str, dict[str, str]]:
+    """The provider's model-listing base URL and auth headers (``<base>/models`` is probed)."""
+    base = str(getattr(config, "base_url", "")).rstrip("/")
+    secret = getattr(config, "api_key", None)
+    key = secret.get() if secret is not None and hasattr(secret, "get") else None
+    if getattr(config, "type", None) == "anthropic":
+        # Anthropic's base_url may omit /v1; its listing authenticates with x-api-key.
+        base = base.removesuffix("/v1") + "/v1"
+        headers = {"anthropic-version": str(getattr(config, "anthropic_version", "2023-06-01"))}
+        return base, headers | ({"x-api-key": key} if key else {})
+    return base, {"Authorization": f"Bearer {key}"} if key else {}
+
+
 async def _probe_upstream(name: str, config: object) -> bool:
-    """GET ``<base_url>/models`` (the OpenAI-style listing) and time it.
+    """GET ``<base_url>/models`` (OpenAI's and Anthropic's listing) and time it.
 
     Serve starts without an upstream, then fails every request: doctor says so first.
     Only a refused connection, a timeout, a 5xx or refused credentials fail the check.
     """
-    base = str(getattr(config, "base_url", "")).rstrip("/")
-    headers = {}
-    secret = getattr(config, "api_key", None)
-    if secret is not None and hasattr(secret, "get"):
-        headers["Authorization"] = f"Bearer {secret.get()}"
+    base, headers = _listing(config)
     started = time.perf_counter()
     try:
         async with httpx.AsyncClient(timeout=5.0) as client:
@@ -44,6 +56,23 @@ async def _probe_upstream(name: str, config: object) -> bool:
     )
 
 
+def _check_providers(settings: Settings) -> list[bool]:
+    """Each provider's preflight: its optional library imports, its local files exist.
+
+    A provider whose library is not installed would let serve start and then die (or fail
+    every request), so doctor names it instead of saying OK.
+    """
+    results = []
+    for name, cfg in settings.provider_configs.items():
+        try:
+            provider_class(cfg.type).preflight(cfg)
+        except PilothouseError as exc:
+            results.append(_line(False, f"provider {name} ({cfg.type})", exc.message))
+        else:
+            results.append(_line(True, f"provider {name} ({cfg.type})", "dependencies import"))
+    return results
+
+
 async def run_checks(settings: Settings) -> bool:
     results = [
         _line(
@@ -51,7 +80,8 @@ async def run_checks(settings: Settings) -> bool:
             "config",
             f"{settings.source}: {len(settings.providers)} provider(s), "
             f"aliases {', '.join(settings.models) or '-'}",
-        )
+        ),
+        *_check_providers(settings),
     ]
     engine = create_engine(settings.store.url)
     url = redact_url(settings.store.url)
@@ -83,7 +113,7 @@ async def run_checks(settings: Settings) -> bool:
     for name, provider in settings.provider_configs.items():
         # OpenAI-compatible upstreams list models at <base_url>/models with a bearer key;
         # other HTTP providers authenticate differently and are named, not probed.
-        if provider.type == "openai":
+        if provider.type in ("openai", "anthropic"):
             results.append(await _probe_upstream(name, provider))
         elif getattr(provider, "base_url", None):
             console.print(f"note: upstream {name} ({provider.type}) is not probed", highlight=False)

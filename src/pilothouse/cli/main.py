@@ -146,11 +146,10 @@ def chaos_serve(
 
 @app.command()
 def doctor(config: Path | None = ConfigOption) -> None:
-    """Check config, providers' local files, store (and migrations) and Redis."""
+    """Check config, providers' libraries and files, store, migrations, Redis and upstreams."""
     from pilothouse.cli.doctor import run_checks
 
     settings = settings_from(config)
-    _preflight(settings)
     ok = run(lambda: run_checks(settings))
     if not ok:
         raise typer.Exit(1)
