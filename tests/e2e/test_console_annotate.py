@@ -78,6 +78,11 @@ def test_annotate_a_request_from_its_page(page: Page, browser: Browser, tmp_path
         expect(items.first).to_contain_text("unit confusion")
         expect(items.first).to_contain_text("Sent by")
         shot(page, "41-sent-to-review")
+        # Its link goes back to the request (there is no eval run called "console").
+        back = items.first.get_by_role("link", name=request_id)
+        assert back.get_attribute("href") == f"/console/requests/{request_id}"
+        assert page.request.get(gw.url + f"/console/requests/{request_id}").status == 200
+        assert items.first.locator('a[href="/console/evals/console"]').count() == 0
         items.first.get_by_label("Your label").select_option("2")
         items.first.get_by_role("button", name="Save label").click()
         expect(page.locator("#review-empty")).to_be_visible()
