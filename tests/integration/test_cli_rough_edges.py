@@ -411,3 +411,34 @@ def test_doctor_fails_on_a_provider_library_that_does_not_import(
         fixed = cli("doctor", "-c", str(path), columns=200)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert re.search(r"ok\s+provider aws \(bedrock\)", fixed.stdout)
+
+
+def test_traces_show_nests_an_application_span_under_its_parent() -> None:
+    from rich.console import Console
+
+    from pilothouse.cli.traces import _span_tree
+
+    def span(span_id: str, parent: str | None, name: str, start: int, source: str) -> Any:
+        return {
+            "span_id": span_id, "parent_span_id": parent, "name": name, "start_ns": start,
+            "duration_ms": 1.0, "status": "ok", "status_message": None, "source": source,
+        }  # fmt: skip
+
+    # Stored in arrival order: the gateway's spans first, then the application's span
+    # (sent later over OTLP) that parents them, then an application child of the gateway.
+    spans = [
+        span("g1", "app", "gateway.request", 2_000_000, "gateway"),
+        span("g2", "g1", "provider.call", 3_000_000, "gateway"),
+        span("app", "remote", "handle_ticket", 1_000_000, "otlp"),
+        span("tool", "g1", "lookup_order", 4_000_000, "otlp"),
+    ]
+    out = Console(width=120, record=True, color_system=None)
+    out.print(_span_tree(spans))
+    lines = out.export_text().splitlines()
+    depth = {
+        name: next(len(line) - len(line.lstrip(" │├└─")) for line in lines if name in line)
+        for name in ("handle_ticket", "gateway.request", "provider.call", "lookup_order")
+    }
+    assert depth["handle_ticket"] < depth["gateway.request"] < depth["provider.call"]
+    assert depth["lookup_order"] == depth["provider.call"], lines
+    assert [n for line in lines for n in depth if n in line][0] == "handle_ticket"
