@@ -441,4 +441,4 @@ def test_traces_show_nests_an_application_span_under_its_parent() -> None:
     }
     assert depth["handle_ticket"] < depth["gateway.request"] < depth["provider.call"]
     assert depth["lookup_order"] == depth["provider.call"], lines
-    assert [n for line in lines for n in depth if n in line][0] == "handle_ticket"
+    assert next(n for line in lines for n in depth if n in line) == "handle_ticket"
