@@ -24,31 +24,8 @@ from pilothouse.inputs import (
 from pilothouse.rag.config import RagConfig
 from pilothouse.rollout.config import RolloutsConfig
 from pilothouse.routing.config import DegradeConfig, RoutingPolicy
+from pilothouse.secret import Secret as Secret  # re-exported: the loader and sections use it
 from pilothouse.telemetry.config import SLOSettings
-
-
-class Secret:
-    """A credential read from config; never printed, logged or serialised."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
 
 JsonDepth = Annotated[int, msgspec.Meta(ge=2, le=HARD_MAX_JSON_DEPTH)]
 

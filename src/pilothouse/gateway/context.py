@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.limits.budget import Slot
 from pilothouse.limits.keys import KeyRecord
 from pilothouse.limits.scopes import ScopeRecord
 from pilothouse.providers.base import Usage
+
+if TYPE_CHECKING:
+    from pilothouse.rag.principal import Principal
 
 
 @dataclass(slots=True)
@@ -79,6 +82,8 @@ class RequestContext:
     route: Any = None  # routing.policy.RouteDecision
     # RAG (rag/trace.py): one record per search this request ran, each becomes a retrieval span.
     retrievals: list[dict[str, Any]] = field(default_factory=list)
+    # The end user a signed principal header names (rag/principal.py): narrows RAG groups.
+    principal: Principal | None = None
 
     @property
     def attempt_count(self) -> int:

@@ -62,6 +62,7 @@ class Operation:
     params: Sequence[Mapping[str, Any]] = ()
     ok: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)  # status → content
     errors: Sequence[int] = ()
+    error_text: Mapping[int, str] = field(default_factory=dict)  # per-route status descriptions
     error_schema: str = "Error"  # a components/schemas name (Anthropic routes differ)
     error_media: str | tuple[str, ...] = JSON  # console pages answer errors in HTML
 
@@ -118,7 +119,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         statuses.append(429)  # every key-taking route throttles failed authentication
     for status in statuses:
         responses[str(status)] = {
-            "description": _STATUS_TEXT.get(status, "Error"),
+            "description": op.error_text.get(status) or _STATUS_TEXT.get(status, "Error"),
             "content": error_content,
         }
     doc: dict[str, Any] = {

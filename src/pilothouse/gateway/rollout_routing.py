@@ -137,6 +137,7 @@ async def shadow_call(rt: Runtime, parent: RequestContext) -> None:
     ctx = RequestContext(request_id=pipeline.new_request_id(), endpoint=parent.endpoint)
     ctx.trace_id = ""
     ctx.key = parent.key if ro.bill_shadow else None
+    ctx.principal = parent.principal  # a shadow retrieval reads as the same end user
     ctx.metadata = {**(parent.metadata or {}), "shadow_of": parent.request_id}
     ctx.rollout = Assignment(ro, "candidate", a.original, a.baseline_alias, is_shadow_call=True)
     try:

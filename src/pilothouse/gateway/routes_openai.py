@@ -33,6 +33,7 @@ from pilothouse.gateway.runtime import Runtime
 from pilothouse.gateway.sse import SSE_HEADERS, ChatStream, ManagedStream, replay_chunks
 from pilothouse.inputs import JsonLimits, metadata_header
 from pilothouse.providers.base import JSON
+from pilothouse.rag import principal
 from pilothouse.releases import serving
 from pilothouse.telemetry.tracecontext import parse_traceparent
 
@@ -136,6 +137,8 @@ async def _prepare(
 ) -> tuple[JSON, Any]:
     """Auth, body, validation, route and admission; ``translate`` maps other API shapes in."""
     ctx.key = await admission.authenticate(rt, request)
+    # Verified once per request; bundle retrieval reads it from ctx.
+    ctx.principal = principal.parse(rt.settings.rag.principal, request.headers)
     intake.take_key_slot(rt, ctx)
     raw = await read_body(request, rt.settings.server.max_body_bytes)
     intake.take_gateway_slot(rt, ctx)

@@ -4,7 +4,8 @@ The query's embedding runs as its own ``embeddings`` request (a child of the
 chat request: same key, its own usage row and trace, linked by
 ``metadata.rag_for``), so it is guarded, costed and counted like any other
 call without its attempts or tokens being booked on the chat. The search
-applies the caller's ACL groups inside the index query, exactly as
+applies the caller's ACL groups (narrowed by a signed principal header, parsed
+once in ``routes_openai._prepare``) inside the index query, exactly as
 ``POST /v1/rag/{collection}/search`` does.
 """
 
@@ -19,7 +20,7 @@ from pilothouse.gateway import admission
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.rag import trace as rag_trace
-from pilothouse.rag.acl import caller_groups
+from pilothouse.rag.principal import effective_groups
 from pilothouse.rag.service import RagService
 from pilothouse.rag.store import Hit, RagStore, open_store
 from pilothouse.telemetry.tracecontext import new_trace_id
@@ -71,9 +72,10 @@ def retriever(rt: Runtime) -> Any:
         async def embed(alias: str, texts: list[str]) -> np.ndarray:
             return await _embed(rt, ctx, alias, texts)
 
+        groups = effective_groups(ctx.key, ctx.principal)
         service = RagService(rt.settings, store_of(rt), embed)
         result = await service.search(
-            collection, query, k=spec.get("k"), mode=spec.get("mode"), groups=caller_groups(ctx.key)
+            collection, query, k=spec.get("k"), mode=spec.get("mode"), groups=groups
         )
         rag_trace.record(ctx, collection, query, result, source="bundle")
         rt.telemetry.metrics.observe_rag_search(

@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 
+from pilothouse.secret import Secret
 from pilothouse.telemetry.config import parse_duration
 
 
@@ -74,8 +75,41 @@ class CollectionConfig(_Frozen, frozen=True):
     freshness: FreshnessConfig = msgspec.field(default_factory=FreshnessConfig)
 
 
+class PrincipalConfig(_Frozen, frozen=True):
+    """The signed principal header: one key acting for many end users (``rag/principal.py``).
+
+    A JWT signed with ``secret`` carries the end user's ``groups``; they narrow
+    the key's groups. Without ``secret`` the feature is off and the header is refused.
+    """
+
+    header: str = "x-pilothouse-principal"
+    secret: Secret | None = None
+    # Tokens must be short-lived: an ``exp`` further than this in the future is refused.
+    max_age_s: int = 300
+    # Shared-secret (HMAC) algorithms only: the secret above is what signs and verifies.
+    algorithms: list[Literal["HS256", "HS384", "HS512"]] = msgspec.field(
+        default_factory=lambda: ["HS256"]
+    )
+
+    def __post_init__(self) -> None:
+        name = self.header.strip().lower()
+        if not name or not all(c.isalnum() or c == "-" for c in name):
+            raise ValueError(f"header must be an HTTP header name, got {self.header!r}")
+        if name in ("authorization", "x-pilothouse-metadata"):
+            raise ValueError(f"header {self.header!r} is already used by the gateway")
+        if not 1 <= self.max_age_s <= 86_400:
+            raise ValueError(f"max_age_s must be between 1 and 86400, got {self.max_age_s}")
+        if not self.algorithms:
+            raise ValueError("algorithms must list at least one algorithm")
+
+    @property
+    def enabled(self) -> bool:
+        return self.secret is not None
+
+
 class RagConfig(_Frozen, frozen=True):
     store: RagStoreConfig = msgspec.field(default_factory=RagStoreConfig)
+    principal: PrincipalConfig = msgspec.field(default_factory=PrincipalConfig)
     collections: dict[str, CollectionConfig] = msgspec.field(default_factory=dict)
     # How often the gateway counts stale documents (gauge) and fires the freshness alert.
     freshness_check_interval_s: float = 300.0

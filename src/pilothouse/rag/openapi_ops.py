@@ -9,6 +9,27 @@ _NULLABLE_STR = {"type": ["string", "null"]}
 _ERRORS = (400, 401, 403, 404, 429, 502, 503)
 _COLLECTION = path_param("collection", "a collection from the `rag:` config")
 _DOC = path_param("doc_id", "the document id")
+# The header name is rag.principal.header; this is its default.
+_PRINCIPAL = {
+    "name": "x-pilothouse-principal",
+    "in": "header",
+    "required": False,
+    "description": "A JWT (HS256 by default, signed with rag.principal.secret) for the end user "
+    "the key acts for: claims `sub` and `exp` required (exp at most rag.principal.max_age_s "
+    "ahead), `groups` a list of strings. The key's groups are the ceiling, the token narrows "
+    "them (an admin key reads with the token's groups; a key without groups needs "
+    "`metadata.delegate_groups: true`, else 403 `principal_not_delegated`). A forged, expired or "
+    "malformed token is 401 `invalid_principal` (the token is never echoed); the header on a "
+    "gateway without rag.principal.secret is 400 `principal_header_disabled`.",
+    "schema": {"type": "string"},
+}
+_PRINCIPAL_ERRORS = {
+    400: "Invalid request, or `principal_header_disabled`: the principal header was sent to a "
+    "gateway without rag.principal.secret",
+    401: "Missing or invalid key, or `invalid_principal`: the principal token is forged, "
+    "expired, too long-lived or malformed",
+    403: "The key lacks the scope or model, or `principal_not_delegated`",
+}
 
 _DOCUMENT_IN = {
     "type": "object",
@@ -58,9 +79,10 @@ OPERATIONS: list[Operation] = [
         "One indexed document (if the key's groups may read it)",
         "rag",
         "key",
-        params=[_COLLECTION, _DOC],
+        params=[_COLLECTION, _DOC, _PRINCIPAL],
         ok={200: content({"type": "object", "required": ["id", "chunks"]})},
         errors=_ERRORS,
+        error_text=_PRINCIPAL_ERRORS,
     ),
     Operation(
         "DELETE",
@@ -68,7 +90,7 @@ OPERATIONS: list[Operation] = [
         "Delete a document: its chunks, vectors and keyword entries",
         "rag",
         "key",
-        params=[_COLLECTION, _DOC],
+        params=[_COLLECTION, _DOC, _PRINCIPAL],
         ok={
             200: content(
                 {
@@ -86,6 +108,7 @@ OPERATIONS: list[Operation] = [
             )
         },
         errors=_ERRORS,
+        error_text=_PRINCIPAL_ERRORS,
     ),
     Operation(
         "POST",
@@ -118,7 +141,7 @@ OPERATIONS: list[Operation] = [
                 },
             },
         },
-        params=[_COLLECTION],
+        params=[_COLLECTION, _PRINCIPAL],
         ok={
             200: content(
                 {
@@ -129,5 +152,6 @@ OPERATIONS: list[Operation] = [
             )
         },
         errors=_ERRORS,
+        error_text=_PRINCIPAL_ERRORS,
     ),
 ]

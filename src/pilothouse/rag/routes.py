@@ -3,7 +3,8 @@
 Each route is one gateway request (ledger row, trace, limits): the embedding
 calls it makes go through the router under that request, and their tokens
 are priced on it. The caller's ACL groups are its key's ``metadata.groups``;
-keys with the ``admin`` role, scope or group read everything.
+keys with the ``admin`` role, scope or group read everything; a signed
+principal header narrows them per end user (``rag/principal.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pilothouse.gateway.routes_openai import json_response, model_endpoint, read
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.inputs import JsonLimits
 from pilothouse.providers.base import Usage
+from pilothouse.rag import principal
 from pilothouse.rag import trace as rag_trace
 from pilothouse.rag.acl import caller_groups
 from pilothouse.rag.bundle import store_of
@@ -45,6 +47,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 async def _service(rt: Runtime, ctx: RequestContext, request: Request) -> tuple[RagService, Any]:
     ctx.key = await admission.authenticate(rt, request)
+    ctx.principal = principal.parse(rt.settings.rag.principal, request.headers)
     collection = request.path_params["collection"]
     coll = rt.settings.rag.collections.get(collection)
     if coll is None:
@@ -142,7 +145,7 @@ async def get_document(rt: Runtime, ctx: RequestContext, request: Request) -> Re
     service, key = await _service(rt, ctx, request)
     collection, doc_id = request.path_params["collection"], request.path_params["doc_id"]
     doc = await service.store.document(collection, doc_id)
-    groups = caller_groups(key)
+    groups = principal.effective_groups(key, ctx.principal)
     if doc is None or (groups is not None and not set(doc.acl) & {*groups, "*"}):
         raise NotFoundError(f"no document {doc_id!r} in collection {collection!r}")
     return json_response(
@@ -167,7 +170,7 @@ async def delete_document(rt: Runtime, ctx: RequestContext, request: Request) ->
     service, key = await _service(rt, ctx, request)
     collection, doc_id = request.path_params["collection"], request.path_params["doc_id"]
     doc = await service.store.document(collection, doc_id)
-    groups = caller_groups(key)
+    groups = principal.effective_groups(key, ctx.principal)
     if doc is None or (groups is not None and not set(doc.acl) & {*groups, "*"}):
         raise NotFoundError(f"no document {doc_id!r} in collection {collection!r}")
     await service.delete(collection, doc_id)
@@ -186,7 +189,7 @@ async def search(rt: Runtime, ctx: RequestContext, request: Request) -> Response
         body.get("query"),  # type: ignore[arg-type]
         k=body.get("k"),
         mode=body.get("mode"),
-        groups=caller_groups(key),
+        groups=principal.effective_groups(key, ctx.principal),
         where=parse_filter(body.get("filter")),
     )
     rag_trace.record(ctx, collection, body["query"], result, source="search")

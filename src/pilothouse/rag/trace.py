@@ -37,6 +37,8 @@ def record(
             "started": end - result.latency_ms / 1000,
             "ended": end,
             "source": source,
+            # The end user's id only (never the token or their groups).
+            "principal": ctx.principal.sub if ctx.principal is not None else None,
             "hits": [
                 {"id": h.document_id, "chunk_id": h.chunk_id, "score": h.score} for h in result.hits
             ],
@@ -46,7 +48,7 @@ def record(
 
 def span_attributes(rec: dict[str, Any]) -> dict[str, Any]:
     hits = rec["hits"]
-    return {
+    attrs = {
         "pilothouse.retrieval.collection": rec["collection"],
         "pilothouse.retrieval.mode": rec["mode"],
         "pilothouse.retrieval.k": rec["k"],
@@ -59,3 +61,6 @@ def span_attributes(rec: dict[str, Any]) -> dict[str, Any]:
         "retrieval.documents": orjson.dumps(hits).decode(),
         QUERY_ATTR: rec["query"][:2000],
     }
+    if rec.get("principal") is not None:
+        attrs["pilothouse.retrieval.principal"] = rec["principal"]
+    return attrs
