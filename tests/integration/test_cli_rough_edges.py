@@ -411,6 +411,7 @@ def test_doctor_fails_on_a_provider_library_that_does_not_import(
         fixed = cli("doctor", "-c", str(path), columns=200)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert re.search(r"ok\s+provider aws \(bedrock\)", fixed.stdout)
+    assert "note: upstream aws (bedrock) is not probed" in fixed.stdout
 
 
 def test_traces_show_nests_an_application_span_under_its_parent() -> None:

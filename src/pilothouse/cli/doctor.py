@@ -112,10 +112,13 @@ async def run_checks(settings: Settings) -> bool:
             await client.aclose()
     for name, provider in settings.provider_configs.items():
         # OpenAI-compatible upstreams list models at <base_url>/models with a bearer key;
-        # other HTTP providers authenticate differently and are named, not probed.
+        # other remote providers (Azure, Gemini, Bedrock: signed or keyed differently) are
+        # named, not probed, so a missing line is never read as "reachable".
         if provider.type in ("openai", "anthropic"):
             results.append(await _probe_upstream(name, provider))
-        elif getattr(provider, "base_url", None):
+        elif any(getattr(provider, f, None) for f in ("base_url", "endpoint", "endpoint_url")) or (
+            provider.type in ("bedrock", "gemini")
+        ):
             console.print(f"note: upstream {name} ({provider.type}) is not probed", highlight=False)
     if settings.server.admin_key is None:
         console.print(
