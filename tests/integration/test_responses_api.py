@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.gateway import ThreadedGateway, base_config, running_gateway
+from tests.support.gateway import ThreadedGateway, failover_config, running_gateway
 from tests.support.ledger import usage_rows
 
 pytestmark = pytest.mark.integration
@@ -17,23 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def gateway(store_url: str, tmp_path: Path) -> Iterator[ThreadedGateway]:
-    config = base_config(
-        store_url,
-        tmp_path,
-        providers={
-            "chaos": {"type": "chaos"},
-            "down": {"type": "chaos", "error_rate": 1.0, "error_status": 503},
-        },
-        models={
-            "chat": {
-                "targets": [
-                    {"provider": "down", "model": "gpt-4o-mini"},
-                    {"provider": "chaos", "model": "gpt-4o-mini"},
-                ]
-            },
-            "cached": {"targets": [{"provider": "chaos", "model": "m"}], "cache": {"ttl_s": 60}},
-        },
-    )
+    config = failover_config(store_url, tmp_path)
     with running_gateway(config) as gw:
         yield gw
 

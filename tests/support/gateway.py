@@ -123,6 +123,34 @@ class ThreadedGateway:
             return str(resp.json()["key"])
 
 
+def failover_config(
+    store_url: str, tmp: Path, models: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A gateway whose ``chat`` alias fails over (503 upstream, then a healthy one).
+
+    Also a cached alias; ``models`` adds aliases (``down`` always fails, ``chaos`` answers).
+    """
+    return base_config(
+        store_url,
+        tmp,
+        providers={
+            "chaos": {"type": "chaos"},
+            "down": {"type": "chaos", "error_rate": 1.0, "error_status": 503},
+        },
+        models={
+            "chat": {
+                "targets": [
+                    {"provider": "down", "model": "gpt-4o-mini"},
+                    {"provider": "chaos", "model": "gpt-4o-mini"},
+                ]
+            },
+            "cached": {"targets": [{"provider": "chaos", "model": "m"}], "cache": {"ttl_s": 60}},
+            **(models or {}),
+        },
+        **extra,
+    )
+
+
 @contextlib.contextmanager
 def running_gateway(config: dict[str, Any]) -> Iterator[ThreadedGateway]:
     gateway = ThreadedGateway(parse_settings(config, source="<test>")).start()
