@@ -4,9 +4,10 @@ A subject is a user id (trace metadata ``user_id``), a key id or a request id.
 Its traces lose their content; every other store (spans, usage metadata,
 feedback, eval results and review items, stored Responses conversations,
 the Redis response cache and pseudonym mappings) is scrubbed of the exact
-strings the subject sent or received. Usage and cost numbers stay. The
-residue scan then searches every store for those strings and for the
-subject's id: the erasure is only reported clean if none remain.
+strings the subject sent or received; Batch API lines and files are erased
+by ownership (``erase_batches``), since their content is stored raw. Usage
+and cost numbers stay. The residue scan then searches every store for those
+strings and for the subject's id: the erasure is only reported clean if none remain.
 """
 
 from __future__ import annotations
@@ -163,12 +164,16 @@ async def erase(
             if where is not None:
                 for r in (await conn.execute(select(col).where(where))).scalars():
                     strings_of(r, found)
+        from pilothouse.guard import erase_batches
+
+        batch_plan = await erase_batches.collect(conn, users, key, request, reqs)
+        found |= batch_plan.strings
         owned_docs = 0
         if rag is not None and user is not None:
             from pilothouse.guard.erase_local import erase_rag
 
             owned_docs = await erase_rag(rag[0], rag[1], user)
-        receipt.found = bool(subject or usage or found or owned_docs)
+        receipt.found = bool(subject or usage or found or owned_docs or batch_plan)
         if owned_docs:
             receipt.touched["rag_documents"] = owned_docs
         found.update(users)
@@ -190,6 +195,7 @@ async def erase(
             res = await conn.execute(responses.delete().where(responses.c.key_id == key))
             if res.rowcount:
                 receipt.touched["responses"] = receipt.touched.get("responses", 0) + res.rowcount
+        receipt.touched.update(await erase_batches.apply(conn, batch_plan))
     if redis is not None:
         receipt.touched.update(await _scrub_redis(redis, redis_prefix, values))
     for store in memory or []:
@@ -281,6 +287,9 @@ async def residue(
             if any(_contains(v, values) for v in row):
                 audit_hits += 1
         out["audit_log"] = audit_hits
+        from pilothouse.guard.erase_batches import residue as batch_residue
+
+        out.update(await batch_residue(conn, values))
     if redis is not None:
         out.update(await _scrub_redis(redis, prefix, values, delete=False))
     return out
