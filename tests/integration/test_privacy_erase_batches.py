@@ -22,9 +22,9 @@ THEIRS = "the Lisbon office opens at nine"
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[ThreadedGateway]:
+def gateway(store_url: str, tmp_path: Path) -> Iterator[ThreadedGateway]:
     config = base_config(
-        f"sqlite:///{tmp_path}/ph.db",
+        store_url,
         tmp_path,
         batches={"retry_backoff_s": 0.0},
         providers={"chaos": {"type": "chaos"}},

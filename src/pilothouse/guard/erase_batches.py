@@ -179,7 +179,7 @@ async def apply(conn: AsyncConnection, plan: Plan) -> dict[str, int]:
             batches.c.output_file_id,
             batches.c.error_file_id,
         )
-        q = select(*cols).where(batches.c.id.in_(plan.line_ids))
+        q = select(*cols).where(batches.c.id.in_(list(plan.line_ids)))
         for bid, *fids in (await conn.execute(q)).all():
             for fid in fids:
                 if fid is not None and targets.get(fid, set()) is not None:
