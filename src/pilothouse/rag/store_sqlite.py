@@ -360,31 +360,46 @@ class SqliteRagStore:
         groups: list[str] | None,
         where: MetadataFilter | None = None,
     ) -> list[Hit]:
+        """Exact BM25 top-k of the chunks the caller may read.
+
+        Two phases because BM25 plus the join and ACL test for every matching chunk cost
+        hundreds of ms at 100k chunks: first FTS5 alone (no join) takes the best
+        ``candidates(k)`` matches (``ORDER BY bm25(...)`` measured faster than the ``rank``
+        column here), then one lookup keeps the readable ones in
+        rank order. Any readable chunk outside those candidates ranks below all of them,
+        so when k pass (or phase 1 returned every match) that is exactly the top-k; only
+        otherwise — a narrow filter — does the full filtered query run, so k readable
+        chunks still come back whenever k exist.
+        """
         terms = keyword_terms(query)
-        if not terms:
+        if not terms or (groups is not None and not groups):
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
-        sql = (
-            "SELECT c.id, -bm25(rag_fts) FROM rag_fts JOIN rag_chunks c ON c.id = rag_fts.rowid "
-            "WHERE rag_fts MATCH ? AND c.collection = ?"
-        )
-        args: list[Any] = [match, collection]
-        if groups is not None:
-            if not groups:
-                return []
-            sql += " AND (" + " OR ".join("instr(c.acl, ?) > 0" for _ in groups) + ")"
-            args += [f"|{g}|" for g in groups]
-        if where:
-            cond, extra = filter_sql(where)
-            sql += (
-                " AND EXISTS (SELECT 1 FROM rag_documents d WHERE d.collection = c.collection "
-                f"AND d.id = c.document_id AND {cond})"
-            )
-            args += extra
-        sql += " ORDER BY bm25(rag_fts) LIMIT ?"
-        args.append(k)
-        rows = await self._run(lambda c: c.execute(sql, args).fetchall())
-        return await self._hits([r[0] for r in rows], [float(r[1]) for r in rows])
+        conds, args = _chunk_conditions(collection, groups, where)
+        n = candidates(k)
+
+        def q(c: sqlite3.Connection) -> list[tuple[int, float]]:
+            top = c.execute(
+                "SELECT rowid, bm25(rag_fts) FROM rag_fts WHERE rag_fts MATCH ? "
+                "ORDER BY bm25(rag_fts) LIMIT ?",
+                (match, n),
+            ).fetchall()
+            if top:
+                marks = ",".join("?" * len(top))
+                ok = {
+                    r[0]
+                    for r in c.execute(
+                        f"SELECT c.id FROM rag_chunks c WHERE c.id IN ({marks}) AND {conds}",
+                        [r[0] for r in top] + args,
+                    )
+                }
+                kept = [(r[0], -float(r[1])) for r in top if r[0] in ok]
+                if len(kept) >= k or len(top) < n:
+                    return kept[:k]
+            return full_keyword(c, match, conds, args, k)
+
+        rows = await self._run(q)
+        return await self._hits([r[0] for r in rows], [r[1] for r in rows])
 
     async def _hits(self, ids: list[int], scores: list[float]) -> list[Hit]:
         if not ids:
@@ -449,6 +464,44 @@ class SqliteRagStore:
             return {"chunks": chunks, "index_bytes": size, "orphans": orphans}
 
         return await self._run(q)
+
+
+def candidates(k: int) -> int:
+    """Phase-1 depth of :meth:`SqliteRagStore.keyword`: deep enough that a moderately
+    selective filter still fills k from it."""
+    return max(4 * k, 100)
+
+
+def _chunk_conditions(
+    collection: str, groups: list[str] | None, where: MetadataFilter | None
+) -> tuple[str, list[Any]]:
+    """``WHERE`` conditions on ``rag_chunks c``: collection, ACL groups, metadata filter."""
+    sql = "c.collection = ?"
+    args: list[Any] = [collection]
+    if groups is not None:
+        sql += " AND (" + " OR ".join("instr(c.acl, ?) > 0" for _ in groups) + ")"
+        args += [f"|{g}|" for g in groups]
+    if where:
+        cond, extra = filter_sql(where)
+        sql += (
+            " AND EXISTS (SELECT 1 FROM rag_documents d WHERE d.collection = c.collection "
+            f"AND d.id = c.document_id AND {cond})"
+        )
+        args += extra
+    return sql, args
+
+
+def full_keyword(
+    c: sqlite3.Connection, match: str, conds: str, args: list[Any], k: int
+) -> list[tuple[int, float]]:
+    """The one-query BM25 top-k with the filter inside: exact at any selectivity, slow
+    when many chunks match (BM25 and the join run for each)."""
+    rows = c.execute(
+        "SELECT c.id, -bm25(rag_fts) FROM rag_fts JOIN rag_chunks c ON c.id = rag_fts.rowid "
+        f"WHERE rag_fts MATCH ? AND {conds} ORDER BY bm25(rag_fts) LIMIT ?",
+        [match, *args, k],
+    ).fetchall()
+    return [(r[0], float(r[1])) for r in rows]
 
 
 def _delete_chunks(c: sqlite3.Connection, collection: str, doc_id: str) -> None:
