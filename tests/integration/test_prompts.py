@@ -142,11 +142,14 @@ def test_serving_by_label_and_version(store_url: str, tmp_path: Path) -> None:
 
         usage = admin.get("/admin/traces/" + by_version.headers["x-request-id"]).json()
         assert usage["prompt_name"] == "support-answer" and usage["prompt_version"] == "2"
+        assert usage["prompt_hash"] is not None and usage["prompt_label"] is None
         record = usage["usage"]
         assert record["prompt_version"] == 2 and record["prompt_hash"] is not None
         assert record["prompt_label"] is None
         labelled = admin.get("/admin/traces/" + served.headers["x-request-id"]).json()
         assert labelled["usage"]["prompt_label"] == "dev"
+        assert labelled["prompt_label"] == "dev"
+        assert labelled["prompt_hash"] == labelled["usage"]["prompt_hash"]
         over = admin.get("/admin/traces/" + overridden.headers["x-request-id"]).json()
         assert over["usage"]["metadata"]["prompt_overrides"] == {"max_tokens": 50}
         # Cost and tokens per prompt version: v1 served two requests (via dev), v2 three.
@@ -182,29 +185,38 @@ def test_bad_variables_are_a_400_naming_them(
 
 def test_sandbox_escapes_are_refused_not_run(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    attacks = [
+    # Written-out attribute tricks: refused at push, so never stored.
+    static = [
         "{{ ''.__class__.__mro__[1].__subclasses__() }}",
         "{{ product.__class__.__init__.__globals__ }}",
         "{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}",
+        "{{ product['__class__'] }}",
+        "{{ product|attr('__class__') }}",
     ]
     with running_gateway(base_config("sqlite:///" + str(tmp_path / "s.db"), tmp_path)) as gw:
         key = gw.create_key(name="app")
         with gw.admin() as admin:
-            for i, attack in enumerate(attacks):
+            for i, attack in enumerate(static):
                 bundle = {
                     **BUNDLE,
                     "name": f"evil-{i}",
                     "messages": [{"role": "user", "content": attack}],
                 }
                 pushed = admin.post("/admin/prompts", json=bundle)
-                if pushed.status_code == 400:
-                    continue  # refused at push: never stored, never run
-                assert pushed.status_code == 201
-                served = chat(
-                    gw, key, model=f"prompt:evil-{i}@1", prompt_variables={"question": "q"}
-                )
-                assert served.status_code == 400, served.text
-                assert "unsafe" in served.json()["error"]["message"]
+                assert pushed.status_code == 400, (attack, pushed.text)
+                error = pushed.json()["error"]
+                assert error["code"] == "unsafe_template"
+                assert error["param"] == "messages[0].content"
+                assert admin.get(f"/admin/prompts/evil-{i}").status_code == 404
+            # The attribute name arrives as a variable: only the render-time sandbox sees it.
+            dynamic = [{"role": "user", "content": "{{ product|attr(question) }}"}]
+            runtime = {**BUNDLE, "name": "evil-dyn", "messages": dynamic}
+            assert admin.post("/admin/prompts", json=runtime).status_code == 201
+            served = chat(
+                gw, key, model="prompt:evil-dyn@1", prompt_variables={"question": "__class__"}
+            )
+            assert served.status_code == 400, served.text
+            assert served.json()["error"]["code"] == "unsafe_template"
     assert not marker.exists()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -28,15 +28,43 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _private_name(node: nodes.Node) -> str | None:
+    """The ``_``-prefixed attribute a node reaches for (``x.__class__``, ``x['_y']``, ``|attr``)."""
+    if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+        return node.attr
+    key: Any = None
+    if isinstance(node, nodes.Getitem):
+        key = node.arg
+    elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+        key = node.args[0]
+    if isinstance(key, nodes.Const) and isinstance(key.value, str) and key.value.startswith("_"):
+        return key.value
+    return None
+
+
 def declared_names(source: str, field: str) -> set[str]:
-    """Variables a template uses; a syntax error is a 400 naming ``field``."""
+    """Variables a template uses; a syntax error or an attribute trick is a 400 naming ``field``.
+
+    Reaching for a ``_``-prefixed attribute is refused here, at push, so such a
+    template is never stored; render-time sandbox checks still catch dynamic ones.
+    """
     try:
-        return set(meta.find_undeclared_variables(_ENV.parse(source)))
+        tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise InvalidRequestError(
             f"invalid prompt bundle: `{field}` is not a valid template: {exc.message}",
             param=field,
         ) from None
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        private = _private_name(node)
+        if private is not None:
+            raise InvalidRequestError(
+                f"invalid prompt bundle: unsafe template in `{field}`: "
+                f"access to {private!r} is refused by the sandbox",
+                param=field,
+                code="unsafe_template",
+            )
+    return set(meta.find_undeclared_variables(tree))
 
 
 def _template(source: str) -> Any:

@@ -59,6 +59,8 @@ def summary(row: Any) -> dict[str, Any]:
         "task_id": row.task_id,
         "prompt_name": row.prompt_name,
         "prompt_version": row.prompt_version,
+        "prompt_label": row.prompt_label,
+        "prompt_hash": row.prompt_hash,
         "duration_ms": row.duration_ms,
         "ttft_ms": row.ttft_ms,
         "attempts": row.attempts,
