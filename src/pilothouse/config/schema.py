@@ -7,6 +7,7 @@ never touches this file.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -222,6 +223,14 @@ class LabelPolicy(_Frozen, frozen=True):
     requires: list[Literal["evals", "staging", "approval"]] = msgspec.field(default_factory=list)
     approvals: int = 1
     max_evidence_age: str | None = None  # e.g. 7d, 12h
+
+    def __post_init__(self) -> None:
+        # Checked at load: a typo here must stop start-up, not fail the first promotion.
+        if self.approvals < 1:
+            raise ValueError(f"approvals must be at least 1, got {self.approvals}")
+        age = self.max_evidence_age
+        if age is not None and not re.fullmatch(r"\s*[1-9]\d*\s*[smhdw]\s*", age):
+            raise ValueError(f"max_evidence_age must look like 7d, 12h, 30m or 2w; got {age!r}")
 
 
 class ReleasesConfig(_Frozen, frozen=True):
