@@ -2,7 +2,10 @@
 
 Every route the app serves (but the console's HTML forms and `/admin/reload`)
 is called with generated bodies, path parameters, query strings, the
-``x-pilothouse-metadata`` header, content types and credentials. Properties:
+``x-pilothouse-metadata`` header, content types, credentials and hostile values
+of every other request header the gateway reads (``traceparent``,
+``cache-control``, ``authorization``, ``x-api-key``, ``api-key``,
+``x-request-id``). Properties:
 
 * no 5xx and no traceback text in any response;
 * no configured secret (admin key, provider key, the tenant's key) in any
@@ -314,6 +317,33 @@ content_types = st.just("application/json") | st.sampled_from(
         "application/ジェイソン",
     ]
 )
+# Every other request header the gateway reads, with hostile values (the key headers
+# carry garbage, never a real key: the credential draw covers those).
+OTHER_HEADERS: dict[bytes, Any] = {
+    b"traceparent": st.sampled_from(
+        [
+            "00-" + "0" * 32 + "-" + "0" * 16 + "-01",  # all-zero ids are invalid
+            "00-" + "f" * 32 + "-" + "f" * 16 + "-ff",
+            "ff-" + "a" * 32 + "-" + "b" * 16 + "-01",  # version ff is forbidden
+            "00-" + "A" * 32 + "-" + "B" * 16 + "-01",  # upper case is invalid
+            "00-" + "a" * 31 + "-" + "b" * 16 + "-01",
+            "00-" + "a" * 32 + "-" + "b" * 16 + "-01-extra",
+            "-" * 55,
+        ]
+    )
+    | st.text(max_size=80),
+    b"cache-control": st.sampled_from(
+        ["no-cache", "no-store", "no-cache, no-store", "max-age=-1", "max-age=" + "9" * 40, ","]
+    )
+    | st.text(max_size=30),
+    b"authorization": st.sampled_from(
+        ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer ph-", "Bearer " + "ph-" * 3000, "ü"]
+    )
+    | st.text(max_size=40),
+    b"x-api-key": st.sampled_from(["", "ph-", "ph-" + "x" * 5000]) | st.text(max_size=40),
+    b"api-key": st.sampled_from(["", "ph-", "sk-"]) | st.text(max_size=40),
+    b"x-request-id": st.sampled_from(["", "../../etc", "x" * 5000]) | st.text(max_size=40),
+}
 QUERY_KEYS = [
     "since", "until", "status", "limit", "cursor", "model", "key", "key_id", "user", "by",
     "q", "include_revoked", "alias", "feature", "team", "offset", "period", "group_by",
@@ -330,7 +360,7 @@ class Call:
     method: str
     path: str  # the route template, e.g. /admin/keys/{key_id}
     url: str
-    credential: str  # right | wrong | none | other
+    credential: str  # right | wrong | none | other | garbled (a hostile authorization header)
     headers: list[tuple[bytes, bytes]]
     body: bytes | None
     query: dict[str, str]
@@ -374,7 +404,11 @@ def calls(draw: Any) -> Call:
     if method in ("POST", "PUT", "PATCH"):
         body = draw(body_for(template))
         headers.append((b"content-type", header_value(draw(content_types))))
+    for name in draw(st.lists(st.sampled_from(sorted(OTHER_HEADERS)), max_size=2, unique=True)):
+        headers.append((name, header_value(draw(OTHER_HEADERS[name]))))
     credential = draw(st.sampled_from(["right"] * 6 + ["wrong", "none", "other"]))
+    if any(name == b"authorization" for name, _value in headers):
+        credential = "garbled"  # the drawn header is the only credential sent
     query = draw(queries) if method == "GET" else {}
     return Call(method, template, url, credential, headers, body, query)
 
