@@ -13,11 +13,14 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from ulid import ULID
 
 from pilothouse.chaos import responses
 from pilothouse.chaos.plan import ChaosConfig, ChaosPlan, Outcome
+from pilothouse.errors import InvalidRequestError
+from pilothouse.gateway import responses_translate as rt
 from pilothouse.providers import text_completions
-from pilothouse.providers.base import JSON
+from pilothouse.providers.base import JSON, Usage
 
 PLAN_KEY = web.AppKey("plan", ChaosPlan)
 
@@ -112,6 +115,39 @@ async def completions(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def responses_api(request: web.Request) -> web.StreamResponse:
+    """The Responses API: the chat plan's answer as a ``response`` object or its events."""
+    plan = request.app[PLAN_KEY]
+    body = orjson.loads(await request.read())
+    early = await _pre_body(request, plan.next(), plan.config)
+    if early is not None:
+        return early
+    try:
+        chat, _ = rt.to_chat(body, [])
+    except InvalidRequestError as exc:
+        return _error(400, exc.message, None)
+    model = str(body.get("model", "chaos"))
+    response_id = "resp_chaos" + str(ULID()).lower()
+    if not body.get("stream"):
+        answer = responses.completion(plan.config, chat, model)
+        items, finish = rt.output_items(response_id, answer)
+        usage = Usage.from_openai(answer.get("usage"))
+        shaped = rt.response_object(
+            response_id, body, model=model, output=items, usage=usage,
+            status="completed", finish_reason=finish,
+        )  # fmt: skip
+        return web.Response(body=orjson.dumps(shaped), content_type="application/json")
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    encoder = rt.EventEncoder(response_id, body, model)
+    await resp.write(b"".join(encoder.start()))
+    for chunk in responses.chunks(plan.config, chat, model):
+        await resp.write(b"".join(encoder.chunk(chunk)))
+    await resp.write(b"".join(encoder.done()))
+    await resp.write_eof()
+    return resp
+
+
 def _json_endpoint(
     make: Callable[[ChaosConfig, JSON, str], JSON],
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -142,6 +178,7 @@ def build_chaos_app(config: ChaosConfig) -> web.Application:
     app[PLAN_KEY] = ChaosPlan(config)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/responses", responses_api)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/v1/moderations", moderations)
     app.router.add_get("/v1/models", models)

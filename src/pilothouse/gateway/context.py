@@ -76,6 +76,8 @@ class RequestContext:
     guards: Any = None  # guard.state.GuardState when a guard policy applies
     # Legacy /v1/completions: its completions-only fields (suffix, echo…); None otherwise.
     completion: dict[str, Any] | None = None
+    # /v1/responses: its Responses-only fields for targets with a native endpoint; None otherwise.
+    responses: dict[str, Any] | None = None
     # Rollouts (gateway/rollout_routing.py): which rollout and arm this request belongs to.
     rollout: Any = None  # rollout_routing.Assignment
     # Routing policies (gateway/route_policy.py): the decision, its rule and reason, degraded.

@@ -1,6 +1,8 @@
 """The OpenAI Responses API: ``POST /v1/responses``, ``GET``/``DELETE /v1/responses/{id}``.
 
 Every request is translated to chat completions (:mod:`responses_translate`)
+— a target whose provider has the Responses API gets it back as a native
+``/responses`` call at its edge (:mod:`pilothouse.providers.responses_native`) —
 and runs the one pipeline: auth, limits, budgets, cache, routing and
 fallbacks to any provider, one usage record, one trace. ``store`` (default
 true) keeps the answer and its conversation so ``previous_response_id`` can
@@ -33,6 +35,7 @@ from pilothouse.gateway.runtime import Runtime
 from pilothouse.gateway.sse import ManagedStream
 from pilothouse.gateway.sse_reframe import split_frames
 from pilothouse.providers.base import JSON
+from pilothouse.providers.responses_native import NATIVE_ONLY
 
 log = logging.getLogger("pilothouse.gateway")
 
@@ -58,6 +61,8 @@ class Exchange:
             assert self.ctx.key is not None  # authenticated before translation
             _, history = await self.rt.responses.load(previous, self.ctx.key.id)
         chat, self.conversation = to_chat(body, history)
+        # Targets with a Responses API of their own get these as the client sent them.
+        self.ctx.responses = {k: body[k] for k in NATIVE_ONLY if body.get(k) is not None}
         self.original = body
         return chat
 

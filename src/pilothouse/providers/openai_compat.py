@@ -7,7 +7,8 @@ with orjson, and streams parsed line by line so usage and TTFT are exact.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, ClassVar
 
 import aiohttp
@@ -15,7 +16,7 @@ import orjson
 
 from pilothouse.config.schema import Secret
 from pilothouse.errors import ProviderError, retryable_status
-from pilothouse.providers import text_completions
+from pilothouse.providers import responses_native, text_completions
 from pilothouse.providers.base import (
     JSON,
     BaseProvider,
@@ -38,6 +39,9 @@ class OpenAIConfig(ProviderConfig, frozen=True, forbid_unknown_fields=True, kw_o
     # The server honours `n` (OpenAI, Azure, vLLM); false for servers that return one
     # choice whatever `n` says (Ollama), so the gateway fans out instead.
     supports_n: bool = True
+    # The server has the Responses API (OpenAI, recent vLLM): /v1/responses requests go to
+    # its /responses endpoint instead of being translated to chat completions.
+    supports_responses: bool = False
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -208,9 +212,35 @@ class OpenAIProvider(BaseProvider):
         async for chunk in self._stream_events("completions", body, model, deadline):
             yield text_completions.text_chunk_to_chat(chunk)
 
+    # The Responses API: the canonical chat request in, chat shape out (see
+    # providers/responses_native.py); ``extras`` are the fields only /responses knows.
+    @property
+    def native_responses(self) -> bool:
+        return self.config.supports_responses
+
+    async def respond(self, request: JSON, extras: JSON, model: str, deadline: float) -> ChatResult:
+        body = responses_native.upstream_body(request, extras, model)
+        parsed = await self._post_json("responses", body, model, deadline)
+        chat, usage = responses_native.to_chat(parsed)
+        return ChatResult(chat, usage)
+
+    async def stream_respond(
+        self, request: JSON, extras: JSON, model: str, deadline: float
+    ) -> AsyncIterator[JSON]:
+        body = {**responses_native.upstream_body(request, extras, model), "stream": True}
+        decoder = responses_native.ChunkDecoder(model)
+        events = self._stream_events("responses", body, model, deadline)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                for chunk in decoder.decode(event):
+                    yield chunk
+                if decoder.done:
+                    return
+        raise ProviderError("upstream closed the stream before the response completed")
+
     async def _stream_events(
         self, path: str, body: JSON, model: str, deadline: float
-    ) -> AsyncIterator[JSON]:
+    ) -> AsyncGenerator[JSON]:
         """POST ``body`` and yield each SSE event's JSON until ``[DONE]``."""
         try:
             async with self.session.post(

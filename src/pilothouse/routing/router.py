@@ -28,6 +28,7 @@ from pilothouse.gateway.context import Attempt, RequestContext
 from pilothouse.guard.scrub import SecretScrubber
 from pilothouse.providers.base import JSON, ChatResult, EmbedResult, Provider
 from pilothouse.providers.fanout import chat_choices, stream_choices
+from pilothouse.providers.responses_native import native_responses
 from pilothouse.providers.text_completions import native_completions
 from pilothouse.routing import strategies
 from pilothouse.routing.breaker import CircuitBreaker
@@ -149,6 +150,8 @@ class Router:
         def call(t: Target) -> Awaitable[ChatResult]:
             if extras is not None and native_completions(t.provider):
                 return t.provider.complete(request, extras, t.config.model, ctx.deadline)  # type: ignore[attr-defined, no-any-return]
+            if ctx.responses is not None and native_responses(t.provider):
+                return t.provider.respond(request, ctx.responses, t.config.model, ctx.deadline)  # type: ignore[attr-defined, no-any-return]
             return chat_choices(t.provider, request, t.config.model, ctx.deadline)
 
         return await self._run(ctx, route, call, request)
@@ -174,6 +177,8 @@ class Router:
             provider, model = target.provider, target.config.model
             if ctx.completion is not None and native_completions(provider):
                 events = provider.stream_complete(request, ctx.completion, model, ctx.deadline)  # type: ignore[attr-defined]
+            elif ctx.responses is not None and native_responses(provider):
+                events = provider.stream_respond(request, ctx.responses, model, ctx.deadline)  # type: ignore[attr-defined]
             else:
                 events = stream_choices(provider, request, model, ctx.deadline)
             rest = self._scrubbed(events)
