@@ -34,9 +34,7 @@ def seen() -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def gateway(
-    tmp_path: Path, seen: list[tuple[str, dict[str, Any]]]
-) -> Iterator[ThreadedGateway]:
+def gateway(tmp_path: Path, seen: list[tuple[str, dict[str, Any]]]) -> Iterator[ThreadedGateway]:
     @web.middleware
     async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         seen.append((request.path, orjson.loads(await request.read())))
