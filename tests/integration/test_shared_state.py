@@ -137,6 +137,46 @@ def test_revocation_reaches_the_other_replica(
         assert statuses[-1] == 401
 
 
+def test_a_key_patch_and_rotation_reach_the_other_replica(
+    postgres_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """PATCH /admin/keys/{id} and rotation on one replica apply on the other (issue 14)."""
+    config = shared_config(postgres_url, tmp_path, redis_url, redis_prefix)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with two_replicas(config, tmp_path) as (a, b):
+        key_id, key = create_key(a.url)
+        body = {"model": "chat", "messages": MESSAGES}
+
+        def on_b(secret: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {secret}"}
+            return httpx.post(b.url + "/v1/chat/completions", json=body, headers=headers)
+
+        assert on_b(key).status_code == 200  # b has the key cached now
+        patched = httpx.patch(
+            a.url + f"/admin/keys/{key_id}", json={"models": ["none"]}, headers=admin
+        )
+        assert patched.status_code == 200, patched.text
+        statuses = [on_b(key).status_code]
+        for _ in range(200):  # the pub/sub message races this loop; bounded
+            if statuses[-1] != 200:
+                break
+            statuses.append(on_b(key).status_code)
+        assert statuses[-1] == 403, statuses[-5:]
+
+        httpx.patch(a.url + f"/admin/keys/{key_id}", json={"models": None}, headers=admin)
+        rotated = httpx.post(
+            a.url + f"/admin/keys/{key_id}/rotate", json={"grace_s": 0}, headers=admin
+        )
+        assert rotated.status_code == 201, rotated.text
+        assert on_b(rotated.json()["key"]).status_code == 200
+        old = [on_b(key).status_code]
+        for _ in range(200):  # bounded, as above
+            if old[-1] == 401:
+                break
+            old.append(on_b(key).status_code)
+        assert old[-1] == 401, old[-5:]
+
+
 def test_key_revoked_in_store_without_redis_stops_working(tmp_path: Path) -> None:
     config = base_config(f"sqlite:///{tmp_path}/ph.db", tmp_path)
     with running_gateway(config) as gw:
