@@ -156,6 +156,10 @@ def test_serving_by_label_and_version(store_url: str, tmp_path: Path) -> None:
         report = admin.get("/admin/reports/costs", params={"by": "prompt"}).json()["data"]
         counts = {row["prompt"]: row["requests"] for row in report if row["prompt"]}
         assert counts == {"support-answer@1": 2, "support-answer@2": 3}
+        # … and latency per prompt version, from the same ledger.
+        for row in report:
+            if row["prompt"]:
+                assert 0 < row["latency_ms_avg"] <= row["latency_ms_max"], row
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,9 @@ def _aggregates(outcome: Subquery) -> list[ColumnElement[Any]]:
         func.count(func.distinct(case((outcome.c.success.is_(True), task)))).label(
             "successful_tasks"
         ),
+        # Latency per group too: `by=prompt` compares prompt versions on speed, not just spend.
+        func.avg(u.c.latency_ms).label("latency_ms_avg"),
+        func.max(u.c.latency_ms).label("latency_ms_max"),
     ]
 
 
@@ -173,7 +176,13 @@ def _totals(row: Any) -> dict[str, Any]:
         "cost_per_successful_task_usd": (
             pico_to_str(per_success) if per_success is not None else None
         ),
+        "latency_ms_avg": _ms(row.latency_ms_avg),
+        "latency_ms_max": _ms(row.latency_ms_max),
     }
+
+
+def _ms(value: Any) -> float | None:
+    return round(float(value), 3) if value is not None else None
 
 
 def _group_value(value: Any) -> Any:
@@ -190,7 +199,7 @@ async def cost_report(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> dict[str, Any]:
-    """Spend, tokens, errors and cost per successful task, grouped by ``by``.
+    """Spend, tokens, errors, cost per successful task and latency, grouped by ``by``.
 
     Rows are sorted by cost, highest first (by day first when grouping by
     day). The ``total`` counts each task once even when it spans groups, so
