@@ -1,12 +1,12 @@
-"""Embedded engine: SQLite (FTS5 BM25 for keywords) + an in-process NumPy vector index.
+"""Embedded engine: SQLite (FTS5 on disk) + in-process NumPy vector and BM25 indexes.
 
 This Python cannot load SQLite extensions, so vectors live as float32 BLOBs
 and are searched by one matrix product over the collection (≈7 ms for 100k x
 384 here). The matrix is cached per collection and reloaded when the
 collection's generation counter (bumped by every write, from any process)
-moves. The ACL filter is a mask applied *before* the top-k selection and a
-``WHERE`` clause inside the FTS query, so a caller gets k readable chunks
-whenever k exist.
+moves; keyword search scores FTS5's postings the same way (keyword_index.py).
+The ACL filter is a mask applied *before* the top-k selection in both, so a
+caller gets k readable chunks whenever k exist.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from pilothouse.rag.keyword_index import KeywordIndex, Stemmer, top_k
 from pilothouse.rag.store import (
     ChunkRecord,
     CollectionState,
@@ -109,6 +110,8 @@ class SqliteRagStore:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._matrices: dict[str, _Matrix] = {}
+        self._keyword: dict[str, KeywordIndex] = {}
+        self._stemmer = Stemmer()
 
     async def open(self) -> None:
         if self._conn is not None:
@@ -322,25 +325,20 @@ class SqliteRagStore:
         if not len(m.ids):
             return []
         scores = m.vectors @ np.asarray(vector, dtype=np.float32)
-        mask: np.ndarray | None = None
-        if groups is not None:
-            mask = m.readable(groups)
+        eligible = await self._eligible(collection, m, groups, where)
+        top = top_k(scores, eligible, k)
+        return await self._hits([int(m.ids[i]) for i in top], [float(scores[i]) for i in top])
+
+    async def _eligible(
+        self, collection: str, m: _Matrix, groups: list[str] | None, where: MetadataFilter | None
+    ) -> np.ndarray:
+        """Rows the caller may read and the filter keeps: masked *before* any top-k, so k
+        readable, matching chunks come back whenever k exist."""
+        mask = m.readable(groups) if groups is not None else np.ones(len(m.ids), dtype=bool)
         if where:
             matching = await self._matching_documents(collection, where)
-            meta_mask = np.isin(m.docs, np.array(sorted(matching), dtype=object))
-            mask = meta_mask if mask is None else mask & meta_mask
-        if mask is not None:
-            # masked before the top-k selection: k readable, matching chunks when k exist
-            scores = np.where(mask, scores, -np.inf)
-            readable = int(mask.sum())
-        else:
-            readable = len(scores)
-        take = min(k, readable)
-        if take <= 0:
-            return []
-        top = np.argpartition(-scores, take - 1)[:take]
-        top = top[np.argsort(-scores[top])]
-        return await self._hits([int(m.ids[i]) for i in top], [float(scores[i]) for i in top])
+            mask = mask & np.isin(m.docs, np.array(sorted(matching), dtype=object))
+        return mask
 
     async def _matching_documents(self, collection: str, where: MetadataFilter) -> set[str]:
         cond, args = filter_sql(where, "metadata")
@@ -360,46 +358,26 @@ class SqliteRagStore:
         groups: list[str] | None,
         where: MetadataFilter | None = None,
     ) -> list[Hit]:
-        """Exact BM25 top-k of the chunks the caller may read.
-
-        Two phases because BM25 plus the join and ACL test for every matching chunk cost
-        hundreds of ms at 100k chunks: first FTS5 alone (no join) takes the best
-        ``candidates(k)`` matches (``ORDER BY bm25(...)`` measured faster than the ``rank``
-        column here), then one lookup keeps the readable ones in
-        rank order. Any readable chunk outside those candidates ranks below all of them,
-        so when k pass (or phase 1 returned every match) that is exactly the top-k; only
-        otherwise — a narrow filter — does the full filtered query run, so k readable
-        chunks still come back whenever k exist.
-        """
+        """Exact BM25 top-k of the readable, matching chunks, scored in process
+        (:mod:`pilothouse.rag.keyword_index`) from FTS5's postings."""
         terms = keyword_terms(query)
         if not terms or (groups is not None and not groups):
             return []
-        match = " OR ".join(f'"{t}"' for t in terms)
-        conds, args = _chunk_conditions(collection, groups, where)
-        n = candidates(k)
+        m = await self._matrix(collection)
 
-        def q(c: sqlite3.Connection) -> list[tuple[int, float]]:
-            top = c.execute(
-                "SELECT rowid, bm25(rag_fts) FROM rag_fts WHERE rag_fts MATCH ? "
-                "ORDER BY bm25(rag_fts) LIMIT ?",
-                (match, n),
-            ).fetchall()
-            if top:
-                marks = ",".join("?" * len(top))
-                ok = {
-                    r[0]
-                    for r in c.execute(
-                        f"SELECT c.id FROM rag_chunks c WHERE c.id IN ({marks}) AND {conds}",
-                        [r[0] for r in top] + args,
-                    )
-                }
-                kept = [(r[0], -float(r[1])) for r in top if r[0] in ok]
-                if len(kept) >= k or len(top) < n:
-                    return kept[:k]
-            return full_keyword(c, match, conds, args, k)
+        def q(c: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray]:
+            index = self._keyword.get(collection)
+            if index is None or index.generation != m.generation:
+                index = KeywordIndex.load(c, m.generation, m.ids)
+                self._keyword[collection] = index
+            return index.scores(c, self._stemmer, terms)
 
-        rows = await self._run(q)
-        return await self._hits([r[0] for r in rows], [r[1] for r in rows])
+        scores, matched = await self._run(q)
+        if not matched.any():
+            return []
+        eligible = matched & await self._eligible(collection, m, groups, where)
+        top = top_k(scores, eligible, k)
+        return await self._hits([int(m.ids[i]) for i in top], [float(scores[i]) for i in top])
 
     async def _hits(self, ids: list[int], scores: list[float]) -> list[Hit]:
         if not ids:
@@ -464,44 +442,6 @@ class SqliteRagStore:
             return {"chunks": chunks, "index_bytes": size, "orphans": orphans}
 
         return await self._run(q)
-
-
-def candidates(k: int) -> int:
-    """Phase-1 depth of :meth:`SqliteRagStore.keyword`: deep enough that a moderately
-    selective filter still fills k from it."""
-    return max(4 * k, 100)
-
-
-def _chunk_conditions(
-    collection: str, groups: list[str] | None, where: MetadataFilter | None
-) -> tuple[str, list[Any]]:
-    """``WHERE`` conditions on ``rag_chunks c``: collection, ACL groups, metadata filter."""
-    sql = "c.collection = ?"
-    args: list[Any] = [collection]
-    if groups is not None:
-        sql += " AND (" + " OR ".join("instr(c.acl, ?) > 0" for _ in groups) + ")"
-        args += [f"|{g}|" for g in groups]
-    if where:
-        cond, extra = filter_sql(where)
-        sql += (
-            " AND EXISTS (SELECT 1 FROM rag_documents d WHERE d.collection = c.collection "
-            f"AND d.id = c.document_id AND {cond})"
-        )
-        args += extra
-    return sql, args
-
-
-def full_keyword(
-    c: sqlite3.Connection, match: str, conds: str, args: list[Any], k: int
-) -> list[tuple[int, float]]:
-    """The one-query BM25 top-k with the filter inside: exact at any selectivity, slow
-    when many chunks match (BM25 and the join run for each)."""
-    rows = c.execute(
-        "SELECT c.id, -bm25(rag_fts) FROM rag_fts JOIN rag_chunks c ON c.id = rag_fts.rowid "
-        f"WHERE rag_fts MATCH ? AND {conds} ORDER BY bm25(rag_fts) LIMIT ?",
-        [match, *args, k],
-    ).fetchall()
-    return [(r[0], float(r[1])) for r in rows]
 
 
 def _delete_chunks(c: sqlite3.Connection, collection: str, doc_id: str) -> None:
