@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,14 @@ def test_keys_usage_and_traces_commands(store_url: str, tmp_path: Path) -> None:
     assert usage.returncode == 0, usage.stderr
     total = orjson.loads(usage.stdout)["total"]
     assert total["requests"] == 1 and total["cost_usd"] == "0.0000027"  # 6 in, 3 out
+    wide = {**os.environ, "COLUMNS": "250"}  # one table row per key, nothing wrapped
+    spent = subprocess.run(
+        [sys.executable, "-m", "pilothouse.cli.main", "keys", "list", "--config", str(path)],
+        capture_output=True, text=True, timeout=120, env=wide, check=True,
+    ).stdout  # fmt: skip
+    [row] = [line for line in spent.splitlines() if "cli-team" in line]
+    # spend this period, budget left (2.5 - spend) and the time of last use
+    assert "0.0000027" in row and "2.4999973" in row and "never" not in row
     shown = cli("traces", "show", resp.headers["x-request-id"], "--config", str(path))
     assert shown.returncode == 0, shown.stderr
     assert "chat gpt-4o-mini" in shown.stdout and "a b c" in shown.stdout

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from pilothouse.cli.common import (
@@ -20,7 +21,9 @@ from pilothouse.cli.common import (
     settings_from,
     with_engine,
 )
+from pilothouse.limits.key_usage import KeySpend, spend_by_key
 from pilothouse.limits.keys import DEFAULT_ROTATION_GRACE_S, PERIODS, ROLES, KeyStore
+from pilothouse.limits.money import pico_to_str
 
 app = typer.Typer(
     help="Create, list, update, rotate and revoke virtual API keys.", no_args_is_help=True
@@ -82,15 +85,24 @@ def list_keys(
     include_revoked: bool = typer.Option(False, "--all", help="Include revoked keys."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """List keys (never their secrets)."""
-    records = run(
-        lambda: _with_store(config, lambda ks: ks.list_all(include_revoked=include_revoked))
-    )
+    """List keys (never their secrets) with spend this period, budget left and last use.
+
+    Spend comes from the usage ledger, so requests still in flight are not counted yet.
+    """
+
+    async def read(engine: Any) -> tuple[Any, dict[str, KeySpend]]:
+        records = await KeyStore(engine).list_all(include_revoked=include_revoked)
+        return records, await spend_by_key(engine)
+
+    records, spend = run(lambda: with_engine(config, read))
     teams = any(r.team_id for r in records)  # the column only when a key has a team
     table = Table("id", "name", "prefix", *["team"] * teams, "models", "rpm", "tpm", "budget",
-                  "revoked")  # fmt: skip
+                  "spend", "left", "last used", "revoked")  # fmt: skip
     for r in records:
         pub = r.public()
+        used = spend.get(r.id) or KeySpend()
+        spent = used.in_period(r.budget_period)
+        left = pico_to_str(max(0, r.budget_pico - spent)) if r.budget_pico is not None else "-"
         table.add_row(
             r.id,
             r.name,
@@ -100,9 +112,13 @@ def list_keys(
             str(r.rpm or "-"),
             str(r.tpm or "-"),
             f"{pub['budget_usd']} ({r.budget_period})" if pub["budget_usd"] else "-",
+            pico_to_str(spent),
+            left,
+            used.last_used_at.isoformat(timespec="seconds") if used.last_used_at else "never",
             "yes" if r.revoked else "",
         )
-    console.print(table)
+    # Piped (no terminal width to fit): one line per key rather than 80 squeezed columns.
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 @app.command()
