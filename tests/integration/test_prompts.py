@@ -221,6 +221,19 @@ def test_sandbox_escapes_are_refused_not_run(tmp_path: Path) -> None:
             )
             assert served.status_code == 400, served.text
             assert served.json()["error"]["code"] == "unsafe_template"
+            # Memory bombs: refused by the bounded `*` and `**`, not allocated.
+            for i, bomb in enumerate(("{{ product * 1000000000 }}", "{{ 10 ** 100000000 }}")):
+                bundle = {
+                    **BUNDLE,
+                    "name": f"bomb-{i}",
+                    "messages": [{"role": "user", "content": bomb}],
+                }
+                assert admin.post("/admin/prompts", json=bundle).status_code == 201
+                served = chat(
+                    gw, key, model=f"prompt:bomb-{i}@1", prompt_variables={"question": "q"}
+                )
+                assert served.status_code == 400, served.text
+                assert served.json()["error"]["code"] == "unsafe_template"
     assert not marker.exists()
 
 

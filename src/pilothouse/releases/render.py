@@ -17,7 +17,29 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from pilothouse.errors import InvalidRequestError
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# Bounds on what one `*` or `**` in a template may build: a prompt that multiplies a
+# string by a billion would otherwise allocate it on the event loop.
+MAX_REPEAT_CHARS = 1_000_000
+MAX_EXPONENT = 1_000
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with `*` and `**` refused when the result would be huge."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is over {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    if len(seq) * times > MAX_REPEAT_CHARS:
+                        raise SecurityError(f"repetition over {MAX_REPEAT_CHARS} items")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 _COMPILED: OrderedDict[str, Any] = OrderedDict()
 _MAX_COMPILED = 4096
 _TYPES: dict[str, tuple[type, ...]] = {
