@@ -33,9 +33,9 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
             raise SecurityError(f"exponent {right} is over {MAX_EXPONENT}")
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                    if len(seq) * times > MAX_REPEAT_CHARS:
-                        raise SecurityError(f"repetition over {MAX_REPEAT_CHARS} items")
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_REPEAT_CHARS:
+                    raise SecurityError(f"repetition over {MAX_REPEAT_CHARS} items")
         return super().call_binop(context, operator, left, right)
 
 
