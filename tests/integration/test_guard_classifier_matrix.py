@@ -147,7 +147,9 @@ def seed_cache(gw: ThreadedGateway, alias: str, body: dict[str, Any], answer: st
     completion = {"id": "chatcmpl-seeded", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
                   "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
                   "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]}  # fmt: skip
-    coro = gw.runtime.cache.set(cache_key(alias, body), completion, 600)
+    coro = gw.runtime.cache.set(
+        cache_key(alias, body, route_version=gw.runtime.route_version), completion, 600
+    )
     asyncio.run_coroutine_threadsafe(coro, gw.server_loop()).result(10)
 
 

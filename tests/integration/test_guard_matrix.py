@@ -362,7 +362,9 @@ def seed_cache(gw: ThreadedGateway, alias: str, body: dict[str, Any], answer: st
                   "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
                                "finish_reason": "stop"}]}  # fmt: skip
     request = {k: v for k, v in body.items() if k != "stream"}
-    coro = gw.runtime.cache.set(cache_key(alias, request), completion, 600)
+    coro = gw.runtime.cache.set(
+        cache_key(alias, request, route_version=gw.runtime.route_version), completion, 600
+    )
     asyncio.run_coroutine_threadsafe(coro, gw.server_loop()).result(10)
 
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pilothouse.config.load import parse_settings
+from pilothouse.config.load import load_settings, parse_settings
 from pilothouse.errors import ConfigError
-from tests.support.gateway import ThreadedGateway, base_config, running_gateway
+from tests.support.gateway import ThreadedGateway, base_config, running_gateway, write_config
 from tests.support.ledger import usage_rows
 
 pytestmark = pytest.mark.integration
@@ -220,6 +220,63 @@ def test_a_label_move_invalidates_entries(gw: ThreadedGateway) -> None:
         assert "x-pilothouse-cache" not in moved.headers
         assert moved.headers["x-pilothouse-prompt"] == "faq@2"
         assert answer(moved) == "Q: How can I close my account?"
+
+
+def test_a_route_change_invalidates_both_tiers(tmp_path: Path) -> None:
+    """After the alias moves to another model no tier serves the old model's answer."""
+    cfg = base_config(
+        f"sqlite:///{tmp_path}/ph.db", tmp_path, providers=PROVIDERS, models=models(), guards=GUARDS
+    )
+    path = write_config(tmp_path / "ph.yaml", cfg)
+    gw = ThreadedGateway(load_settings(path)).start()
+    try:
+        key = gw.create_key()
+        question, paraphrase = "How do I close my account?", "How can I close my account?"
+        ask(gw, key, question)
+        assert ask(gw, key, question).headers["x-pilothouse-cache"] == "hit"
+        assert ask(gw, key, paraphrase).headers["x-pilothouse-cache"] == "semantic"
+        moved = models()
+        moved["chat"] = {**moved["chat"], "targets": [{"provider": "chaos", "model": "gpt-4o"}]}
+        write_config(path, {**cfg, "models": moved})
+        with gw.admin() as admin:
+            assert admin.post("/admin/reload").status_code == 200
+        fresh = ask(gw, key, question)  # was an exact hit on the old route
+        assert "x-pilothouse-cache" not in fresh.headers
+        assert fresh.headers["x-pilothouse-target"] == "chaos/gpt-4o"
+        again = ask(gw, key, paraphrase)  # a hit again, but on the new route's entry
+        assert again.headers["x-pilothouse-cache"] == "semantic"
+        assert again.json()["model"] == "gpt-4o"
+    finally:
+        gw.stop()
+
+
+def test_a_label_move_to_identical_text_is_another_entry(gw: ThreadedGateway) -> None:
+    """The prompt version served is part of the exact key too, not only the rendered text."""
+    key = gw.create_key()
+    bundle = {**BUNDLE, "name": "same-text"}
+    with gw.admin() as admin:
+        assert admin.post("/admin/prompts", json=bundle).status_code == 201
+        v2 = {**bundle, "description": "v2, same messages"}
+        assert admin.post("/admin/prompts", json=v2).json()["version"] == 2
+        label = "/admin/prompts/same-text/labels/prod"
+        assert admin.put(label, json={"version": 1}).status_code == 200
+
+        def ask_prompt() -> httpx.Response:
+            return ask(
+                gw,
+                key,
+                "",
+                model="prompt:same-text@prod",
+                messages=None,
+                prompt_variables={"question": "How do I close my account?"},
+            )
+
+        ask_prompt()
+        assert ask_prompt().headers["x-pilothouse-cache"] == "hit"
+        assert admin.put(label, json={"version": 2}).status_code == 200
+        moved = ask_prompt()
+        assert "x-pilothouse-cache" not in moved.headers
+        assert moved.headers["x-pilothouse-prompt"] == "same-text@2"
 
 
 def test_embedder_must_serve_embeddings() -> None:

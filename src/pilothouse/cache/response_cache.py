@@ -3,6 +3,9 @@
 The key is a hash of the alias and every request field that can change the
 answer, so two requests share an entry only if an upstream would see the same
 request. ``stream`` is excluded: a cached completion can be replayed as SSE.
+The gateway also passes the route version and the prompt version served, so a
+change of the alias's targets or a label move (even to identical text) starts
+new entries instead of serving the old model's or version's answer.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -19,9 +22,18 @@ from redis.asyncio import Redis
 _IGNORED = frozenset({"stream", "stream_options", "user"})
 
 
-def cache_key(alias: str, request: dict[str, Any]) -> str:
-    material = {k: v for k, v in request.items() if k not in _IGNORED}
+def cache_key(
+    alias: str,
+    request: dict[str, Any],
+    *,
+    route_version: str | None = None,
+    prompt: Mapping[str, Any] | None = None,
+) -> str:
+    material: dict[str, Any] = {k: v for k, v in request.items() if k not in _IGNORED}
     material["model"] = alias
+    if route_version is not None or prompt:
+        prompt_version = [prompt.get("name"), prompt.get("version")] if prompt else None
+        material = {"request": material, "route": route_version, "prompt": prompt_version}
     digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"{alias}:{digest}"
 

@@ -169,6 +169,11 @@ def cache_ttl(route: Route, headers: Any) -> float | None:
     return route.config.cache.ttl_s
 
 
+def exact_key(rt: Runtime, ctx: RequestContext, alias: str, request: JSON) -> str:
+    """The exact-cache key: the request plus the route and prompt versions that produced it."""
+    return cache_key(alias, request, route_version=rt.route_version, prompt=ctx.prompt)
+
+
 async def cached_completion(rt: Runtime, ctx: RequestContext, key: str) -> JSON | None:
     hit = await rt.cache.get(key)
     if hit is None:
@@ -191,7 +196,7 @@ async def chat_completion(
     request = await rt.guards.check_chat_input(ctx, request)  # before the cache and the router
     refused = guard_refuses_cache(ctx) or semantic_stage.refuses(route, request)
     ttl = None if refused else cache_ttl(route, headers)
-    key = cache_key(route.alias, request) if ttl is not None else None
+    key = exact_key(rt, ctx, route.alias, request) if ttl is not None else None
     if key is not None:
         hit = await cached_completion(rt, ctx, key)
         ctx.cache_checked_at = time.perf_counter()
