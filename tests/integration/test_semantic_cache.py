@@ -137,6 +137,20 @@ def test_scope_is_per_key_unless_team_is_chosen(gw: ThreadedGateway) -> None:
     )
 
 
+def test_the_exact_tier_keeps_the_scope_too(gw: ThreadedGateway) -> None:
+    """An identical question from another key (or tenant) is not answered from its cache."""
+    question = "Which invoice address do you have on file for me?"
+    a = gw.create_key(metadata={"team": "support", "tenant": "acme"})
+    b = gw.create_key(metadata={"team": "support", "tenant": "acme"})
+    other_tenant = gw.create_key(metadata={"team": "support", "tenant": "globex"})
+    ask(gw, a, question)
+    assert ask(gw, a, question).headers["x-pilothouse-cache"] == "hit"
+    assert "x-pilothouse-cache" not in ask(gw, b, question).headers  # scope: key
+    ask(gw, a, question, model="team-chat")
+    assert ask(gw, b, question, model="team-chat").headers["x-pilothouse-cache"] == "hit"
+    assert "x-pilothouse-cache" not in ask(gw, other_tenant, question, model="team-chat").headers
+
+
 TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
 
 

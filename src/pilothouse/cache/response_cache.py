@@ -28,12 +28,15 @@ def cache_key(
     *,
     route_version: str | None = None,
     prompt: Mapping[str, Any] | None = None,
+    scope: str | None = None,
 ) -> str:
     material: dict[str, Any] = {k: v for k, v in request.items() if k not in _IGNORED}
     material["model"] = alias
-    if route_version is not None or prompt:
+    if route_version is not None or prompt or scope is not None:
         prompt_version = [prompt.get("name"), prompt.get("version")] if prompt else None
         material = {"request": material, "route": route_version, "prompt": prompt_version}
+        if scope is not None:  # a semantic alias's scope (key/team/global, inside a tenant)
+            material["scope"] = scope
     digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"{alias}:{digest}"
 

@@ -169,9 +169,15 @@ def cache_ttl(route: Route, headers: Any) -> float | None:
     return route.config.cache.ttl_s
 
 
-def exact_key(rt: Runtime, ctx: RequestContext, alias: str, request: JSON) -> str:
-    """The exact-cache key: the request plus the route and prompt versions that produced it."""
-    return cache_key(alias, request, route_version=rt.route_version, prompt=ctx.prompt)
+def exact_key(rt: Runtime, ctx: RequestContext, route: Route, request: JSON) -> str:
+    """The exact-cache key: the request, the route and prompt versions and, on a semantic
+    alias, its scope (so the exact tier shares no more widely than the semantic one)."""
+    cache = route.config.cache
+    semantic = cache.semantic if cache is not None else None
+    scope = semantic_stage.scope_of(ctx, semantic.scope) if semantic is not None else None
+    return cache_key(
+        route.alias, request, route_version=rt.route_version, prompt=ctx.prompt, scope=scope
+    )
 
 
 async def cached_completion(rt: Runtime, ctx: RequestContext, key: str) -> JSON | None:
@@ -196,7 +202,7 @@ async def chat_completion(
     request = await rt.guards.check_chat_input(ctx, request)  # before the cache and the router
     refused = guard_refuses_cache(ctx) or semantic_stage.refuses(route, request)
     ttl = None if refused else cache_ttl(route, headers)
-    key = exact_key(rt, ctx, route.alias, request) if ttl is not None else None
+    key = exact_key(rt, ctx, route, request) if ttl is not None else None
     if key is not None:
         hit = await cached_completion(rt, ctx, key)
         ctx.cache_checked_at = time.perf_counter()

@@ -182,7 +182,7 @@ async def _stream(
     body = await rt.guards.check_chat_input(ctx, body)  # before the cache and the router
     refused = pipeline.guard_refuses_cache(ctx) or semantic_stage.refuses(route, body)
     ttl = None if refused else pipeline.cache_ttl(route, request.headers)
-    key = pipeline.exact_key(rt, ctx, route.alias, body) if ttl is not None else None
+    key = pipeline.exact_key(rt, ctx, route, body) if ttl is not None else None
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     if key is not None:
         hit = await pipeline.cached_completion(rt, ctx, key)
