@@ -57,6 +57,10 @@ def gateway(tmp_path: Path, seen: list[tuple[str, dict[str, Any]]]) -> Iterator[
                 ]
             },
             "chat_only": {"targets": [{"provider": "chat_only", "model": "gpt-4o-mini"}]},
+            "native_cached": {
+                "targets": [{"provider": "native", "model": "gpt-5-mini"}],
+                "cache": {"ttl_s": 60},
+            },
         }
         config = base_config(
             f"sqlite:///{tmp_path}/ph.db", tmp_path, providers=providers, models=models
@@ -141,3 +145,21 @@ def test_a_provider_without_the_flag_is_translated_to_chat(
     done = client(gateway).responses.create(model="chat_only", input="hello there")
     assert done.output_text == "hello there"
     assert [path for path, _ in seen] == ["/v1/chat/completions"]
+
+
+def test_the_cache_keys_responses_only_fields(
+    gateway: ThreadedGateway, seen: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Requests differing only in a field the native upstream sees are different entries."""
+    api = client(gateway)
+
+    def ask(effort: str) -> str:
+        raw = api.responses.with_raw_response.create(
+            model="native_cached", input="the quick brown fox", reasoning={"effort": effort}
+        )
+        return raw.headers.get("x-pilothouse-cache", "")
+
+    assert ask("low") != "hit"
+    assert ask("high") != "hit"  # the same chat request, another reasoning effort
+    assert ask("low") == "hit"
+    assert [body["reasoning"] for _, body in seen] == [{"effort": "low"}, {"effort": "high"}]

@@ -29,14 +29,19 @@ def cache_key(
     route_version: str | None = None,
     prompt: Mapping[str, Any] | None = None,
     scope: str | None = None,
+    native: Mapping[str, Any] | None = None,
 ) -> str:
+    """``native``: endpoint-only fields (legacy completions', Responses') that reach a
+    native upstream beside the chat request and so change the answer too."""
     material: dict[str, Any] = {k: v for k, v in request.items() if k not in _IGNORED}
     material["model"] = alias
-    if route_version is not None or prompt or scope is not None:
+    if route_version is not None or prompt or scope is not None or native:
         prompt_version = [prompt.get("name"), prompt.get("version")] if prompt else None
         material = {"request": material, "route": route_version, "prompt": prompt_version}
         if scope is not None:  # a semantic alias's scope (key/team/global, inside a tenant)
             material["scope"] = scope
+        if native:
+            material["native"] = dict(native)
     digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"{alias}:{digest}"
 

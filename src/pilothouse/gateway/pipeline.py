@@ -170,14 +170,25 @@ def cache_ttl(route: Route, headers: Any) -> float | None:
 
 
 def exact_key(rt: Runtime, ctx: RequestContext, route: Route, request: JSON) -> str:
-    """The exact-cache key: the request, the route and prompt versions and, on a semantic
-    alias, its scope (so the exact tier shares no more widely than the semantic one)."""
+    """The exact-cache key: the request, the route and prompt versions, the endpoint-only
+    fields and, on a semantic alias, its scope (so the exact tier shares no more widely
+    than the semantic one)."""
     cache = route.config.cache
     semantic = cache.semantic if cache is not None else None
     scope = semantic_stage.scope_of(ctx, semantic.scope) if semantic is not None else None
     return cache_key(
-        route.alias, request, route_version=rt.route_version, prompt=ctx.prompt, scope=scope
+        route.alias,
+        request,
+        route_version=rt.route_version,
+        prompt=ctx.prompt,
+        scope=scope,
+        native=native_fields(ctx),
     )
+
+
+def native_fields(ctx: RequestContext) -> JSON:
+    """The endpoint-only fields of /v1/completions and /v1/responses (empty for chat)."""
+    return {k: v for k, v in (("completion", ctx.completion), ("responses", ctx.responses)) if v}
 
 
 async def cached_completion(rt: Runtime, ctx: RequestContext, key: str) -> JSON | None:

@@ -110,6 +110,10 @@ async def lookup(
         return None, None
     if refusal(request, allow_nonzero_temperature=cfg.allow_nonzero_temperature) is not None:
         return None, None
+    if ctx.completion or ctx.responses:
+        # endpoint-only fields (reasoning, suffix, ...) change the answer in ways a
+        # similarity match cannot check: these requests use the exact tier only
+        return None, None
     parts = split_request(request)
     if parts is None:
         return None, None
