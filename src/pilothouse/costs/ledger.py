@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.store.batch import WriterHealth, store_answers, supervise, write_isolated
 from pilothouse.store.journal import Journal
+from pilothouse.store.raw_insert import RawInsert
 from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import usage_records
 from pilothouse.store.writer_thread import Handoff, InlineWriter, WriterLoop
@@ -109,10 +109,7 @@ class UsageLedger:
         # Queued rows are journaled until durable, so a hard kill loses none (store/journal.py).
         self.journal = Journal(self.spool_path) if journal else None
         self._replay_lock = asyncio.Lock()
-        dialect = engine.dialect.name
-        self._insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-            usage_records
-        ).on_conflict_do_nothing(index_elements=["id"])
+        self._insert = RawInsert(usage_records, engine.dialect, ["id"])
 
     # -- producer side (hot path) ------------------------------------------------------
 
@@ -287,7 +284,7 @@ class UsageLedger:
             # One transaction, small statements: parameters are prepared on the
             # event loop, and a single huge executemany would stall requests.
             for start in range(0, len(rows), WRITE_CHUNK):
-                await conn.execute(self._insert, rows[start : start + WRITE_CHUNK])
+                await self._insert.execute(conn, rows[start : start + WRITE_CHUNK])
 
     async def _probe(self) -> bool:
         return await store_answers(self.writer.engine)

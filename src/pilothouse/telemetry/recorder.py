@@ -23,13 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pilothouse.config.schema import TelemetryConfig
 from pilothouse.gateway.context import RequestContext
 from pilothouse.guard.redact import Redactor
 from pilothouse.store.batch import WriterHealth, store_answers, supervise, write_isolated
+from pilothouse.store.raw_insert import RawInsert
 from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import spans, traces
 from pilothouse.store.writer_thread import Handoff, InlineWriter, WriterLoop
@@ -39,6 +39,7 @@ from pilothouse.telemetry.spans import build_spans, trace_row
 log = logging.getLogger("pilothouse.traces")
 CPU_SLICE_S = 0.001  # longest stretch of trace building between yields to the event loop
 MAX_BATCH_SPANS = 500
+TRACES_PER_BATCH = 100  # a full batch ends the writer's wait before flush_interval_s
 WRITE_CHUNK = 50  # rows per INSERT statement
 QUEUE = "traces"
 Item = tuple[RequestContext, float] | list[dict[str, Any]]
@@ -103,12 +104,8 @@ class TraceRecorder:
         if config.otlp_endpoint:
             headers = {k: v.get() for k, v in config.otlp_headers.items()}
             self._exporter = OtlpExporter(config.otlp_endpoint, headers, "pilothouse-gateway")
-        pg = engine.dialect.name == "postgresql"
-        insert = postgresql.insert if pg else sqlite.insert
-        self._insert_trace = insert(traces).on_conflict_do_nothing(index_elements=["trace_id"])
-        self._insert_span = insert(spans).on_conflict_do_nothing(
-            index_elements=["trace_id", "span_id"]
-        )
+        self._insert_trace = RawInsert(traces, engine.dialect, ["trace_id"])
+        self._insert_span = RawInsert(spans, engine.dialect, ["trace_id", "span_id"])
 
     # -- producers ----------------------------------------------------------------------
 
@@ -194,10 +191,13 @@ class TraceRecorder:
             self.health.beat()
             await self.queue.wait(1)
             self.health.beat()
+            # The batch window ends early once a batch is queued, so a backlog drains
+            # batch after batch. (Sleeping the window after every batch capped the
+            # writer at one batch per interval, a few hundred traces/s, and the queue
+            # grew without bound at higher rates.)
+            await self.queue.wait(TRACES_PER_BATCH, self.config.flush_interval_s)
             async with self._drain_lock:
                 await self._drain_once()
-            self.health.beat()
-            await asyncio.sleep(self.config.flush_interval_s)  # batch the next writes
 
     async def _on_crash(self, exc: BaseException) -> None:
         """Nothing to recover: a batch being built is lost only if building itself crashed."""
@@ -287,14 +287,14 @@ class TraceRecorder:
         trace_rows = [g["trace"] for g in groups if g["trace"] is not None]
         span_rows = [s for g in groups for s in g["spans"]]
         async with self.writer.engine.begin() as conn:
-            # Small statements: SQLAlchemy prepares parameters on the event loop,
-            # so one huge executemany would stall requests for milliseconds.
+            # Small statements: parameters are converted on the event loop, so one
+            # huge executemany would stall requests for milliseconds.
             for statement, rows in (
                 (self._insert_trace, trace_rows),
                 (self._insert_span, span_rows),
             ):
                 for start in range(0, len(rows), WRITE_CHUNK):
-                    await conn.execute(statement, rows[start : start + WRITE_CHUNK])
+                    await statement.execute(conn, rows[start : start + WRITE_CHUNK])
 
     async def _probe(self) -> bool:
         return await store_answers(self.writer.engine)
