@@ -127,6 +127,7 @@ def make_app(
             # the cyclic GC's full collections, which otherwise stall requests.
             gc.collect()
             gc.freeze()
+            gc.set_threshold(*settings.server.gc_threshold)
             if ready_line:  # workers: the supervisor already holds the listening socket
                 print(ready_line, flush=True)
             yield

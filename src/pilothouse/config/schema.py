@@ -29,6 +29,7 @@ from pilothouse.secret import Secret as Secret  # re-exported: the loader and se
 from pilothouse.telemetry.config import SLOSettings
 
 JsonDepth = Annotated[int, msgspec.Meta(ge=2, le=HARD_MAX_JSON_DEPTH)]
+GcThreshold = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 
 
 class _Frozen(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -72,6 +73,11 @@ class ServerConfig(_Frozen, frozen=True):
     max_metadata_bytes: Annotated[int, msgspec.Meta(ge=64)] = DEFAULT_MAX_METADATA_BYTES
     # Failed authentication on every route that takes a key (/v1/*, /admin/*, console login).
     auth_throttle: AuthThrottleConfig = msgspec.field(default_factory=AuthThrottleConfig)
+    # Cyclic-GC thresholds set at start (gc.set_threshold). Python's 700 runs a young
+    # collection every few dozen requests and full ones every few seconds, each a pause
+    # of 1-50 ms at load; almost everything a request allocates is freed by reference
+    # counting, so a larger first threshold makes pauses rare (docs/benchmarks.md).
+    gc_threshold: tuple[GcThreshold, GcThreshold, GcThreshold] = (20_000, 10, 10)
 
 
 class StoreConfig(_Frozen, frozen=True):

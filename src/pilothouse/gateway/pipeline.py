@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from ulid import ULID
-
 from pilothouse.cache.response_cache import cache_key
 from pilothouse.errors import PilothouseError, UpstreamError
 from pilothouse.gateway import (
@@ -27,6 +25,7 @@ from pilothouse.gateway import (
 )
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.ids import ulid
 from pilothouse.limits.money import pico_to_str
 from pilothouse.providers.base import JSON, Usage
 from pilothouse.routing.router import Route
@@ -34,7 +33,7 @@ from pilothouse.tokens import estimate_input, estimate_text
 
 
 def new_request_id() -> str:
-    return "req_" + str(ULID()).lower()
+    return "req_" + ulid()
 
 
 def fail(ctx: RequestContext, exc: BaseException) -> None:
