@@ -51,6 +51,12 @@ def test_rows_are_written_while_the_request_loop_is_blocked(store_url: str, tmp_
         wanted = {r["request_id"] for r in rows}
 
         async def record_then_block() -> set[str]:
+            # A read the request loop has open when it blocks would hold SQLite's
+            # shared lock (rollback journal) until the end: no writer could commit.
+            # Block only once this loop holds no connection; none can start after.
+            pool = gw.runtime.engine.sync_engine.pool
+            while pool.checkedout():  # type: ignore[attr-defined]
+                await asyncio.sleep(0)
             for row in rows:
                 ledger.record(row)
             # Never yields: anything running on this loop is stuck until we return.
