@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -23,6 +24,35 @@ REQUIRE = os.environ.get("PILOTHOUSE_REQUIRE_SERVICES") == "1"
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI") == "true":
     settings.load_profile("ci")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _share_httpx_default_ssl_context()
+
+
+def _share_httpx_default_ssl_context() -> None:
+    """One verified default SSL context for every httpx client in this process.
+
+    Each ``httpx.Client`` (and every ``httpx.post``, and every ``openai`` client) parses
+    certifi's CA bundle: 45-50 ms on a slow VM, which was most of the suite's wall time
+    although the tests speak plain HTTP to 127.0.0.1. Only the default (``verify=True``,
+    no client certificate) is shared, keyed by the environment that selects its CAs;
+    anything else is built as before. Gateways in subprocesses are untouched.
+    """
+    import httpx._transports.default as transport
+
+    original = transport.create_ssl_context
+    shared: dict[tuple[str | None, str | None, bool], Any] = {}
+
+    def create(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return original(verify=verify, cert=cert, trust_env=trust_env)
+        key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"), trust_env)
+        if key not in shared:
+            shared[key] = original(verify=True, cert=None, trust_env=trust_env)
+        return shared[key]
+
+    transport.create_ssl_context = create  # type: ignore[assignment]
 
 
 def _need(available: bool, what: str) -> None:
