@@ -11,6 +11,7 @@ stored ``tsvector`` with a GIN index.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -71,21 +72,35 @@ class PgRagStore:
     def __init__(self, url: str) -> None:
         self.url = url.replace("postgresql+asyncpg://", "postgresql://")
         self._pool: Any = None
+        self._opening = asyncio.Lock()
         self._indexed: set[int] = set()
 
     async def open(self) -> None:
+        """Pool and schema; concurrent first callers wait for the schema, not just the pool.
+
+        The pool used to be published before the tables existed, so a second request
+        arriving during the first one's CREATE TABLE queried a missing table (a 500).
+        """
         if self._pool is not None:
             return
-        import asyncpg
+        async with self._opening:
+            if self._pool is not None:
+                return
+            import asyncpg
 
-        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
-        async with self._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock(7212)")
+            pool = await asyncpg.create_pool(self.url, min_size=1, max_size=4)
             try:
-                for stmt in SCHEMA:
-                    await conn.execute(stmt)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(7212)")
+                async with pool.acquire() as conn:
+                    await conn.execute("SELECT pg_advisory_lock(7212)")
+                    try:
+                        for stmt in SCHEMA:
+                            await conn.execute(stmt)
+                    finally:
+                        await conn.execute("SELECT pg_advisory_unlock(7212)")
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
