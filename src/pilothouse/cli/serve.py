@@ -25,6 +25,7 @@ import msgspec
 import typer
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
 
 from pilothouse.cli.common import console, fail, run, settings_from
 from pilothouse.config.load import load_settings, with_overrides
@@ -167,6 +168,19 @@ class ReadyServer(uvicorn.Server):
                 print(line, flush=True)
 
 
+def listening_socket(config: uvicorn.Config) -> socket.socket:
+    """The workers' shared socket, already listening when the first worker starts.
+
+    uvicorn's supervisor only binds it; each worker calls ``listen()`` after its
+    lifespan, which is also where our ready line is printed. In between, and
+    while every worker restarts, a client was refused (ECONNREFUSED) instead of
+    waiting in the backlog for a worker to accept.
+    """
+    sock = config.bind_socket()
+    sock.listen(config.backlog)
+    return sock
+
+
 def worker_app() -> Starlette:
     """Factory for ``--workers N``: each worker process loads the same config file."""
     path = os.environ.get(CONFIG_ENV) or None
@@ -278,13 +292,15 @@ def serve(
         os.environ.update(prepare_multiprocess_dir(metrics_dir))
         os.environ[METRICS_ENV] = metrics_dir
         os.environ[BIND_ENV] = f"{settings.server.host}:{settings.server.port}"
-        uvicorn.run(
+        uv_config = uvicorn.Config(
             "pilothouse.cli.serve:worker_app",
             factory=True,
             workers=n_workers,
             timeout_worker_healthcheck=settings.server.worker_healthcheck_s,
             **common,
         )
+        with contextlib.suppress(KeyboardInterrupt):
+            Multiprocess(uv_config, sockets=[listening_socket(uv_config)]).run()
         return
     console.print(f"loading {len(settings.providers)} provider(s)…", highlight=False)
     rt = Runtime(settings, overrides)
