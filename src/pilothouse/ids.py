@@ -26,13 +26,31 @@ def _reseed() -> None:
     _Source.rng = random.Random(os.urandom(32))
 
 
-def ulid() -> str:
-    """A ULID in lower case, e.g. ``01jx8v9k3m5q7r2s4t6w8y0z2b``."""
+def _rng() -> random.Random:
     rng = _Source.rng
     if rng is None:
         _reseed()
         os.register_at_fork(after_in_child=_reseed)
         rng = _Source.rng
         assert rng is not None
-    value = (time.time_ns() // 1_000_000) << 80 | rng.getrandbits(80)
+    return rng
+
+
+def ulid() -> str:
+    """A ULID in lower case, e.g. ``01jx8v9k3m5q7r2s4t6w8y0z2b``."""
+    value = (time.time_ns() // 1_000_000) << 80 | _rng().getrandbits(80)
     return "".join([_ALPHABET[(value >> shift) & 31] for shift in _SHIFTS])
+
+
+def random_hex(nbytes: int) -> str:
+    """``nbytes`` random bytes as lower-case hex, never all zeros (W3C trace and span ids).
+
+    Several per request, so from the same seeded stream, not ``secrets`` (a system
+    call each); like request ids they must be unique, not secret.
+    """
+    rng = _rng()
+    bits = nbytes * 8
+    value = rng.getrandbits(bits)
+    while value == 0:  # all-zero ids are invalid in trace context
+        value = rng.getrandbits(bits)
+    return f"{value:0{nbytes * 2}x}"

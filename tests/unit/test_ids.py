@@ -1,4 +1,5 @@
-"""Hot-path request ids are real ULIDs: parseable, time-ordered, unique, distinct across forks."""
+"""Hot-path ids: request ids are real ULIDs (parseable, time-ordered, unique, distinct
+across forks); trace and span ids are valid W3C trace context."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import time
 
 from ulid import ULID
 
-from pilothouse.ids import ulid
+from pilothouse.ids import random_hex, ulid
+from pilothouse.telemetry.tracecontext import new_span_id, new_trace_id, parse_traceparent
 
 
 def test_a_request_id_is_a_ulid_of_now() -> None:
@@ -40,3 +42,18 @@ def test_a_forked_child_draws_other_ids() -> None:
     os.close(read)
     parent = "".join(ulid()[10:] for _ in range(5))
     assert len(child) == 80 and child != parent
+
+
+def test_trace_and_span_ids_are_valid_trace_context() -> None:
+    traces = {new_trace_id() for _ in range(5_000)}
+    spans = {new_span_id() for _ in range(5_000)}
+    assert len(traces) == 5_000 and len(spans) == 5_000
+    assert all(len(t) == 32 and int(t, 16) > 0 and t == t.lower() for t in traces)
+    assert all(len(s) == 16 and int(s, 16) > 0 for s in spans)
+    # and an id we mint is one parse_traceparent honours
+    trace, span = new_trace_id(), new_span_id()
+    assert parse_traceparent(f"00-{trace}-{span}-01") == (trace, span)
+
+
+def test_short_ids_keep_their_leading_zeros() -> None:
+    assert all(len(random_hex(1)) == 2 for _ in range(2_000))

@@ -5,15 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from ulid import ULID
-
 from pilothouse.chaos.plan import ChaosConfig, count_words, reply_for
+from pilothouse.ids import ulid
 from pilothouse.providers.base import JSON
 from pilothouse.providers.fanout import choice_count
 
 
 def completion_id() -> str:
-    return "chatcmpl-chaos-" + str(ULID()).lower()
+    return "chatcmpl-chaos-" + ulid()
 
 
 def usage_body(config: ChaosConfig, request: JSON, n_out: int) -> JSON:
@@ -119,4 +118,4 @@ def moderation(config: ChaosConfig, request: JSON, model: str) -> JSON:
         categories = {name: hit and name == "harassment" for name in MODERATION_CATEGORIES}
         scores = {name: (0.97 if flagged else 0.0001) for name, flagged in categories.items()}
         results.append({"flagged": hit, "categories": categories, "category_scores": scores})
-    return {"id": "modr-chaos-" + str(ULID()).lower(), "model": model, "results": results}
+    return {"id": "modr-chaos-" + ulid(), "model": model, "results": results}

@@ -13,12 +13,12 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from ulid import ULID
 
 from pilothouse.chaos import responses
 from pilothouse.chaos.plan import ChaosConfig, ChaosPlan, Outcome
 from pilothouse.errors import InvalidRequestError
 from pilothouse.gateway import responses_translate as rt
+from pilothouse.ids import ulid
 from pilothouse.providers import text_completions
 from pilothouse.providers.base import JSON, Usage
 
@@ -127,7 +127,7 @@ async def responses_api(request: web.Request) -> web.StreamResponse:
     except InvalidRequestError as exc:
         return _error(400, exc.message, None)
     model = str(body.get("model", "chaos"))
-    response_id = "resp_chaos" + str(ULID()).lower()
+    response_id = "resp_chaos" + ulid()
     if not body.get("stream"):
         answer = responses.completion(plan.config, chat, model)
         items, finish = rt.output_items(response_id, answer)

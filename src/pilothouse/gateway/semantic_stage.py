@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from ulid import ULID
 
 from pilothouse.cache import gate
 from pilothouse.cache.semantic import (
@@ -31,6 +30,7 @@ from pilothouse.cache.vector_index import Entry, MemoryVectorIndex, RedisVectorI
 from pilothouse.config.schema import SemanticCacheConfig
 from pilothouse.gateway.context import RequestContext
 from pilothouse.gateway.runtime import Runtime
+from pilothouse.ids import ulid
 from pilothouse.providers.base import JSON, Usage
 from pilothouse.routing.router import Route
 
@@ -67,7 +67,7 @@ async def prepare(rt: Runtime) -> None:
         return
 
     async def embed(alias: str, text: str) -> np.ndarray:
-        child = RequestContext(request_id="req_" + str(ULID()).lower(), endpoint="embeddings")
+        child = RequestContext(request_id="req_" + ulid(), endpoint="embeddings")
         child.alias = alias
         child.deadline = rt.router.deadline_for(rt.router.route(alias))
         result = await rt.router.embed(child, {"model": alias, "input": [text]})
@@ -166,7 +166,7 @@ async def store(pending: Pending, body: JSON, usage: Usage) -> tuple[str, str] |
     if not cacheable_answer(body):
         return None
     entry = Entry(
-        id="sem_" + str(ULID()).lower(),
+        id="sem_" + ulid(),
         text=pending.lookup.text,
         query=pending.query,
         response=body,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-import secrets
+
+from pilothouse.ids import random_hex
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 _ZERO_TRACE = "0" * 32
@@ -11,11 +12,11 @@ _ZERO_SPAN = "0" * 16
 
 
 def new_trace_id() -> str:
-    return secrets.token_hex(16)
+    return random_hex(16)
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    return random_hex(8)
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str | None]:
