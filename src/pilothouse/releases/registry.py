@@ -12,9 +12,8 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from ulid import ULID
 
-from pilothouse import audit
+from pilothouse import audit, ids
 from pilothouse.audit.log import LOCK_ID
 from pilothouse.errors import InvalidRequestError, NotFoundError
 from pilothouse.evals.tables import eval_runs
@@ -209,7 +208,7 @@ class PromptRegistry:
                     select(labels.c.version).where(labels.c.name == name, labels.c.label == label)
                 )
             ).scalar()
-            move_id = str(ULID()).lower()
+            move_id = ids.ulid()
             now = datetime.now(UTC)
             values = {
                 "version": version,
@@ -269,7 +268,7 @@ class PromptRegistry:
             await conn.execute(delete(labels).where(labels.c.name == name, labels.c.label == label))
             await conn.execute(
                 label_history.insert().values(
-                    id=str(ULID()).lower(),
+                    id=ids.ulid(),
                     name=name,
                     label=label,
                     action="delete",
@@ -326,7 +325,7 @@ class PromptRegistry:
             )
         now = datetime.now(UTC)
         row: dict[str, Any] = {
-            "id": str(ULID()).lower(),
+            "id": ids.ulid(),
             "name": name,
             "version": version,
             "label": label,
@@ -359,7 +358,7 @@ class PromptRegistry:
         self, version: Version, *, run_id: str, suite: str, passed: bool, gates: Any
     ) -> dict[str, Any]:
         row = {
-            "id": str(ULID()).lower(),
+            "id": ids.ulid(),
             "name": version.name,
             "version": version.version,
             "hash": version.hash,
