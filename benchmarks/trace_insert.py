@@ -1,15 +1,14 @@
 """What the console's full-text index costs the trace writer on SQLite; prints JSON.
 
-Every stored trace fires the ``trace_search_insert`` trigger of migration 0017: a row
-in ``trace_search_rows`` (two indexes) and the content's string values into the FTS5
-table ``trace_search``. That work runs on the store's connection thread, i.e. on the
-gateway's own core with the default SQLite store. This migrates a fresh store with
-pilothouse's own migrations, then inserts the same trace rows (batches of 100 per
-commit, as the writer does) under three trigger variants, interleaved per round:
+With the default SQLite store the index work runs on the store's connection thread,
+i.e. on the gateway's own core. This migrates a fresh store with pilothouse's own
+migrations, then inserts the same trace rows (batches of 100 per commit, as the
+writer does) under three variants, interleaved per round:
 
-* ``shipped``: the migration's trigger;
-* ``rows_only``: only the ``trace_search_rows`` half (no FTS5 insert);
-* ``none``: no trigger (what a trace insert costs without search).
+* ``queued`` (as shipped, migration 0018): the insert trigger queues the trace id and
+  the writer indexes the batch with ``store.search_index.INDEX_PENDING`` before commit;
+* ``per_row``: migration 0017's trigger, which indexed each trace as it was inserted;
+* ``none``: no index at all (what a trace insert costs without search).
 
 Run: PYTHONPATH=src python benchmarks/trace_insert.py [--traces 5000] [--rounds 3]
 """
@@ -18,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import platform
 import shutil
@@ -29,6 +29,9 @@ import uuid
 from pathlib import Path
 
 from pilothouse.store.db import create_engine, migrate
+from pilothouse.store.search_index import INDEX_PENDING
+
+PER_ROW = importlib.import_module("pilothouse.store.migrations.versions.0017_console_search")
 
 CONTENT = json.dumps(
     {
@@ -43,7 +46,7 @@ INSERT = (
     "output_tokens, cost_pico, cache_hit, content) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
 BATCH = 100
-VARIANTS = ("shipped", "rows_only", "none")
+VARIANTS = ("queued", "per_row", "none")
 
 
 async def _migrated(path: Path) -> None:
@@ -57,20 +60,15 @@ async def _migrated(path: Path) -> None:
 def _prepare(template: Path, target: Path, variant: str) -> sqlite3.Connection:
     shutil.copy(template, target)
     conn = sqlite3.connect(target)
-    trigger = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'trace_search_insert'"
-    ).fetchone()[0]
-    if variant != "shipped":
+    if variant != "queued":
         conn.execute("DROP TRIGGER trace_search_insert")
-    if variant == "rows_only":
-        rows_half, sep, _fts_half = trigger.partition("; INSERT INTO trace_search ")
-        assert sep, "the trigger no longer has the shape this benchmark expects"
-        conn.execute(rows_half + "; END")
+    if variant == "per_row":
+        conn.execute(next(s for s in PER_ROW.SQLITE if "TRIGGER trace_search_insert" in s))
     conn.commit()
     return conn
 
 
-def _time_inserts(conn: sqlite3.Connection, traces: int) -> float:
+def _time_inserts(conn: sqlite3.Connection, traces: int, variant: str) -> float:
     """Microseconds per trace row, commits included."""
     start = time.perf_counter()
     for batch in range(traces // BATCH):
@@ -80,6 +78,9 @@ def _time_inserts(conn: sqlite3.Connection, traces: int) -> float:
             for i in range(BATCH)
         ]  # fmt: skip
         conn.executemany(INSERT, rows)
+        if variant == "queued":
+            for statement in INDEX_PENDING:
+                conn.execute(statement)
         conn.commit()
     return (time.perf_counter() - start) / traces * 1e6
 
@@ -98,7 +99,7 @@ def main() -> None:
             for variant in VARIANTS:
                 conn = _prepare(template, work / f"{variant}.db", variant)
                 try:
-                    per_round[variant].append(round(_time_inserts(conn, args.traces), 1))
+                    per_round[variant].append(round(_time_inserts(conn, args.traces, variant), 1))
                 finally:
                     conn.close()
     median = {v: statistics.median(xs) for v, xs in per_round.items()}
@@ -107,7 +108,9 @@ def main() -> None:
             {
                 "us_per_trace_median": median,
                 "us_per_trace_rounds": per_round,
-                "search_index_us_per_trace": round(median["shipped"] - median["none"], 1),
+                "search_index_us_per_trace": {
+                    v: round(median[v] - median["none"], 1) for v in ("queued", "per_row")
+                },
                 "traces": args.traces,
                 "batch": BATCH,
                 "sqlite": sqlite3.sqlite_version,

@@ -21,6 +21,7 @@ from pilothouse.console.auth import Session
 from pilothouse.console.web import PREFIX, secure
 from pilothouse.gateway.runtime import Runtime
 from pilothouse.limits.money import pico_to_str
+from pilothouse.store.search_index import catch_up
 
 if TYPE_CHECKING:
     from pilothouse.console.handlers import Console
@@ -61,6 +62,8 @@ class ExportPages:
                 message=" ".join(errors),
             )  # fmt: skip
         await rt.ledger.flush()
+        if parsed.filters.q:
+            await catch_up(rt.engine)
         async with rt.engine.connect() as conn:
             query = queries.log_query(parsed.filters, None, MAX_ROWS - 1)
             rows = [export_row(dict(r._mapping)) for r in await conn.execute(query)]

@@ -27,6 +27,7 @@ from pilothouse.costs.report import meta_text
 from pilothouse.costs.usage_query import parse_time
 from pilothouse.errors import InvalidRequestError
 from pilothouse.limits.money import PICO_PER_USD
+from pilothouse.store.search_index import catch_up
 from pilothouse.store.tables import (
     api_keys,
     feedback,
@@ -483,6 +484,8 @@ async def request_log(
     cursor: tuple[Any, str] | None = None,
     limit: int = PAGE_SIZE,
 ) -> LogPage:
+    if f.q:
+        await catch_up(engine)
     async with engine.connect() as conn:
         result = await conn.execute(log_query(f, cursor, limit))
         rows = [dict(r._mapping) for r in result]

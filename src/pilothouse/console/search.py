@@ -1,7 +1,8 @@
 """Full-text search over stored prompts and responses, and the metadata ``tags`` filter.
 
 Both are conditions on ``usage_records`` compiled per database: SQLite matches
-the FTS5 table ``trace_search`` (migration 0017), PostgreSQL matches the GIN
+the FTS5 table ``trace_search`` (migration 0017, fed in bulk by
+store/search_index.py: call its ``catch_up`` before searching), PostgreSQL matches the GIN
 index on ``to_tsvector('simple', traces.content)``. Only ``traces.content`` is
 searched, i.e. what the capture policy stored: with ``redacted`` the original
 of a redacted value cannot be found, with ``none`` nothing can.

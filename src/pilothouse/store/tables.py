@@ -148,9 +148,10 @@ usage_records = Table(
 )
 
 # One row per request (or per application trace): the filterable summary.
-# On SQLite, triggers from migration 0017 keep the search index in step with ``content``: a
-# later migration that rebuilds this table (op.batch_alter_table recreating it) must
-# recreate them (0017_console_search.SQLITE), or search silently stops seeing new traces.
+# On SQLite, triggers keep the search index in step with ``content`` (0017's update and
+# delete triggers, 0018's insert trigger that queues new traces for store/search_index.py):
+# a later migration that rebuilds this table (op.batch_alter_table recreating it) must
+# recreate them, or search silently stops seeing new traces.
 traces = Table(
     "traces",
     metadata,
@@ -193,8 +194,9 @@ traces = Table(
 )
 
 # SQLite only (migration 0017): the FTS5 rowid of each searchable trace. The FTS5 table
-# ``trace_search(body)`` and its triggers live in the migration; PostgreSQL searches
-# ``traces.content`` through a GIN index instead (console/search.py).
+# ``trace_search(body)``, its triggers and the queue ``trace_search_pending`` (0018) live in
+# the migrations; PostgreSQL searches ``traces.content`` through a GIN index instead
+# (console/search.py).
 trace_search_rows = Table(
     "trace_search_rows",
     metadata,

@@ -30,6 +30,7 @@ from pilothouse.gateway.context import RequestContext
 from pilothouse.guard.redact import Redactor
 from pilothouse.store.batch import WriterHealth, store_answers, supervise, write_isolated
 from pilothouse.store.raw_insert import RawInsert
+from pilothouse.store.search_index import index_pending
 from pilothouse.store.spool import Quarantine, Spool, parse_datetimes, quarantine_path
 from pilothouse.store.tables import spans, traces
 from pilothouse.store.writer_thread import Handoff, InlineWriter, WriterLoop
@@ -295,6 +296,8 @@ class TraceRecorder:
             ):
                 for start in range(0, len(rows), WRITE_CHUNK):
                     await statement.execute(conn, rows[start : start + WRITE_CHUNK])
+            if trace_rows:  # the batch is searchable when it commits (SQLite; else a no-op)
+                await index_pending(conn)
 
     async def _probe(self) -> bool:
         return await store_answers(self.writer.engine)
