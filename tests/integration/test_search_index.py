@@ -102,11 +102,20 @@ def test_direct_inserts_are_found_once_and_erasure_still_removes_them(tmp_path: 
             assert await _scalar(engine, "SELECT count(*) FROM trace_search") == 1
             assert await _scalar(engine, "SELECT count(*) FROM trace_search_rows") == 1
 
+            # Deleted and stored again before the queue was indexed: queued twice, one entry.
+            async with engine.begin() as conn:
+                await conn.execute(insert(traces), [_trace(4, "a mango again")])
+                await conn.execute(traces.delete().where(traces.c.trace_id == f"{4:032x}"))
+                await conn.execute(insert(traces), [_trace(4, "a mango again")])
+            assert await _scalar(engine, "SELECT count(*) FROM trace_search_pending") == 2
+            assert await _matches(engine, "again") == ["req_4"]
+            assert await _scalar(engine, "SELECT count(*) FROM trace_search") == 2
+
             # A trace erased before it was indexed is never indexed.
             async with engine.begin() as conn:
                 await conn.execute(insert(traces), [_trace(3, "a green mango")])
                 await conn.execute(traces.delete().where(traces.c.trace_id == f"{3:032x}"))
-            assert await _matches(engine, "mango") == ["req_1"]
+            assert await _matches(engine, "mango") == ["req_1", "req_4"]
             assert await _scalar(engine, "SELECT count(*) FROM trace_search_pending") == 0
 
             # 0017's update trigger still drops erased content from the index.
@@ -114,7 +123,7 @@ def test_direct_inserts_are_found_once_and_erasure_still_removes_them(tmp_path: 
                 await conn.execute(
                     traces.update().where(traces.c.trace_id == f"{1:032x}").values(content=None)
                 )
-            assert await _matches(engine, "mango") == []
+            assert await _matches(engine, "mango") == ["req_4"]
         finally:
             await engine.dispose()
 

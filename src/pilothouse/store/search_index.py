@@ -10,7 +10,8 @@ batch; the console calls it before a search, so traces inserted any other way
 are found too.
 
 Every statement is idempotent: a trace already indexed (by an earlier call, or
-by 0017's update trigger after an erasure) is skipped, not indexed twice. The
+by 0017's update trigger after an erasure) is skipped, and a trace queued twice
+(deleted and stored again before the queue was indexed) is indexed once. The
 first statement writes, so the connection holds SQLite's write lock for the
 rest: nobody queues or indexes in between, and the ``DELETE`` empties exactly
 what was indexed.
@@ -24,13 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 _OBJECT = "CASE WHEN json_valid(t.content) THEN json_type(t.content) END = 'object'"
 # Every string value of the content JSON, space-separated: what FTS5 tokenises.
 _TEXT = "(SELECT group_concat(value, ' ') FROM json_tree(t.content) WHERE type = 'text')"
+# Each queued trace once (it is queued again if deleted and stored again before indexing).
+_QUEUED = "(SELECT DISTINCT trace_id FROM trace_search_pending) AS p"
 
 INDEX_PENDING = (
     "INSERT OR IGNORE INTO trace_search_rows (trace_id, request_id) "
-    "SELECT t.trace_id, t.request_id FROM trace_search_pending AS p "
+    "SELECT t.trace_id, t.request_id FROM " + _QUEUED + " "
     "JOIN traces AS t ON t.trace_id = p.trace_id WHERE " + _OBJECT,
     "INSERT INTO trace_search (rowid, body) SELECT r.id, " + _TEXT + " "
-    "FROM trace_search_pending AS p "
+    "FROM " + _QUEUED + " "
     "JOIN trace_search_rows AS r ON r.trace_id = p.trace_id "
     "JOIN traces AS t ON t.trace_id = p.trace_id "
     "WHERE NOT EXISTS (SELECT 1 FROM trace_search AS s WHERE s.rowid = r.id)",
