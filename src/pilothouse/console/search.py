@@ -7,7 +7,7 @@ index on ``to_tsvector('simple', traces.content)``. Only ``traces.content`` is
 searched, i.e. what the capture policy stored: with ``redacted`` the original
 of a redacted value cannot be found, with ``none`` nothing can.
 
-The viewer role never searches content (console/queries.py refuses ``q`` for
+The viewer role never searches content (console/log_filters.py refuses ``q`` for
 it): whether a request matches a word already tells what the request said.
 """
 
