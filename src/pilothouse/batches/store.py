@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
-from pilothouse import ids
 from pilothouse.batches.jsonl import Line, LineError, dumps_lines
 from pilothouse.batches.objects import ACTIVE, TERMINAL
 from pilothouse.batches.tables import batch_lines, batches, files
@@ -38,7 +38,7 @@ class _AlreadyFinished(Exception):
 
 
 def new_id(prefix: str) -> str:
-    return prefix + ids.ulid()
+    return prefix + str(ULID()).lower()
 
 
 def _now() -> datetime:

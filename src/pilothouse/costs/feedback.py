@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
-from pilothouse import ids
 from pilothouse.errors import InvalidRequestError, NotFoundError
 from pilothouse.inputs import JsonLimits, check_metadata
 from pilothouse.limits.keys import KeyRecord
@@ -162,7 +162,7 @@ async def record_feedback(
             )
         task_key = _task_of(row, item.request_id, item.task_id)
     record = {
-        "id": "fb_" + ids.ulid(),
+        "id": "fb_" + str(ULID()).lower(),
         "created_at": now or datetime.now(UTC),
         "request_id": item.request_id,
         "task_id": task_key,

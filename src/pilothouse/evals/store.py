@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 from sqlalchemy import delete, desc, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
-from pilothouse import ids
 from pilothouse.evals.errors import EvalError
 from pilothouse.evals.model import Case, RunInfo, RunRecord, Sample
 from pilothouse.evals.tables import eval_cache, eval_results, eval_runs
@@ -24,7 +24,7 @@ CacheRow = tuple[str, str, dict[str, Any]]  # key, kind, value
 
 
 def new_id(prefix: str = "") -> str:
-    return prefix + ids.ulid()
+    return prefix + str(ULID()).lower()
 
 
 def utc(value: datetime | None) -> datetime | None:

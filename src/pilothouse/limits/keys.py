@@ -16,8 +16,9 @@ from typing import Any, Literal
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
-from pilothouse import audit, ids
+from pilothouse import audit
 from pilothouse.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -186,7 +187,7 @@ class KeyStore:
         async with self.engine.connect() as conn:
             values["team_id"] = await scopes.membership(conn, values["team_id"], values["user_id"])
         row = {
-            "id": "key_" + ids.ulid(),
+            "id": "key_" + str(ULID()).lower(),
             "key_hash": hash_secret(secret),
             "key_prefix": secret[:10],
             "created_at": datetime.now(UTC),

@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from ulid import ULID
 
-from pilothouse import audit, ids
+from pilothouse import audit
 from pilothouse.errors import (
     ConflictError,
     InvalidRequestError,
@@ -169,7 +170,7 @@ class ScopeStore:
     async def create(self, kind: str, spec: Any, *, actor: str = "system") -> ScopeRecord:
         values = validate_scope_spec(kind, spec)
         now = datetime.now(UTC)
-        scope_id = f"{kind}_" + ids.ulid()
+        scope_id = f"{kind}_" + str(ULID()).lower()
         row: dict[str, Any] = {"id": scope_id, "created_at": now, "updated_at": now, **values}
         async with self.engine.begin() as conn:
             if kind == "user" and values.get("team_id"):

@@ -12,8 +12,9 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from ulid import ULID
 
-from pilothouse import audit, ids
+from pilothouse import audit
 from pilothouse.audit.log import LOCK_ID
 from pilothouse.errors import InvalidRequestError, NotFoundError
 from pilothouse.evals.tables import eval_runs
@@ -208,7 +209,7 @@ class PromptRegistry:
                     select(labels.c.version).where(labels.c.name == name, labels.c.label == label)
                 )
             ).scalar()
-            move_id = ids.ulid()
+            move_id = str(ULID()).lower()
             now = datetime.now(UTC)
             values = {
                 "version": version,
@@ -268,7 +269,7 @@ class PromptRegistry:
             await conn.execute(delete(labels).where(labels.c.name == name, labels.c.label == label))
             await conn.execute(
                 label_history.insert().values(
-                    id=ids.ulid(),
+                    id=str(ULID()).lower(),
                     name=name,
                     label=label,
                     action="delete",
@@ -325,7 +326,7 @@ class PromptRegistry:
             )
         now = datetime.now(UTC)
         row: dict[str, Any] = {
-            "id": ids.ulid(),
+            "id": str(ULID()).lower(),
             "name": name,
             "version": version,
             "label": label,
@@ -358,7 +359,7 @@ class PromptRegistry:
         self, version: Version, *, run_id: str, suite: str, passed: bool, gates: Any
     ) -> dict[str, Any]:
         row = {
-            "id": ids.ulid(),
+            "id": str(ULID()).lower(),
             "name": version.name,
             "version": version.version,
             "hash": version.hash,

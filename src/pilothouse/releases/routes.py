@@ -16,8 +16,8 @@ import msgspec
 import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
-from pilothouse import ids
 from pilothouse.config.schema import ModelConfig
 from pilothouse.errors import NotFoundError
 from pilothouse.releases.tables import route_versions
@@ -60,7 +60,7 @@ async def record(
             return digest, False
         await conn.execute(
             route_versions.insert().values(
-                id=ids.ulid(),
+                id=str(ULID()).lower(),
                 hash=digest,
                 models=models_document(models),
                 actor=actor,

@@ -14,8 +14,9 @@ import msgspec
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from ulid import ULID
 
-from pilothouse import audit, ids
+from pilothouse import audit
 from pilothouse.errors import ConflictError, InvalidRequestError, NotFoundError
 from pilothouse.rollout.config import OPTION_KEYS, RolloutDefaults, merge_options
 from pilothouse.rollout.model import Rollout, from_row
@@ -130,7 +131,7 @@ class RolloutStore:
         now = datetime.now(UTC)
         row = {
             **values,
-            "id": "ro_" + ids.ulid(),
+            "id": "ro_" + str(ULID()).lower(),
             "running_target": values["target"],
             "state": "running",
             "step_index": 0,
