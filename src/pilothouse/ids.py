@@ -6,6 +6,10 @@ A request id is minted for every request. ``str(ULID()).lower()`` costs about
 bits of a ``random.Random`` seeded from the OS, in about half that. Ids must be
 unique and sortable, not secret: nothing authorises by a request id. The
 generator is reseeded in a forked child, so two workers never share a stream.
+
+Unlike python-ulid 3, ids minted in the same millisecond are not monotonic (the
+random part is drawn afresh), so they sort only to the millisecond. Stores that
+hand rows out in id order (the eval review queue) still use python-ulid.
 """
 
 from __future__ import annotations
